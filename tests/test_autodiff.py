@@ -1,0 +1,200 @@
+"""Reference tests for gradviz.autodiff: dense Hessians, closed forms, loops, finite differences."""
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from gradviz.autodiff import (flat_model, flat_objective, flatten_params, gradient, hessian, hvp,
+                              hvp_finite_difference, jacobian, param_layout, per_sample_grads)
+from gradviz.core import as_generator
+
+F64 = torch.float64
+
+
+def _mlp(sizes, seed=0, device="cpu"):
+    g = as_generator(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(a, b)
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(b, a, generator=g) / a ** 0.5)
+            lin.bias.copy_(0.1 * torch.randn(b, generator=g))
+        layers += [lin, nn.Tanh()] if i < len(sizes) - 2 else [lin]
+    return nn.Sequential(*layers).to(device=device, dtype=F64)
+
+
+def _data(n, d, c, seed=1, device="cpu"):
+    g = as_generator(seed)
+    return (torch.randn(n, d, generator=g, dtype=F64).to(device),
+            torch.randint(0, c, (n,), generator=g).to(device))
+
+
+def test_hvp_matches_dense_hessian_times_v(device):
+    model = _mlp([4, 8, 3], device=device)
+    X, y = _data(30, 4, 3, device=device)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    H = hessian(f, theta)
+    for seed in range(3):
+        v = torch.randn(theta.shape, generator=as_generator(seed), dtype=F64).to(device)
+        assert torch.allclose(hvp(f, theta, v), H @ v, atol=1e-8, rtol=0)
+
+
+def test_hessian_of_linear_regression_is_closed_form():
+    g = as_generator(0)
+    n, d = 50, 6
+    X, y = torch.randn(n, d, generator=g, dtype=F64), torch.randn(n, generator=g, dtype=F64)
+    model = nn.Linear(d, 1, bias=False).double()
+    f, theta = flat_objective(model, lambda out, t: ((out.squeeze(-1) - t) ** 2).mean(), X, y)
+    assert torch.allclose(hessian(f, theta), 2 / n * X.T @ X, atol=1e-12)
+
+
+def test_hessian_of_logistic_regression_is_closed_form():
+    g = as_generator(1)
+    n, d = 40, 5
+    X = torch.randn(n, d, generator=g, dtype=F64)
+    y = (torch.rand(n, generator=g, dtype=F64) > 0.5).to(F64)
+    model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad(): model.weight.copy_(torch.randn(1, d, generator=g, dtype=F64))
+    f, theta = flat_objective(model, lambda out, t: nn.functional.binary_cross_entropy_with_logits(out.squeeze(-1), t), X, y)
+    s = torch.sigmoid(X @ theta)
+    expected = X.T @ torch.diag(s * (1 - s)) @ X / n
+    assert torch.allclose(hessian(f, theta), expected, atol=1e-12)
+
+
+def test_per_sample_grads_match_python_loop(device):
+    model = _mlp([5, 7, 4], device=device).float()
+    X, y = _data(16, 5, 4, device=device)
+    X = X.float()
+    G = per_sample_grads(model, nn.functional.cross_entropy, X, y)
+    loop = []
+    for i in range(len(X)):
+        model.zero_grad()
+        nn.functional.cross_entropy(model(X[i:i + 1]), y[i:i + 1]).backward()
+        loop.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+    assert torch.allclose(G, torch.stack(loop), atol=1e-6, rtol=0)
+
+
+def test_per_sample_grads_chunked_equals_unchunked():
+    model = _mlp([3, 6, 2])
+    X, y = _data(25, 3, 2)
+    full = per_sample_grads(model, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(per_sample_grads(model, nn.functional.cross_entropy, X, y, chunk_size=4), full, atol=1e-14)
+
+
+def test_mean_of_per_sample_grads_is_batch_gradient():
+    model = _mlp([3, 6, 2])
+    X, y = _data(25, 3, 2)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(per_sample_grads(model, nn.functional.cross_entropy, X, y).mean(0), gradient(f, theta), atol=1e-13)
+
+
+def test_gradient_matches_finite_differences():
+    model = _mlp([3, 4, 2])
+    X, y = _data(10, 3, 2)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    g = gradient(f, theta)
+    eps = 1e-6
+    fd = torch.stack([(f(theta + eps * e) - f(theta - eps * e)) / (2 * eps) for e in torch.eye(len(theta), dtype=F64)])
+    assert torch.allclose(g, fd, atol=1e-8)
+
+
+def test_hvp_finite_difference_approximates_hvp():
+    model = _mlp([3, 4, 2])
+    X, y = _data(10, 3, 2)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    v = torch.randn(theta.shape, generator=as_generator(3), dtype=F64)
+    assert torch.allclose(hvp_finite_difference(f, theta, v, eps=1e-5), hvp(f, theta, v), atol=1e-7)
+
+
+def test_jacobian_modes_agree_and_give_gauss_newton():
+    model = _mlp([3, 5, 2])
+    X, _ = _data(7, 3, 2)
+    g, theta = flat_model(model, X)
+    Jr, Jf = jacobian(g, theta, "reverse"), jacobian(g, theta, "forward")
+    assert Jr.shape == (14, theta.numel())
+    assert torch.allclose(Jr, Jf, atol=1e-12)
+    # for a linear model the Gauss-Newton matrix of MSE is the whole Hessian
+    lin = nn.Linear(3, 2).double()
+    g, theta = flat_model(lin, X)
+    J = jacobian(g, theta)
+    Y = torch.randn(7, 2, dtype=F64, generator=as_generator(4))
+    f, _ = flat_objective(lin, lambda out, t: ((out - t) ** 2).mean(), X, Y)
+    assert torch.allclose(hessian(f, theta), (2 / 14) * J.T @ J, atol=1e-12)
+
+
+def test_frozen_parameters_and_buffers_are_respected():
+    model = _mlp([3, 4, 2])
+    model[0].weight.requires_grad_(False)
+    X, y = _data(6, 3, 2)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    assert theta.numel() == 4 + 8 + 2
+    assert param_layout(model).names == ("0.bias", "2.weight", "2.bias")
+    assert torch.allclose(f(theta), nn.functional.cross_entropy(model(X), y))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(0, 10_000))
+def test_flatten_unflatten_roundtrip(d_in, d_out, seed):
+    model = nn.Linear(d_in, d_out)
+    theta = torch.randn(param_layout(model).size, generator=as_generator(seed))
+    parts = param_layout(model).unflatten(theta)
+    assert torch.equal(torch.cat([p.reshape(-1) for p in parts.values()]), theta)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000))
+def test_hvp_is_linear_and_symmetric(seed):
+    model = _mlp([2, 3, 2], seed=seed % 7)
+    X, y = _data(5, 2, 2, seed=seed)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    g = as_generator(seed)
+    u, v = torch.randn(theta.shape, generator=g, dtype=F64), torch.randn(theta.shape, generator=g, dtype=F64)
+    assert torch.allclose(hvp(f, theta, 2 * u + v), 2 * hvp(f, theta, u) + hvp(f, theta, v), atol=1e-10)
+    assert torch.allclose(u @ hvp(f, theta, v), v @ hvp(f, theta, u), atol=1e-10)
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.fixture
+def problem():
+    model = _mlp([3, 4, 2])
+    X, y = _data(6, 3, 2)
+    return model, X, y
+
+
+def test_bad_model_and_loss(problem):
+    model, X, y = problem
+    with pytest.raises(TypeError, match="`model`"): flat_objective("model", nn.functional.cross_entropy, X, y)
+    with pytest.raises(TypeError, match="`loss_fn`"): flat_objective(model, "ce", X, y)
+    with pytest.raises(ValueError, match="`loss_fn` must return a scalar"):
+        flat_objective(model, lambda out, t: out, X, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        flat_objective(model, lambda out, t: out.sum() * float("inf"), X, y)
+
+
+def test_bad_shapes(problem):
+    model, X, y = problem
+    with pytest.raises(ValueError, match="`y` has 5"): flat_objective(model, nn.functional.cross_entropy, X, y[:5])
+    with pytest.raises(TypeError, match="`X` must be a torch.Tensor"): per_sample_grads(model, nn.functional.cross_entropy, X.numpy(), y)
+    with pytest.raises(ValueError, match="`X` contains non-finite"):
+        flat_objective(model, nn.functional.cross_entropy, X * float("nan"), y)
+    f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
+    with pytest.raises(ValueError, match="`v` must have shape"): hvp(f, theta, torch.ones(3, dtype=F64))
+    with pytest.raises(ValueError, match="`theta` must have 1 dimension"): hvp(f, theta[None], theta[None])
+    with pytest.raises(ValueError, match="`v` contains non-finite"): hvp(f, theta, theta * float("nan"))
+    with pytest.raises(ValueError, match="`mode`"): jacobian(lambda t: t, theta, "sideways")
+    with pytest.raises(ValueError, match="`eps`"): hvp_finite_difference(f, theta, theta, eps=0.0)
+
+
+def test_dense_hessian_refuses_large_problems():
+    f = lambda t: (t ** 2).sum()
+    with pytest.raises(ValueError, match="max_params"): hessian(f, torch.zeros(6001))
+    with pytest.raises(ValueError, match="`max_params`"): hessian(f, torch.zeros(3), max_params=0)
+
+
+def test_per_sample_grads_refuses_batch_mixing_layers():
+    X, y = _data(6, 3, 2)
+    bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).double()
+    with pytest.raises(ValueError, match="BatchNorm1d"): per_sample_grads(bn, nn.functional.cross_entropy, X, y)
+    bn.eval()
+    assert per_sample_grads(bn, nn.functional.cross_entropy, X, y).shape == (6, 16 + 8 + 10)
+    with pytest.raises(ValueError, match="`chunk_size`"): per_sample_grads(bn, nn.functional.cross_entropy, X, y, chunk_size=0)
