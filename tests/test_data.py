@@ -1,0 +1,465 @@
+"""Reference tests for gradviz.data: shapes, devices, seeding, closed forms and bad input."""
+import functools
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from gradviz.data import (PreferencePairs, Teacher, cluster_means, count_parameters, gaussian_clusters, mlp,
+                          preference_pairs, teacher_student, tiny_cnn, tiny_images, train, two_spirals)
+
+F64 = torch.float64
+DTYPES = [torch.float32, F64]
+
+# Every generator called with small arguments, as (name, call(**common) -> tensors to compare).
+GENERATORS = {
+    "gaussian_clusters": lambda **kw: gaussian_clusters(60, 4, 3, 2.0, **kw),
+    "cluster_means": lambda **kw: (cluster_means(5, 3, 2.0, **kw),),
+    "teacher_student": lambda **kw: teacher_student(40, 3, 2, hidden=(5,), bias=True, noise=0.1, **kw)[:2],
+    "two_spirals": lambda **kw: two_spirals(50, 0.05, 1.5, **kw),
+    "tiny_images": lambda **kw: tiny_images(20, 4, 8, 2, **kw),
+    "mlp": lambda **kw: tuple(p.detach() for p in mlp([3, 5, 2], **kw).parameters()),
+    "tiny_cnn": lambda **kw: tuple(p.detach() for p in tiny_cnn(1, 3, 6, 4, **kw).parameters()),
+    "preference_pairs": lambda dtype=None, **kw: (lambda p: (p.chosen, p.rejected, p.differ))(preference_pairs(10, 6, 8, 2, **kw)),
+}
+
+
+def _nearest_mean_accuracy(X, y, means):
+    return (torch.cdist(X, means).argmin(1) == y).double().mean().item()
+
+
+def _empirical_means(X, y, num_classes):
+    return torch.stack([X[y == c].mean(0) for c in range(num_classes)])
+
+
+# ---------------------------------------------------------------- shapes, dtypes, devices
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shapes_dtypes_devices(device, dtype):
+    X, y = gaussian_clusters(30, 4, 3, 2.0, device=device, dtype=dtype)
+    assert X.shape == (30, 4) and X.dtype == dtype and X.device.type == device.type
+    assert y.shape == (30,) and y.dtype == torch.long and y.device.type == device.type
+    mu = cluster_means(4, 3, 2.0, device=device, dtype=dtype)
+    assert mu.shape == (3, 4) and mu.dtype == dtype and mu.device.type == device.type
+    X, y, teacher = teacher_student(20, 3, out_dim=2, hidden=(4,), bias=True, device=device, dtype=dtype)
+    assert X.shape == (20, 3) and y.shape == (20, 2) and X.dtype == y.dtype == dtype
+    assert X.device.type == y.device.type == device.type
+    assert [w.shape for w in teacher.weights] == [(4, 3), (2, 4)] and [b.shape for b in teacher.biases] == [(4,), (2,)]
+    assert all(w.device.type == device.type and w.dtype == dtype for w in teacher.weights)
+    X, y = two_spirals(21, device=device, dtype=dtype)
+    assert X.shape == (21, 2) and X.dtype == dtype and y.dtype == torch.long and X.device.type == device.type
+    X, y = tiny_images(12, num_classes=3, image_size=7, channels=2, device=device, dtype=dtype)
+    assert X.shape == (12, 2, 7, 7) and X.dtype == dtype and y.shape == (12,) and X.device.type == device.type
+    pairs = preference_pairs(9, length=5, vocab_size=6, num_differ=2, device=device)
+    assert pairs.chosen.shape == pairs.rejected.shape == pairs.differ.shape == (9, 5) and len(pairs) == 9
+    assert pairs.chosen.dtype == torch.long and pairs.differ.dtype == torch.bool and pairs.chosen.device.type == device.type
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_models_live_on_device_and_dtype(device, dtype):
+    for net in (mlp([3, 4, 2], device=device, dtype=dtype), tiny_cnn(2, 3, 6, 4, device=device, dtype=dtype)):
+        assert all(p.device.type == device.type and p.dtype == dtype for p in net.parameters())
+    out = tiny_cnn(2, 3, 6, 4, device=device, dtype=dtype)(torch.zeros(5, 2, 6, 6, device=device, dtype=dtype))
+    assert out.shape == (5, 3) and out.dtype == dtype
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_float32_is_float64_rounded(name):
+    a = GENERATORS[name](device="cpu", dtype=torch.float32)
+    b = GENERATORS[name](device="cpu", dtype=F64)
+    for x, z in zip(a, b):
+        if x.is_floating_point(): assert torch.equal(x, z.to(torch.float32))
+        else: assert torch.equal(x, z)
+
+
+# ---------------------------------------------------------------- seeding
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_same_seed_same_data_different_seed_different_data(name):
+    call = GENERATORS[name]
+    a, b, c = call(seed=3, device="cpu"), call(seed=3, device="cpu"), call(seed=4, device="cpu")
+    assert all(torch.equal(x, z) for x, z in zip(a, b))
+    assert not all(torch.equal(x, z) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generator_argument_matches_seed(name):
+    call = GENERATORS[name]
+    g = torch.Generator().manual_seed(5)
+    a, b = call(generator=g, device="cpu"), call(seed=5, device="cpu")
+    assert all(torch.equal(x, z) for x, z in zip(a, b))
+    c = call(generator=g, device="cpu")  # the generator has advanced: new draws
+    assert not all(torch.equal(x, z) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_global_rng_untouched(name):
+    state = torch.random.get_rng_state()
+    GENERATORS[name](device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_train_leaves_global_rng_untouched_and_is_reproducible():
+    X, y = gaussian_clusters(64, 3, 2, 2.0, device="cpu")
+    state = torch.random.get_rng_state()
+    runs = []
+    for seed in (0, 0, 1):
+        net = mlp([3, 8, 2], device="cpu")
+        h = train(net, "cross_entropy", X, y, steps=20, lr=0.1, batch_size=8, seed=seed)
+        runs.append((h, net[0].weight.detach().clone()))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][0], runs[2][0])
+
+
+def test_data_are_the_same_numbers_on_every_device(device):
+    Xc, yc = gaussian_clusters(40, 3, 2, 1.5, device="cpu")
+    Xd, yd = gaussian_clusters(40, 3, 2, 1.5, device=device)
+    assert torch.equal(Xd.cpu(), Xc) and torch.equal(yd.cpu(), yc)
+    assert torch.equal(mlp([3, 4], device=device)[0].weight.detach().cpu(), mlp([3, 4], device="cpu")[0].weight.detach())
+
+
+# ---------------------------------------------------------------- Gaussian clusters
+
+@pytest.mark.parametrize("n,num_classes", [(60, 3), (61, 3), (10, 10), (7, 2)])
+def test_classes_are_balanced(n, num_classes):
+    _, y = gaussian_clusters(n, 2, num_classes, 1.0, device="cpu")
+    counts = torch.bincount(y, minlength=num_classes)
+    assert counts.max() - counts.min() <= 1 and counts.sum() == n
+    _, y = tiny_images(n, num_classes, device="cpu")
+    counts = torch.bincount(y, minlength=num_classes)
+    assert counts.max() - counts.min() <= 1
+    assert torch.bincount(two_spirals(n, device="cpu")[1]).tolist() in ([n // 2, n - n // 2], [n - n // 2, n // 2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(dim=st.integers(1, 12), num_classes=st.integers(2, 9), separation=st.floats(0.0, 10.0), seed=st.integers(0, 50))
+def test_cluster_means_nearest_pairs_are_separation_apart(dim, num_classes, separation, seed):
+    mu = cluster_means(dim, num_classes, separation, seed=seed, device="cpu", dtype=F64)
+    assert mu.shape == (num_classes, dim)
+    d = torch.cdist(mu, mu) + torch.diag(torch.full((num_classes,), math.inf, dtype=F64))
+    assert torch.allclose(d.min(1).values, torch.full((num_classes,), separation, dtype=F64), atol=1e-9)
+    assert torch.allclose(mu.sum(0), torch.zeros(dim, dtype=F64), atol=1e-9)
+    if dim >= num_classes - 1:  # a regular simplex: every pair equally far apart
+        off = ~torch.eye(num_classes, dtype=torch.bool)
+        assert torch.allclose(d[off], torch.full_like(d[off], separation), atol=1e-9)
+
+
+def test_clusters_are_means_plus_unit_noise():
+    X, y = gaussian_clusters(20_000, 6, 4, 3.0, seed=2, device="cpu", dtype=F64)
+    Z = X - cluster_means(6, 4, 3.0, seed=2, device="cpu", dtype=F64)[y]
+    assert Z.mean(0).abs().max() < 0.05
+    assert (torch.cov(Z.T) - torch.eye(6, dtype=F64)).abs().max() < 0.05
+
+
+def test_separation_only_moves_the_means():
+    Xa, y = gaussian_clusters(50, 5, 3, 0.5, device="cpu", dtype=F64)
+    Xb, _ = gaussian_clusters(50, 5, 3, 4.0, device="cpu", dtype=F64)
+    shift = cluster_means(5, 3, 4.0, device="cpu", dtype=F64) - cluster_means(5, 3, 0.5, device="cpu", dtype=F64)
+    assert torch.allclose(Xb - Xa, shift[y], atol=1e-12)
+
+
+@pytest.mark.parametrize("dim,num_classes", [(2, 3), (10, 4), (20, 10)])
+def test_separation_knob_controls_nearest_mean_accuracy(dim, num_classes):
+    accs = []
+    for s in (0.0, 1.0, 2.0, 4.0, 8.0):
+        X, y = gaussian_clusters(400 * num_classes, dim, num_classes, s, seed=1, device="cpu")
+        accs.append(_nearest_mean_accuracy(X, y, _empirical_means(X, y, num_classes)))
+    assert all(a < b for a, b in zip(accs, accs[1:])), accs
+    assert abs(accs[0] - 1 / num_classes) < 0.06, accs  # inseparable: near chance
+    assert accs[-1] > 0.99, accs
+
+
+def test_two_class_bayes_accuracy_is_phi_of_half_separation():
+    n = 40_000
+    for s in (0.5, 1.0, 2.0, 3.0):
+        X, y = gaussian_clusters(n, 7, 2, s, seed=4, device="cpu", dtype=F64)
+        acc = _nearest_mean_accuracy(X, y, cluster_means(7, 2, s, seed=4, device="cpu", dtype=F64))
+        p = torch.special.ndtr(torch.tensor(s / 2, dtype=F64)).item()
+        assert abs(acc - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-3
+
+
+# ---------------------------------------------------------------- teacher-student
+
+def test_linear_teacher_without_noise_is_exact():
+    X, y, teacher = teacher_student(30, 4, out_dim=2, noise=0.0, device="cpu", dtype=F64)
+    assert teacher.sizes == [4, 2] and teacher.biases == (None,)
+    assert torch.allclose(y, X @ teacher.weights[0].T, atol=1e-12)
+    assert torch.allclose(torch.linalg.lstsq(X, y).solution.T, teacher.weights[0], atol=1e-10)
+    X, y, teacher = teacher_student(30, 4, bias=True, noise=0.0, device="cpu", dtype=F64)
+    assert torch.allclose(y, X @ teacher.weights[0].T + teacher.biases[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])
+def test_mlp_teacher_without_noise_gives_y_equal_teacher_of_x(device, activation):
+    X, y, teacher = teacher_student(50, 3, out_dim=2, hidden=(7, 5), activation=activation, bias=True,
+                                    noise=0.0, device=device, dtype=F64)
+    assert teacher.sizes == [3, 7, 5, 2]
+    assert torch.allclose(y, teacher(X), atol=1e-12)
+    with torch.no_grad(): assert torch.allclose(teacher.module()(X), y, atol=1e-12)
+    # an independent forward pass
+    act = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda t: t}[activation]
+    (W1, W2, W3), (b1, b2, b3) = teacher.weights, teacher.biases
+    ref = act(act(X @ W1.T + b1) @ W2.T + b2) @ W3.T + b3
+    assert torch.allclose(y, ref, atol=1e-12)
+
+
+def test_teacher_noise_has_the_requested_scale_and_leaves_x_alone():
+    X1, y1, t1 = teacher_student(20_000, 5, noise=0.3, device="cpu", dtype=F64)
+    X2, y2, t2 = teacher_student(20_000, 5, noise=0.0, device="cpu", dtype=F64)
+    assert torch.equal(X1, X2) and torch.equal(t1.weights[0], t2.weights[0])
+    assert abs((y1 - y2).std().item() - 0.3) < 0.01
+    w = t1.weights[0]
+    assert abs(y2.var().item() / w.square().sum().item() - 1) < 0.05  # x ~ N(0, I): var(w·x) = |w|²
+    ws = torch.cat([teacher_student(1, 50, seed=s, device="cpu", dtype=F64)[2].weights[0] for s in range(200)])
+    assert abs(ws.square().sum(1).mean().item() - 1) < 0.05  # N(0, 1/fan_in): |w|² is 1 on average
+
+
+def test_teacher_is_frozen():
+    _, _, teacher = teacher_student(5, 2, device="cpu")
+    with pytest.raises(Exception): teacher.activation = "relu"
+    assert isinstance(teacher, Teacher)
+
+
+# ---------------------------------------------------------------- two spirals
+
+@pytest.mark.parametrize("turns", [0.5, 1.5, 3.0])
+def test_two_spirals_without_noise_lie_on_their_arms(turns):
+    X, y = two_spirals(300, noise=0.0, turns=turns, device="cpu", dtype=F64)
+    r = X.norm(dim=1)
+    assert ((r >= 0.1 - 1e-12) & (r <= 1 + 1e-12)).all()
+    t = (r - 0.1) / 0.9
+    angle = 2 * math.pi * turns * t + math.pi * y.double()
+    assert torch.allclose(X, r[:, None] * torch.stack([angle.cos(), angle.sin()], 1), atol=1e-10)
+
+
+def test_two_spirals_noise_is_added_to_the_same_points():
+    X0, y = two_spirals(500, noise=0.0, device="cpu", dtype=F64)
+    X1, _ = two_spirals(500, noise=0.2, device="cpu", dtype=F64)
+    assert abs((X1 - X0).std().item() - 0.2) < 0.02
+
+
+# ---------------------------------------------------------------- models
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 12), min_size=2, max_size=5), bias=st.booleans())
+def test_mlp_parameter_count_closed_form(sizes, bias):
+    net = mlp(sizes, bias=bias, device="cpu")
+    expected = sum(a * b + (b if bias else 0) for a, b in zip(sizes[:-1], sizes[1:]))
+    assert count_parameters(net) == expected
+    assert net(torch.zeros(3, sizes[0])).shape == (3, sizes[-1])
+
+
+@pytest.mark.parametrize("activation,cls", [("tanh", nn.Tanh), ("relu", nn.ReLU), ("gelu", nn.GELU), ("identity", nn.Identity)])
+def test_mlp_layout(activation, cls):
+    net = mlp([4, 6, 5, 3], activation=activation, device="cpu")
+    kinds = [type(m) for m in net]
+    assert kinds == [nn.Linear, cls, nn.Linear, cls, nn.Linear]
+
+
+def test_mlp_initialisation_follows_torch_default_law():
+    net = mlp([400, 300], init_scale=2.0, device="cpu", dtype=F64)
+    bound = 2.0 / math.sqrt(400)
+    w = net[0].weight.detach()
+    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+    assert abs(w.var().item() - bound ** 2 / 3) < 0.02 * bound ** 2
+    assert count_parameters(mlp([3, 2], init_scale=0.0, device="cpu")) == 8
+    assert all((p == 0).all() for p in mlp([3, 2], init_scale=0.0, device="cpu").parameters())
+
+
+def test_count_parameters_trainable_only():
+    net = mlp([3, 4, 2], device="cpu")
+    net[0].weight.requires_grad_(False)
+    assert count_parameters(net) == 26 and count_parameters(net, trainable_only=True) == 14
+
+
+@pytest.mark.parametrize("image_size", [2, 5, 8, 9, 16])
+def test_tiny_cnn_forward_shape_and_count(image_size):
+    net = tiny_cnn(3, 5, image_size, 6, device="cpu")
+    assert net(torch.zeros(4, 3, image_size, image_size)).shape == (4, 5)
+    half = math.ceil(image_size / 2)
+    assert count_parameters(net) == (3 * 9 + 1) * 6 + (6 * 9 + 1) * 6 + (6 * half * half + 1) * 5
+
+
+def test_tiny_cnn_has_no_batch_dependent_layers_so_per_sample_maths_works():
+    net = tiny_cnn(1, 4, 8, 4, device="cpu", dtype=F64)
+    assert not any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in net.modules())
+    X, _ = tiny_images(6, 4, 8, 1, device="cpu", dtype=F64)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    one = lambda x: torch.func.functional_call(net, params, (x[None],))[0]
+    assert torch.allclose(torch.func.vmap(one)(X), net(X), atol=1e-12)
+
+
+# ---------------------------------------------------------------- tiny images
+
+def test_tiny_images_class_lives_in_neighbour_correlations_not_pixels():
+    X, y = tiny_images(4000, 4, 8, 1, noise=0.0, seed=1, device="cpu", dtype=F64)
+    assert X.abs().max() <= 1 + 1e-12
+    k = math.pi / 2  # two periods over eight pixels
+    for c in range(4):
+        img = X[y == c, 0]
+        assert img.mean(0).abs().max() < 0.1 and abs(img.var().item() - 0.5) < 0.02
+        right = (img[:, :, :-1] * img[:, :, 1:]).mean() / 0.5
+        below = (img[:, :-1, :] * img[:, 1:, :]).mean() / 0.5
+        theta = math.pi * c / 4
+        assert abs(right - math.cos(k * math.cos(theta))) < 0.05
+        assert abs(below - math.cos(k * math.sin(theta))) < 0.05
+
+
+def test_tiny_images_channels_share_the_pattern():
+    X, _ = tiny_images(10, 3, 6, 3, noise=0.0, device="cpu")
+    assert torch.equal(X[:, 0], X[:, 1]) and torch.equal(X[:, 0], X[:, 2])
+
+
+# ---------------------------------------------------------------- preference pairs
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 20), length=st.integers(1, 10), vocab_size=st.integers(2, 30), data=st.data())
+def test_preference_pairs_invariants(n, length, vocab_size, data):
+    k = data.draw(st.integers(1, length))
+    p = preference_pairs(n, length, vocab_size, k, seed=data.draw(st.integers(0, 100)), device="cpu")
+    assert isinstance(p, PreferencePairs) and p.vocab_size == vocab_size
+    assert (p.differ.sum(1) == k).all()
+    assert torch.equal(p.chosen[~p.differ], p.rejected[~p.differ])
+    assert (p.chosen[p.differ] >= vocab_size // 2).all() and (p.rejected[p.differ] < vocab_size // 2).all()
+    assert (p.chosen >= 0).all() and (p.chosen < vocab_size).all() and (p.rejected >= 0).all()
+
+
+# ---------------------------------------------------------------- training
+
+def test_training_reduces_the_loss(device):
+    X, y = gaussian_clusters(200, 5, 3, 3.0, device=device)
+    for kw in (dict(lr=0.5), dict(lr=0.5, batch_size=20), dict(lr=0.01, batch_size=20, optimizer="adam")):
+        net = mlp([5, 16, 3], device=device)
+        h = train(net, "cross_entropy", X, y, steps=150, **kw)
+        assert h.shape == (150,) and h.device.type == "cpu"
+        assert h[-20:].mean() < 0.5 * h[:5].mean(), kw
+    X, y = tiny_images(128, 4, 8, 1, device=device)
+    net = tiny_cnn(1, 4, 8, 8, device=device)
+    h = train(net, torch.nn.functional.cross_entropy, X, y, steps=60, lr=0.01, batch_size=32, optimizer="adam")
+    assert h[-10:].mean() < 0.5 * h[0]
+
+
+def test_gradient_descent_on_linear_regression_recovers_the_teacher():
+    X, y, teacher = teacher_student(100, 4, noise=0.0, device="cpu", dtype=F64)
+    lam_max = torch.linalg.eigvalsh(2 * X.T @ X / len(X)).max().item()
+    student = mlp([4, 1], bias=False, device="cpu", dtype=F64)
+    h = train(student, "mse", X, y, steps=400, lr=1.0 / lam_max)
+    assert torch.allclose(student[0].weight, teacher.weights[0], atol=1e-8)
+    diverged = train(mlp([4, 1], bias=False, device="cpu", dtype=F64), "mse", X, y, steps=100, lr=2.1 / lam_max)
+    assert diverged[-1] > diverged[0] > h[-1]
+
+
+def test_minibatches_visit_every_sample_once_per_epoch():
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+        def forward(self, x):
+            seen.append(x[:, 0].long().tolist())
+            return x * self.w
+
+    X = torch.arange(10.0)[:, None]
+    train(Recorder(), "mse", X, X, steps=6, lr=0.1, batch_size=3)  # 3 full batches per epoch, 1 sample dropped
+    for epoch in (seen[:3], seen[3:]):
+        flat = sum(epoch, [])
+        assert len(flat) == 9 and len(set(flat)) == 9 and all(len(b) == 3 for b in epoch)
+
+
+def test_train_accepts_optimizer_factories_and_shows_progress():
+    X, y = gaussian_clusters(60, 3, 2, 3.0, device="cpu")
+    net = mlp([3, 8, 2], device="cpu")
+    h = train(net, "cross_entropy", X, y, steps=30, lr=0.1, optimizer=functools.partial(torch.optim.SGD, momentum=0.9),
+              progress=True)
+    assert h[-5:].mean() < h[0]
+    h = train(mlp([3, 8, 2], device="cpu"), "cross_entropy", X, y, steps=5, lr=0.1, optimizer=torch.optim.AdamW)
+    assert torch.isfinite(h).all()
+
+
+# ---------------------------------------------------------------- bad input
+
+BAD_CALLS = [
+    (lambda: gaussian_clusters(2, 2, 3, 1.0), ValueError, "`n`"),
+    (lambda: gaussian_clusters(10, 0, 3, 1.0), ValueError, "`dim`"),
+    (lambda: gaussian_clusters(10, 2, 1, 1.0), ValueError, "`num_classes`"),
+    (lambda: gaussian_clusters(10, 2, 3, -1.0), ValueError, "`separation`"),
+    (lambda: gaussian_clusters(10, 2, 3, float("nan")), ValueError, "`separation`"),
+    (lambda: gaussian_clusters(10.0, 2, 3, 1.0), TypeError, "`n`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=-1), ValueError, "`seed`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=1.5), TypeError, "`seed`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, generator=3), TypeError, "`generator`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype=torch.int64), ValueError, "`dtype`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype="float32"), TypeError, "`dtype`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, device="warp-drive"), ValueError, "`device`"),
+    (lambda: cluster_means(2, 3, "far"), TypeError, "`separation`"),
+    (lambda: teacher_student(10, 2, noise=-0.1), ValueError, "`noise`"),
+    (lambda: teacher_student(10, 2, hidden=(4, 0)), ValueError, r"`hidden\[1\]`"),
+    (lambda: teacher_student(10, 2, hidden=4), TypeError, "`hidden`"),
+    (lambda: teacher_student(10, 2, activation="swish"), ValueError, "`activation`"),
+    (lambda: teacher_student(10, 2, out_dim=0), ValueError, "`out_dim`"),
+    (lambda: teacher_student(10, 2, bias=1), TypeError, "`bias`"),
+    (lambda: two_spirals(1), ValueError, "`n`"),
+    (lambda: two_spirals(10, noise=-1.0), ValueError, "`noise`"),
+    (lambda: two_spirals(10, turns=0.0), ValueError, "`turns`"),
+    (lambda: mlp([3]), ValueError, "`sizes`"),
+    (lambda: mlp("3,4"), TypeError, "`sizes`"),
+    (lambda: mlp([3, 0]), ValueError, r"`sizes\[1\]`"),
+    (lambda: mlp([3, 2.5]), TypeError, r"`sizes\[1\]`"),
+    (lambda: mlp([3, 2], activation="softmax"), ValueError, "`activation`"),
+    (lambda: mlp([3, 2], activation=torch.tanh), TypeError, "`activation`"),
+    (lambda: mlp([3, 2], init_scale=-1.0), ValueError, "`init_scale`"),
+    (lambda: tiny_cnn(0), ValueError, "`in_channels`"),
+    (lambda: tiny_cnn(1, image_size=1), ValueError, "`image_size`"),
+    (lambda: tiny_cnn(1, width=0), ValueError, "`width`"),
+    (lambda: tiny_images(10, channels=0), ValueError, "`channels`"),
+    (lambda: tiny_images(10, noise=-0.5), ValueError, "`noise`"),
+    (lambda: tiny_images(3, num_classes=4), ValueError, "`n`"),
+    (lambda: preference_pairs(5, length=4, num_differ=5), ValueError, "`num_differ`"),
+    (lambda: preference_pairs(5, vocab_size=1), ValueError, "`vocab_size`"),
+    (lambda: preference_pairs(0), ValueError, "`n`"),
+    (lambda: count_parameters("model"), TypeError, "`model`"),
+]
+
+
+@pytest.mark.parametrize("call,error,match", BAD_CALLS, ids=[m for _, _, m in BAD_CALLS])
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match): call()
+
+
+def _train_args(**over):
+    X, y = gaussian_clusters(20, 3, 2, 1.0, device="cpu")
+    args = dict(model=mlp([3, 2], device="cpu"), loss_fn="cross_entropy", X=X, y=y, steps=3, lr=0.1)
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize("over,error,match", [
+    (dict(model="net"), TypeError, "`model`"),
+    (dict(loss_fn="hinge"), ValueError, "`loss_fn`"),
+    (dict(loss_fn=3), TypeError, "`loss_fn`"),
+    (dict(X=[[1.0]]), TypeError, "`X`"),
+    (dict(X=torch.zeros(20, 3, dtype=torch.long)), TypeError, "`X`"),
+    (dict(X=torch.full((20, 3), float("nan"))), ValueError, "`X`"),
+    (dict(y=torch.zeros(19, dtype=torch.long)), ValueError, "`y` has 19"),
+    (dict(steps=0), ValueError, "`steps`"),
+    (dict(lr=0.0), ValueError, "`lr`"),
+    (dict(lr=float("inf")), ValueError, "`lr`"),
+    (dict(batch_size=0), ValueError, "`batch_size`"),
+    (dict(batch_size=21), ValueError, "`batch_size`"),
+    (dict(optimizer="lbfgs"), ValueError, "`optimizer`"),
+    (dict(optimizer=0.1), TypeError, "`optimizer`"),
+    (dict(model=nn.ReLU()), ValueError, "`model`"),
+    (dict(batch_size=4, seed=-2), ValueError, "`seed`"),
+], ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_train_bad_input_names_the_argument(over, error, match):
+    with pytest.raises(error, match=match): train(**_train_args(**over))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_train_rejects_data_on_another_device():
+    X, y = gaussian_clusters(20, 3, 2, 1.0, device="cuda")
+    with pytest.raises(ValueError, match="`X`"): train(mlp([3, 2], device="cpu"), "cross_entropy", X, y, steps=2)
