@@ -240,3 +240,9 @@ def test_hessian_operator_rejects_bad_functions():
     net = nn.Linear(3, 2)
     with pytest.raises(ValueError, match="non-finite"):
         HessianOperator.from_model(net, lambda o, t: o.sum() * float("inf"), torch.ones(4, 3), torch.zeros(4))
+
+
+def test_lanczos_with_an_operator_that_returns_its_input():
+    op = FunctionOperator(lambda v: v, 6, dtype=F64)
+    vals, vecs = lanczos(op, k=1)
+    assert torch.allclose(vals, torch.ones(1, dtype=F64)) and torch.isfinite(vecs).all()

@@ -1,0 +1,128 @@
+"""Ratio benchmarks for gradviz.
+
+Each module times gradviz against baselines measured in the same run and writes
+`results/<name>.json`. Torch runs on one thread unless `--threads` says otherwise:
+on a small shared machine a second busy process makes multi-threaded timings
+meaningless.
+"""
+from __future__ import annotations
+
+import os
+
+# Thread pools read these when they start, so set them before torch or numpy load.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+for _var in THREAD_VARS: os.environ.setdefault(_var, "1")
+
+import argparse
+import datetime as _dt
+import json
+import math
+import platform
+import statistics
+import sys
+from pathlib import Path
+from typing import Callable, Iterable
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MODULES = ("hessian", "per_sample")  # every benchmark module `python -m benchmarks` runs, in order
+
+
+def common_parser(description: str) -> argparse.ArgumentParser:
+    "The options every benchmark module accepts."
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--repeat", type=int, default=5, help="timed repetitions per measurement; medians are reported (default 5)")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny models, repeat 1, a few seconds")
+    p.add_argument("--device", default="cpu", help="torch device to benchmark on (default cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, models and probes (default 0)")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"where the JSON goes (default {RESULTS_DIR})")
+    return p
+
+
+def pin_threads(n: int) -> dict:
+    "Limit torch (and NumPy's BLAS, when threadpoolctl is present) to `n` threads; returns what was set."
+    import torch
+    if n < 1: raise ValueError(f"`--threads` must be >= 1, got {n}")
+    for var in THREAD_VARS: os.environ[var] = str(n)  # for any child process
+    torch.set_num_threads(n)
+    try: torch.set_num_interop_threads(n)
+    except RuntimeError: pass  # only settable before the first parallel region; harmless to skip
+    blas = None
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=n)
+        blas = n
+    except ImportError: pass
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "numpy_blas_threads": blas, **{v: os.environ[v] for v in THREAD_VARS}}
+
+
+def machine_info(device) -> dict:
+    "Versions, core count, device and load: what a reader needs to interpret the timings."
+    import numpy as np
+    import scipy
+    import torch
+    info = {
+        "python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(), "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "load_average_1min_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+    if str(device).startswith("cuda"): info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def median(xs: Iterable[float]) -> float: return float(statistics.median(list(xs)))
+
+
+def timing(times: list[float], per: int = 1, **extra) -> dict:
+    "A timing record: the median and every repeat, in seconds (divided by `per`, e.g. products per call)."
+    ts = [t / per for t in times]
+    return {"median_s": median(ts), "times_s": ts, "repeat": len(ts), **extra}
+
+
+def timed_rounds(fns: dict[str, Callable[[], object]], repeat: int, device=None) -> dict[str, list[float]]:
+    """Call every function once per round, `repeat` rounds, and return each one's wall times.
+
+    Interleaving shares any slowdown from other processes fairly between a method and its baseline."""
+    from gradviz.core import Timer
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            with Timer(device) as t: fn()
+            times[name].append(t.elapsed)
+    return times
+
+
+def jsonable(x):
+    "`x` with NumPy/torch scalars and arrays turned into Python values and non-finite floats into None."
+    import numpy as np
+    if isinstance(x, dict): return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [jsonable(v) for v in x]
+    if hasattr(x, "detach"): x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray): return jsonable(x.tolist())
+    if isinstance(x, np.generic): x = x.item()
+    if isinstance(x, float) and not math.isfinite(x): return None
+    if isinstance(x, Path): return str(x)
+    return x
+
+
+def write_results(name: str, results: dict, directory: Path, quick: bool) -> Path:
+    "Write `results` as `<directory>/<name>.json` (`<name>_quick.json` for smoke runs)."
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}{'_quick' if quick else ''}.json"
+    results = {"benchmark": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **results}
+    path.write_text(json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def run_all(argv: list[str] | None = None) -> dict[str, Path]:
+    "Run every module in `MODULES` with the same options; returns the JSON paths written."
+    import importlib
+    argv = sys.argv[1:] if argv is None else argv
+    written = {}
+    for name in MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        written[name] = module.main(argv)
+    return written

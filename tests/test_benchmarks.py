@@ -1,0 +1,113 @@
+"""Smoke test of the benchmarks: `python -m benchmarks --quick` runs and writes complete, finite results.
+
+Timings are not asserted: the numbers depend on the machine and its load."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _dig(d, path):
+    for key in path.split("."): d = d[key]
+    return d
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--results-dir", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    path = out / "hessian_quick.json"
+    assert path.exists(), proc.stdout[-2000:]
+    return json.loads(path.read_text()), proc.stdout
+
+
+def test_top_level_keys(quick_results):
+    res, stdout = quick_results
+    for key in ("benchmark", "created", "config", "machine", "model", "reference", "hvp", "lanczos", "slq", "trace",
+                "pyhessian", "eigsh_float64", "eigsh_float32", "curvlinops", "small_model", "overhead_components",
+                "targets", "notes", "wall_seconds"):
+        assert key in res, key
+    assert res["benchmark"] == "hessian" and res["config"]["quick"] is True
+    for key in ("torch", "torch_threads", "cpu_count", "device", "threads"):
+        assert key in res["machine"], key
+    assert res["machine"]["torch_threads"] == 1
+    assert "Targets" in stdout
+
+
+@pytest.mark.parametrize("path", [
+    "model.num_params", "reference.top_eigenvalues",
+    "hvp.bare_hvp_median_s", "hvp.timings.gradviz_reverse_over_reverse.median_s", "hvp.timings.gradviz_forward_over_reverse.median_s",
+    "lanczos.top1.timing.median_s", "lanczos.top1.hvps", "lanczos.top1.overhead_ratio", "lanczos.top1.rel_err_vs_reference",
+    "lanczos.top10.timing.median_s", "lanczos.top10.hvps", "lanczos.top10.overhead_ratio",
+    "slq.timing.median_s", "slq.overhead_ratio", "slq.overhead_ratio_paired_rounds", "slq.overhead_ratio_in_run", "lanczos.top10.overhead_ratio_in_run", "slq.w1_over_range", "slq.without_reorthogonalization.overhead_ratio",
+    "trace.timing.median_s", "trace.estimate", "trace.rel_err_vs_reference", "trace.reference.trace",
+    "eigsh_float64.top1.ratio_gradviz_over_eigsh", "eigsh_float64.top10.ratio_gradviz_over_eigsh",
+    "eigsh_float64.top10.scipy_eigsh.hvps", "eigsh_float64.top10.gradviz_lanczos.rel_err",
+    "eigsh_float32.top1.ratio_gradviz_over_eigsh", "eigsh_float32.top10.ratio_gradviz_over_eigsh",
+    "small_model.slq.w1_over_range", "small_model.slq.w1_over_range_without_reorthogonalization", "small_model.hutchinson.rel_err", "small_model.exact.trace",
+    "overhead_components.ritz_vectors.QT_at_S_s", "wall_seconds",
+])
+def test_numbers_are_finite(quick_results, path):
+    value = _dig(quick_results[0], path)
+    values = value if isinstance(value, list) else [value]
+    assert values and all(_finite(v) for v in values), (path, value)
+
+
+def test_timings_keep_every_repeat(quick_results):
+    res = quick_results[0]
+    t = res["lanczos"]["top10"]["timing"]
+    assert t["repeat"] == len(t["times_s"]) == res["config"]["repeat"]
+    assert all(_finite(x) and x > 0 for x in t["times_s"])
+
+
+def test_peer_sections_run_or_say_why(quick_results):
+    res = quick_results[0]
+    if res["pyhessian"].get("skipped"):
+        assert any("PyHessian" in n for n in res["notes"])
+    else:
+        for k in ("top1", "top10"):
+            sec = res["pyhessian"][k]
+            assert _finite(sec["speedup_matched"]) and _finite(sec["pyhessian_default"]["rel_err"])
+            assert isinstance(sec["pyhessian_default"]["hvps"], int)
+        assert "ok" in res["pyhessian"]["density"]
+        if not res["pyhessian"]["density"]["ok"]: assert res["pyhessian"]["density"]["error"]
+    if "skipped" in res["curvlinops"]:
+        assert any("curvlinops" in n for n in res["notes"])
+    else:
+        assert _finite(res["eigsh_float32"]["top1"]["ratio_gradviz_over_curvlinops"])
+
+
+def test_targets_are_well_formed(quick_results):
+    targets = quick_results[0]["targets"]
+    names = {t["name"] for t in targets}
+    assert {"lanczos_top1_overhead", "lanczos_top10_overhead", "slq_overhead", "slq_w1_small_vs_exact",
+            "eigsh_top1_ratio", "eigsh_top10_ratio"} <= names
+    for t in targets:
+        assert set(t) >= {"name", "what", "value", "target", "met", "note"}
+        assert t["met"] in (True, False, None)
+        if t["met"] is not None: assert _finite(t["value"])
+
+
+def test_per_sample_benchmark_runs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.per_sample", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "per_sample_quick.json").read_text())
+    assert res["benchmark"] == "per_sample" and res["rows"]
+    for row in res["rows"]:
+        assert _finite(row["speedup"]) and row["max_abs_diff"] < 1e-5
+    assert res["target"]["met"] in (True, False)
