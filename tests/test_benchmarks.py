@@ -107,7 +107,8 @@ def test_per_sample_benchmark_runs(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "per_sample_quick.json").read_text())
-    assert res["benchmark"] == "per_sample" and res["rows"]
-    for row in res["rows"]:
-        assert _finite(row["speedup"]) and row["max_abs_diff"] < 1e-5
+    assert res["benchmark"] == "per_sample" and set(res["models"]) == {"teaching", "wide"}
+    for model in res["models"].values():
+        for row in model["rows"]:
+            assert _finite(row["speedup"]) and row["max_abs_diff"] < 1e-5
     assert res["target"]["met"] in (True, False)
