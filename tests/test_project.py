@@ -46,6 +46,11 @@ def test_sidebar_lists_every_notebook_once():
     assert len(sections) == len({Path(n).parent for n in _notebooks() if "/" in n})
 
 
+def test_home_page_chapter_table_matches_the_notebooks_present():
+    res = subprocess.run([sys.executable, str(ROOT / "tools/chapters.py"), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
 def test_chapter_table_is_honest():
     readme = (ROOT / "README.md").read_text()
     rows = [r for r in readme.splitlines() if re.match(r"\| \d+ \|", r)]
