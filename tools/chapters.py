@@ -1,7 +1,8 @@
 """The book's chapter table on the home page: which of the 30 chapters exist ("ready") and which are "coming".
 
-`python tools/chapters.py` rewrites the table in nbs/index.ipynb from the notebooks present, then run
-`python tools/readme.py` to carry it into README.md. A chapter is listed as ready only when its notebook exists.
+`python tools/chapters.py` rewrites the table in nbs/index.ipynb and the site's sidebar (nbs/sidebar.yml, one
+section per part folder) from the notebooks present; then run `python tools/readme.py` to carry the table into
+README.md. A chapter is listed as ready only when its notebook exists.
 """
 import json
 import sys
@@ -75,10 +76,26 @@ def update_index() -> bool:
     raise SystemExit("no chapter table found in nbs/index.ipynb")
 
 
+SECTIONS = {"00_foundations": "Foundations: the shared engine", **{k: f"Part {v}" for k, v in PARTS.items()}}
+
+
+def sidebar() -> str:
+    "nbs/sidebar.yml: the home page, then one section per part folder that holds notebooks."
+    lines = ["website:", "  sidebar:", "    contents:", "      - index.ipynb"]
+    for folder, title in SECTIONS.items():
+        nbs = sorted(p.name for p in (ROOT / "nbs" / folder).glob("*.ipynb")) if (ROOT / "nbs" / folder).is_dir() else []
+        if not nbs: continue
+        lines += [f'      - section: "{title}"', "        contents:"] + [f"          - {folder}/{n}" for n in nbs]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
+    side = ROOT / "nbs/sidebar.yml"
     if "--check" in sys.argv:
         nb = json.loads(INDEX.read_text())
         ok = any(table() in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-        print("chapter table up to date" if ok else "chapter table out of date: run python tools/chapters.py")
+        ok &= side.read_text() == sidebar()
+        print("chapter table and sidebar up to date" if ok else "chapter table or sidebar out of date: run python tools/chapters.py")
         sys.exit(0 if ok else 1)
-    print("updated" if update_index() else "unchanged")
+    print("table", "updated" if update_index() else "unchanged")
+    side.write_text(sidebar())
