@@ -1,0 +1,264 @@
+"""Reference tests for gradviz.curvature.stability: linear stability of (linearised) SGD on least squares."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gradviz.autodiff import flat_model, hessian, jacobian, flat_objective
+from gradviz.core import as_generator
+from gradviz.linalg import DenseOperator, HessianOperator
+from gradviz.curvature.stability import (
+    DiagonalLinearNet, Sharpness, batch_weights, diagonal_net_trace, expected_sq_norm, half_mse,
+    second_moment_operator, sharpness_measures, simulate_linearised_sgd, single_sample_threshold, span_coordinates,
+    stability_margin, stability_radius, stability_threshold, trace_bound, train_diagonal_nets, train_recording)
+
+
+def data(n=10, d=14, seed=0, scale_rows=True):
+    g = as_generator(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.logspace(0, -1, d, dtype=torch.float64)
+    if scale_rows: X = X * (0.3 + torch.rand(n, 1, generator=g, dtype=torch.float64))
+    return X
+
+
+def brute_force_operator(X, lr, B, replacement):
+    """E_S[(I-ηH_S) ⊗ (I-ηH_S)] in the full p-dimensional space, enumerating every batch."""
+    n, p = X.shape
+    I = torch.eye(p, dtype=X.dtype)
+    if replacement: batches = list(itertools.product(range(n), repeat=B))
+    else: batches = list(itertools.combinations(range(n), B))
+    T = torch.zeros(p * p, p * p, dtype=X.dtype)
+    for S in batches:
+        HS = X[list(S)].T @ X[list(S)] / B
+        A = I - lr * HS
+        T += torch.kron(A, A)
+    return T / len(batches)
+
+
+@pytest.mark.parametrize("B,replacement", [(1, False), (2, False), (3, False), (5, False), (2, True), (3, True)])
+def test_operator_spectrum_matches_brute_force_enumeration(B, replacement):
+    X = data(n=5, d=4, seed=1)
+    lr = 0.7
+    T = second_moment_operator(X, lr, B, replacement)
+    Tb = brute_force_operator(X, lr, B, replacement)
+    # span is the whole R^4 here (n=5 > d=4), so the spectra agree exactly
+    ev = torch.linalg.eigvalsh(T)
+    evb = torch.linalg.eigvals(Tb).real.sort().values
+    torch.testing.assert_close(ev, evb, rtol=1e-10, atol=1e-10)
+
+
+def test_operator_in_span_matches_brute_force_radius_overparametrised():
+    X = data(n=4, d=6, seed=2)   # rank 4 < p = 6: brute force has extra eigenvalues exactly 1
+    for lr in (0.2, 0.5, 1.5):
+        Tb = brute_force_operator(X, lr, 2, False)
+        evb = torch.linalg.eigvals(Tb)
+        ev = torch.linalg.eigvalsh(second_moment_operator(X, lr, 2))
+        # every span eigenvalue appears in the full spectrum
+        for e in ev: assert float((evb - e).abs().min()) < 1e-9
+        ones = int(((evb - 1).abs() < 1e-9).sum())
+        assert ones >= (6 - 4) ** 2   # M restricted to the orthogonal complement never moves: eigenvalue exactly 1
+        # cross terms span × complement follow the mean dynamics I − ηH: eigenvalues 1 − ηλ_k
+        lam = torch.linalg.eigvalsh(X.T @ X / 4)[-4:]
+        for e in 1 - lr * lam: assert float((evb - e).abs().min()) < 1e-9
+
+
+def test_gd_threshold_is_two_over_lambda_max():
+    for seed in range(5):
+        X = data(n=12, d=20, seed=seed)
+        lam = torch.linalg.eigvalsh(X.T @ X / 12)
+        assert abs(2 / stability_threshold(X, 12) / float(lam[-1]) - 1) < 1e-12
+        assert abs(stability_radius(X, 0.999 * stability_threshold(X, 12), 12) - 1) < 0.01
+
+
+@pytest.mark.parametrize("replacement", [False, True])
+def test_threshold_monotone_in_batch_size_and_above_lambda_max(replacement):
+    X = data(n=12, d=20, seed=3)
+    lam_max = float(torch.linalg.eigvalsh(X.T @ X / 12)[-1])
+    inv = [2 / stability_threshold(X, B, replacement) for B in range(1, 13)]
+    assert all(a >= b * (1 - 1e-9) for a, b in zip(inv, inv[1:]))
+    assert all(v >= lam_max * (1 - 1e-9) for v in inv)
+
+
+def test_radius_crosses_one_at_threshold():
+    X = data(n=9, d=7, seed=4)
+    for B in (1, 2, 4, 9):
+        eta = stability_threshold(X, B)
+        assert stability_radius(X, eta * (1 - 1e-6), B) <= 1 + 1e-9
+        assert stability_radius(X, eta * (1 + 1e-4), B) > 1
+
+
+def test_bisection_agrees_with_grid():
+    X = data(n=8, d=10, seed=5)
+    for B in (1, 3, 8):
+        eta = stability_threshold(X, B)
+        grid = np.linspace(eta / 50, 2 * eta, 200)
+        eta_grid = stability_threshold(X, B, lr_grid=grid)
+        assert eta_grid <= eta * (1 + 1e-9) and eta - eta_grid <= grid[1] - grid[0] + 1e-12
+
+
+def test_margin_and_radius_agree_on_stability():
+    X = data(n=7, d=9, seed=6)
+    for B, lr in itertools.product((1, 2, 5), np.linspace(0.01, 1.5, 40)):
+        assert (stability_margin(X, float(lr), B) <= 1 + 1e-10) == (stability_radius(X, float(lr), B) <= 1 + 1e-10)
+
+
+def test_single_sample_closed_form():
+    for seed in range(5):
+        X = data(n=9, d=6 + seed, seed=10 + seed)
+        assert abs(single_sample_threshold(X) / stability_threshold(X, 1) - 1) < 1e-9
+
+
+def test_single_sample_orthogonal_rows_closed_form():
+    # orthogonal rows: each direction is hit by its own sample, η* = 2 / max ‖x_i‖²
+    norms = torch.tensor([0.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    X = torch.diag(norms.sqrt())
+    assert abs(stability_threshold(X, 1) - 2 / 3.0) < 1e-10
+    assert abs(single_sample_threshold(X) - 2 / 3.0) < 1e-10
+
+
+def test_trace_bound_b1_on_random_instances():
+    for seed in range(15):
+        g = as_generator(seed)
+        n, d = int(torch.randint(2, 15, (1,), generator=g)), int(torch.randint(1, 20, (1,), generator=g))
+        X = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.rand(n, 1, generator=g, dtype=torch.float64) ** 3
+        tr = float((X ** 2).sum()) / n
+        assert tr <= 2 / stability_threshold(X, 1) * (1 + 1e-9)
+        for B in range(1, n + 1):
+            assert trace_bound(X, B) <= 2 / stability_threshold(X, B) * (1 + 1e-9)
+
+
+def test_trace_bound_fails_without_batch_factor():
+    # equal-norm rows: tr H is attained at B = 1 but not at B = 5 (n = 20), the finding of the chapter
+    X = data(n=20, d=50, seed=0, scale_rows=False)
+    X = X / X.norm(dim=1, keepdim=True)
+    tr = float((X ** 2).sum()) / 20
+    assert 2 / stability_threshold(X, 1) >= tr * (1 - 1e-9)
+    assert 2 / stability_threshold(X, 5) < tr
+
+
+def test_monte_carlo_matches_second_moment():
+    X = data(n=6, d=5, seed=7)
+    for B, replacement in ((1, False), (2, False), (2, True)):
+        eta = 0.8 * stability_threshold(X, B, replacement)
+        mc = simulate_linearised_sgd(X, eta, B, steps=15, runs=20000, replacement=replacement, seed=3)
+        exact = expected_sq_norm(X, eta, B, 15, replacement)
+        se = mc.std(1) / math.sqrt(20000)
+        assert float(((mc.mean(1) - exact).abs() / se.clamp_min(1e-30))[1:].max()) < 5
+
+
+def test_monte_carlo_bounded_below_and_explodes_above():
+    X = data(n=20, d=50, seed=8, scale_rows=False)
+    X = X / X.norm(dim=1, keepdim=True)
+    eta = stability_threshold(X, 1)
+    assert stability_radius(X, 0.9 * eta, 1) < 1 < stability_radius(X, 1.1 * eta, 1)
+    lo = simulate_linearised_sgd(X, 0.9 * eta, 1, steps=2000, runs=200, seed=0)
+    hi = simulate_linearised_sgd(X, 1.1 * eta, 1, steps=2000, runs=200, seed=0)
+    assert float(lo[-1].mean()) < 0.1 * float(lo[0].mean()) and float(hi[-1].mean()) > 1e2
+
+
+def test_sharpness_measures_exact_and_estimated():
+    X = data(n=30, d=40, seed=9)
+    f = lambda th: 0.5 * ((X @ th) ** 2).mean()
+    op = HessianOperator(f, torch.zeros(40, dtype=torch.float64))
+    eig = torch.linalg.eigvalsh(X.T @ X / 30)
+    ex = sharpness_measures(op)
+    assert isinstance(ex, Sharpness)
+    assert abs(ex.sharpness - float(eig[-1])) < 1e-10 and abs(ex.trace - float(eig.sum())) < 1e-10
+    assert abs(ex.frobenius - float(eig.norm())) < 1e-10
+    est = sharpness_measures(op, exact=False, num_probes=300, generator=1)
+    assert abs(est.sharpness - ex.sharpness) < 1e-8
+    assert abs(est.trace - ex.trace) < 0.1 * ex.trace and abs(est.frobenius - ex.frobenius) < 0.1 * ex.frobenius
+    dense = sharpness_measures(X.T @ X / 30)
+    assert abs(dense.trace - ex.trace) < 1e-10
+
+
+def test_diagonal_net_trace_identity_and_interpolation_hessian():
+    g = as_generator(11)
+    X = torch.randn(9, 5, generator=g, dtype=torch.float64)
+    net = DiagonalLinearNet(5, dtype=torch.float64)
+    with torch.no_grad():
+        net.u.copy_(torch.randn(5, generator=g, dtype=torch.float64)); net.v.copy_(torch.randn(5, generator=g, dtype=torch.float64))
+    fn, th = flat_model(net, X)
+    J = jacobian(fn, th)
+    G = J.T @ J / 9
+    assert abs(float(G.trace()) / float(diagonal_net_trace(X, net.u.detach(), net.v.detach())) - 1) < 1e-12
+    f, _ = flat_objective(net, half_mse, X, net(X).detach())
+    assert float((hessian(f, th) - G).norm() / G.norm()) < 1e-12
+    # batched form
+    U = torch.stack([net.u.detach(), 2 * net.u.detach()]); V = torch.stack([net.v.detach(), net.v.detach()])
+    assert diagonal_net_trace(X, U, V).shape == (2,)
+
+
+def test_train_diagonal_nets_interpolates_and_matches_autograd_step():
+    g = as_generator(12)
+    X = torch.randn(10, 20, generator=g, dtype=torch.float64)
+    beta = torch.zeros(20, dtype=torch.float64); beta[:2] = 1
+    y = X @ beta
+    runs = train_diagonal_nets(X, y, [0.05], None, steps=1, init_scale=0.3)
+    net = DiagonalLinearNet(20, init_scale=0.3, dtype=torch.float64)
+    loss = half_mse(net(X), y)
+    gu, gv = torch.autograd.grad(loss, [net.u, net.v])
+    torch.testing.assert_close(runs.u[0], (net.u - 0.05 * gu).detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(runs.v[0], (net.v - 0.05 * gv).detach(), rtol=1e-12, atol=1e-12)
+    runs = train_diagonal_nets(X, y, [0.05, 0.1], 1, steps=4000)
+    assert float(runs.train_loss.max()) < 1e-5 * float(0.5 * (y ** 2).mean()) and not runs.diverged.any()
+
+
+def test_train_diagonal_nets_reports_divergence():
+    X = torch.randn(10, 20, generator=as_generator(13), dtype=torch.float64)
+    runs = train_diagonal_nets(X, X[:, 0], [0.01, 50.0], 2, steps=200)
+    assert runs.diverged.tolist() == [False, True]
+
+
+def test_train_recording_gd_matches_manual_and_records():
+    X = torch.randn(16, 3, generator=as_generator(14), dtype=torch.float64)
+    y = X[:, :1] ** 2
+    from gradviz.data import mlp
+    net = mlp([3, 8, 1], "relu", seed=0, dtype=torch.float64, device="cpu")
+    rec = train_recording(net, half_mse, X, y, 0.05, steps=20, record_every=10, num_probes=4)
+    assert rec.steps.tolist() == [0, 10, 20]
+    assert rec.loss[-1] < rec.loss[0] and np.all(rec.sharpness > 0) and np.all(rec.param_norm > 0)
+    f, th = flat_objective(net, half_mse, X, y)
+    assert abs(rec.sharpness[-1] - float(torch.linalg.eigvalsh(hessian(f, th))[-1])) < 1e-6
+
+
+@pytest.mark.parametrize("call,arg", [
+    (lambda: batch_weights(5, 0), "batch_size"),
+    (lambda: batch_weights(5, 6), "batch_size"),
+    (lambda: batch_weights(5, 2, replacement="yes"), "replacement"),
+    (lambda: span_coordinates(torch.ones(3)), "X"),
+    (lambda: span_coordinates(torch.ones(3, 2, dtype=torch.long)), "X"),
+    (lambda: span_coordinates(torch.zeros(3, 2)), "X"),
+    (lambda: span_coordinates(torch.tensor([[1.0, float("nan")]])), "X"),
+    (lambda: second_moment_operator(torch.ones(3, 2), -0.1, 1), "lr"),
+    (lambda: second_moment_operator(torch.randn(60, 60, dtype=torch.float64), 0.1, 1), "max_dim"),
+    (lambda: stability_margin(torch.ones(3, 2), float("inf"), 1), "lr"),
+    (lambda: stability_threshold(torch.ones(3, 2), 4), "batch_size"),
+    (lambda: stability_threshold(torch.ones(3, 2), 1, tol=0), "tol"),
+    (lambda: stability_threshold(torch.ones(3, 2), 1, lr_grid=[]), "lr_grid"),
+    (lambda: stability_threshold(torch.ones(3, 2), 1, lr_grid=[100.0]), "lr_grid"),
+    (lambda: stability_threshold(torch.ones(3, 2), 1, lr_grid=[-1.0]), "lr_grid"),
+    (lambda: simulate_linearised_sgd(torch.ones(3, 2), 0.1, 1, steps=0), "steps"),
+    (lambda: simulate_linearised_sgd(torch.ones(3, 2), 0.1, 4), "batch_size"),
+    (lambda: sharpness_measures("H"), "op"),
+    (lambda: DiagonalLinearNet(0), "dim"),
+    (lambda: DiagonalLinearNet(3, init_scale=0.0), "init_scale"),
+    (lambda: diagonal_net_trace(torch.ones(3, 2), torch.ones(3), torch.ones(3)), "u"),
+    (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(4), [0.1]), "y"),
+    (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(3), []), "lrs"),
+    (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(3), [0.0]), "lrs"),
+    (lambda: train_recording(torch.nn.Linear(2, 1), half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1, record_every=0), "record_every"),
+    (lambda: train_recording("net", half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1), "model"),
+])
+def test_bad_input_names_the_argument(call, arg):
+    with pytest.raises((ValueError, TypeError), match=f"`{arg}"):
+        call()
+
+
+def test_follows_input_device_and_dtype():
+    X = data(n=6, d=5, seed=15).float()
+    T = second_moment_operator(X, 0.1, 2)
+    assert T.dtype == torch.float32 and T.device == X.device
+    v = simulate_linearised_sgd(X, 0.1, 2, steps=3, runs=4)
+    assert v.dtype == torch.float32 and v.device == X.device
