@@ -112,3 +112,33 @@ def test_per_sample_benchmark_runs(tmp_path):
         for row in model["rows"]:
             assert _finite(row["speedup"]) and row["max_abs_diff"] < 1e-5
     assert res["target"]["met"] in (True, False)
+
+
+def test_sven_benchmark_runs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.sven", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "sven_quick.json").read_text())
+    assert res["benchmark"] == "sven" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    for model in res["models"].values():
+        assert set(model["ratio_sven_over_adam"]) == {"exact", "gram", "randomized"}
+        assert all(_finite(r) and r > 0 for r in model["ratio_sven_over_adam"].values())
+        assert _finite(model["ratio_jacobian_over_adam"])
+        for rec in model["timings"].values():
+            assert rec["repeat"] == len(rec["times_s"]) == 1 and all(_finite(t) and t > 0 for t in rec["times_s"])
+
+
+def test_spectrum_benchmark_runs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.spectrum", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    res = json.loads((tmp_path / "spectrum_quick.json").read_text())
+    assert res["benchmark"] == "spectrum" and res["config"]["quick"] is True
+    assert _finite(res["gradviz"]["rel_err"]) and res["gradviz"]["rel_err"] < 1e-2
+    assert _finite(res["gradviz"]["trace"]) and _finite(res["timing"]["gradviz"]["median_s"])
+    if "skipped" in res["pyhessian"]:
+        assert any("PyHessian" in n for n in res["notes"])
+    else:
+        assert _finite(res["timing"]["speedup_gradviz_over_pyhessian"]) and _finite(res["pyhessian"]["trace"])

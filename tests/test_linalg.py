@@ -246,3 +246,170 @@ def test_lanczos_with_an_operator_that_returns_its_input():
     op = FunctionOperator(lambda v: v, 6, dtype=F64)
     vals, vecs = lanczos(op, k=1)
     assert torch.allclose(vals, torch.ones(1, dtype=F64)) and torch.isfinite(vecs).all()
+
+
+# --- randomized truncated SVD -------------------------------------------------------------------
+
+def _matrix_with_spectrum(m, n, sig, seed=0):
+    g = as_generator(seed)
+    U = torch.linalg.qr(torch.randn(m, len(sig), generator=g, dtype=F64)).Q
+    V = torch.linalg.qr(torch.randn(n, len(sig), generator=g, dtype=F64)).Q
+    return U @ torch.diag(sig) @ V.T
+
+
+@pytest.mark.parametrize("m,n", [(120, 80), (80, 120)])
+def test_randomized_svd_matches_exact_svd(m, n):
+    from gradviz.linalg import randomized_svd
+    A = _matrix_with_spectrum(m, n, 0.85 ** torch.arange(min(m, n), dtype=F64))
+    U, S, Vh = randomized_svd(A, 8, power_iters=2, generator=1)
+    Ue, Se, Vhe = torch.linalg.svd(A, full_matrices=False)
+    assert U.shape == (m, 8) and S.shape == (8,) and Vh.shape == (8, n)
+    assert float(((S - Se[:8]).abs() / Se[:8]).max()) < 1e-3
+    torch.testing.assert_close(U.T @ U, torch.eye(8, dtype=F64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(Vh @ Vh.T, torch.eye(8, dtype=F64), atol=1e-10, rtol=0)
+    # singular vectors agree up to sign: |<u_i, u_i^exact>| ≈ 1
+    assert float((1 - (U * Ue[:, :8]).sum(0).abs()).abs().max()) < 1e-3
+    assert float((1 - (Vh * Vhe[:8]).sum(1).abs()).abs().max()) < 1e-3
+
+
+def test_randomized_svd_is_exact_on_low_rank_matrices():
+    from gradviz.linalg import randomized_svd
+    A = _matrix_with_spectrum(60, 40, torch.tensor([5.0, 3.0, 1.0, 0.5], dtype=F64), seed=3)
+    U, S, Vh = randomized_svd(A, 4, oversample=2, power_iters=0, generator=0)
+    torch.testing.assert_close(U @ torch.diag(S) @ Vh, A, atol=1e-10, rtol=0)
+    torch.testing.assert_close(S, torch.tensor([5.0, 3.0, 1.0, 0.5], dtype=F64), atol=1e-10, rtol=0)
+
+
+def test_randomized_svd_power_iterations_help_and_seed_is_reproducible():
+    from gradviz.linalg import randomized_svd
+    sig = 0.95 ** torch.arange(100, dtype=F64)
+    A = _matrix_with_spectrum(150, 100, sig, seed=2)
+    err = [float(((randomized_svd(A, 5, oversample=5, power_iters=q, generator=0).S - sig[:5]).abs() / sig[:5]).max()) for q in (0, 3)]
+    assert err[1] < err[0] / 10
+    a, b = randomized_svd(A, 5, generator=7), randomized_svd(A, 5, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a.S, b.S, atol=0, rtol=0)
+
+
+def test_randomized_svd_function_pair_equals_dense():
+    from gradviz.linalg import randomized_svd
+    A = _matrix_with_spectrum(50, 30, 0.7 ** torch.arange(30, dtype=F64), seed=4)
+    calls = []
+    pair = (lambda X: calls.append("A") or A @ X, lambda Y: calls.append("At") or A.T @ Y)
+    r = randomized_svd(pair, 6, power_iters=1, generator=0, shape=(50, 30), dtype=F64)
+    d = randomized_svd(A, 6, power_iters=1, generator=0)
+    torch.testing.assert_close(r.S, d.S, atol=1e-12, rtol=0)
+    assert calls.count("A") == 2 and calls.count("At") == 2  # range + one power iteration + the final Qᵀ A
+
+
+def test_randomized_svd_float32_and_oversample_capped():
+    from gradviz.linalg import randomized_svd
+    A = _matrix_with_spectrum(20, 10, 0.5 ** torch.arange(10, dtype=F64)).float()
+    U, S, Vh = randomized_svd(A, 10, oversample=50, generator=0)  # ℓ capped at min(m, n)
+    assert S.dtype == torch.float32 and U.shape == (20, 10)
+    torch.testing.assert_close(S, torch.linalg.svdvals(A), rtol=1e-4, atol=1e-6)
+
+
+def test_randomized_svd_bad_input():
+    from gradviz.linalg import randomized_svd
+    A = torch.randn(6, 4, dtype=F64)
+    with pytest.raises(ValueError, match="`k`"): randomized_svd(A, 5)
+    with pytest.raises(ValueError, match="`k`"): randomized_svd(A, 0)
+    with pytest.raises(TypeError, match="`k`"): randomized_svd(A, 2.0)
+    with pytest.raises(ValueError, match="`oversample`"): randomized_svd(A, 2, oversample=-1)
+    with pytest.raises(ValueError, match="`power_iters`"): randomized_svd(A, 2, power_iters=-1)
+    with pytest.raises(ValueError, match="`A`"): randomized_svd(torch.randn(6), 1)
+    with pytest.raises(ValueError, match="`A`"): randomized_svd(torch.full((3, 3), float("nan")), 1)
+    with pytest.raises(TypeError, match="`A`"): randomized_svd(torch.ones(3, 3, dtype=torch.long), 1)
+    with pytest.raises(TypeError, match="`A`"): randomized_svd([A], 1)
+    with pytest.raises(ValueError, match="`shape`"): randomized_svd((lambda X: A @ X, lambda Y: A.T @ Y), 2)
+    with pytest.raises(ValueError, match="`shape`"): randomized_svd((lambda X: A @ X, lambda Y: A.T @ Y), 2, shape=(6,))
+    with pytest.raises(TypeError, match="`generator`|`seed_or_generator`"): randomized_svd(A, 2, generator="x")
+
+
+# ----------------------------------------------------------------------------- Gauss–Newton operator
+def _gn_problem(num_layers_hidden=1, seed=3):
+    from gradviz.data import gaussian_clusters, mlp, train
+    X, y = gaussian_clusters(n=90, dim=4, num_classes=3, seed=seed, device="cpu", dtype=F64)
+    sizes = [4] + [5] * num_layers_hidden + [3]
+    net = mlp(sizes, activation="tanh", seed=seed, device="cpu", dtype=F64)
+    train(net, "cross_entropy", X, y, steps=50, lr=0.2)
+    return net, X, y
+
+
+def _dense_jacobian(net, X):
+    from gradviz.autodiff import flat_model, jacobian
+    fn, theta = flat_model(net, X)
+    return jacobian(fn, theta), fn(theta)
+
+
+def test_gauss_newton_matches_closed_form_cross_entropy():
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem()
+    J, z = _dense_jacobian(net, X)
+    p = z.softmax(-1)
+    H_out = torch.block_diag(*[torch.diag(q) - torch.outer(q, q) for q in p]) / len(X)
+    G = GaussNewtonOperator(net, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(G.dense(), J.T @ H_out @ J, atol=1e-13, rtol=0)
+    v = torch.randn(G.size, generator=as_generator(2), dtype=F64)
+    assert torch.allclose(G.jvp(v).reshape(-1), J @ v, atol=1e-13, rtol=0)
+    assert torch.linalg.eigvalsh(G.dense())[0] > -1e-12
+
+
+def test_gauss_newton_matches_closed_form_mse():
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem()
+    Y = nn.functional.one_hot(y, 3).to(F64)
+    J, z = _dense_jacobian(net, X)
+    G = GaussNewtonOperator(net, nn.functional.mse_loss, X, Y)
+    assert torch.allclose(G.dense(), 2 * J.T @ J / z.numel(), atol=1e-13, rtol=0)
+
+
+def test_gauss_newton_plus_residual_is_hessian_for_linear_model():
+    from gradviz.data import mlp
+    from gradviz.linalg import GaussNewtonOperator
+    _, X, y = _gn_problem()
+    lin = mlp([4, 3], seed=0, device="cpu", dtype=F64)
+    f, theta = flat_objective(lin, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(GaussNewtonOperator(lin, nn.functional.cross_entropy, X, y).dense(), hessian(f, theta), atol=1e-13, rtol=0)
+
+
+def test_gauss_newton_differs_from_hessian_by_a_small_residual():
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem(num_layers_hidden=2)
+    f, theta = flat_objective(net, nn.functional.cross_entropy, X, y)
+    H, G = hessian(f, theta), GaussNewtonOperator(net, nn.functional.cross_entropy, X, y).dense()
+    R = H - G
+    assert torch.linalg.matrix_norm(R) > 1e-6 * torch.linalg.matrix_norm(H)  # a hidden layer makes R non-zero
+    assert torch.linalg.eigvalsh(G)[0] > -1e-12 and torch.linalg.eigvalsh(H)[0] < 0  # H is indefinite, G is not
+
+
+def test_gauss_newton_nonconvex_loss_is_not_clipped():
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem()
+    loss = lambda z, t: -(z ** 2).mean()  # concave in the outputs: G = -2/(NC) JᵀJ is negative semi-definite
+    J, z = _dense_jacobian(net, X)
+    G = GaussNewtonOperator(net, loss, X, y)
+    assert torch.allclose(G.dense(), -2 * J.T @ J / z.numel(), atol=1e-13, rtol=0)
+    lin_loss = lambda z, t: z.sum()  # linear in the outputs: G = 0
+    assert torch.count_nonzero(GaussNewtonOperator(net, lin_loss, X, y).dense()) == 0
+
+
+def test_gauss_newton_rejects_bad_input():
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem()
+    with pytest.raises(TypeError, match="`model`"): GaussNewtonOperator("net", nn.functional.cross_entropy, X, y)
+    with pytest.raises(TypeError, match="`loss_fn`"): GaussNewtonOperator(net, 3, X, y)
+    with pytest.raises(ValueError, match="same length"): GaussNewtonOperator(net, nn.functional.cross_entropy, X, y[:-1])
+    with pytest.raises(ValueError, match="`X` contains non-finite"): GaussNewtonOperator(net, nn.functional.cross_entropy, X * float("nan"), y)
+    with pytest.raises(ValueError, match="`v` must have shape"): GaussNewtonOperator(net, nn.functional.cross_entropy, X, y).matvec(torch.ones(2, dtype=F64))
+
+
+def test_gauss_newton_on_device(device):
+    from gradviz.data import gaussian_clusters, mlp
+    from gradviz.linalg import GaussNewtonOperator
+    dtype = torch.float32
+    X, y = gaussian_clusters(n=40, dim=3, num_classes=2, seed=0, device=device, dtype=dtype)
+    net = mlp([3, 4, 2], seed=0, device=device, dtype=dtype)
+    G = GaussNewtonOperator(net, nn.functional.cross_entropy, X, y)
+    out = G @ torch.ones(G.size, device=device, dtype=dtype)
+    assert out.device.type == torch.device(device).type and torch.isfinite(out).all()

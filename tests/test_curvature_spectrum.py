@@ -1,0 +1,236 @@
+"""Reference tests for gradviz.curvature.spectrum: dense float64 Hessians, closed forms, PyHessian (optional)."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+
+from gradviz.autodiff import flat_objective, hessian
+from gradviz.core import as_generator
+from gradviz.curvature.spectrum import (EXACT_MAX_PARAMS, GaussNewtonSplit, HessianSpectrum, cluster_problem,
+                                        count_outliers, explore_spectrum, gauss_newton_split, hessian_spectrum,
+                                        loss_along_line, near_zero_fraction, operator_spectrum, plot_spectra,
+                                        residual_operator, spectrum_figure, symlog_bins)
+from gradviz.data import mlp, train
+from gradviz.linalg import DenseOperator
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def small64():
+    "A trained ReLU network (p = 171) on three clusters, in float64."
+    return cluster_problem(num_classes=3, width=12, n=150, steps=150, dtype=F64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dense_H(small64):
+    f, theta = flat_objective(small64.model, small64.loss_fn, small64.X, small64.y)
+    return hessian(f, theta)
+
+
+# ----------------------------------------------------------------------------- H = G + R
+def test_split_identity_float64(small64):
+    s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
+    assert isinstance(s, GaussNewtonSplit) and s.H_dense is not None
+    assert s.relative_error() < 1e-5
+    assert torch.linalg.matrix_norm(s.R_dense) > 1e-4 * torch.linalg.matrix_norm(s.H_dense)  # R is really there
+
+
+def test_split_dense_matches_autodiff_hessian(small64, dense_H):
+    s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
+    assert torch.allclose(s.H_dense, dense_H, atol=1e-12, rtol=0)
+
+
+def test_gauss_newton_is_psd_and_hessian_is_not(small64):
+    s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
+    eG, eH = torch.linalg.eigvalsh(s.G_dense), torch.linalg.eigvalsh(s.H_dense)
+    assert eG[0] > -1e-10 * eG[-1]
+    assert eH[0] < -1e-4
+
+
+def test_gauss_newton_rank_bound(small64):
+    s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
+    # per-sample output Hessians of softmax-CE have rank C − 1, so rank G ≤ min(p, N (C − 1))
+    assert torch.linalg.matrix_rank(s.G_dense) <= min(s.H.size, len(small64.X) * 2)
+
+
+def test_linear_softmax_model_has_no_residual(small64):
+    lin = mlp([10, 3], seed=0, device="cpu", dtype=F64)
+    train(lin, "cross_entropy", small64.X, small64.y, steps=30, lr=0.1)
+    s = gauss_newton_split(lin, F.cross_entropy, small64.X, small64.y)
+    assert torch.linalg.matrix_norm(s.R_dense) < 1e-12 * torch.linalg.matrix_norm(s.H_dense)
+    assert torch.allclose(s.G_dense, s.H_dense, atol=1e-14, rtol=0)
+
+
+def test_split_for_mse():
+    p = cluster_problem(num_classes=3, width=8, n=120, steps=100, loss="mse", lr=0.5, dtype=F64, device="cpu")
+    s = gauss_newton_split(p.model, p.loss_fn, p.X, p.y)
+    assert s.relative_error() < 1e-5
+    assert torch.linalg.eigvalsh(s.G_dense)[0] > -1e-12
+
+
+def test_residual_operator_matches_definition(small64):
+    "R from the formula Σ_ic (∂ℓ/∂z_ic) ∇²z_ic, with the per-output Hessians summed explicitly."
+    from gradviz.autodiff import model_function, flatten_params
+    m, X, y = small64.model, small64.X[:20], small64.y[:20]
+    net, theta = model_function(m), flatten_params(m)
+    z = net(theta, X).detach().requires_grad_(True)
+    dz = torch.autograd.grad(F.cross_entropy(z, y), z)[0]
+    R_ref = sum(dz[i, c] * hessian(lambda t: net(t, X)[i, c], theta, max_params=10_000)
+                for i in range(len(X)) for c in range(3))
+    assert torch.allclose(residual_operator(m, F.cross_entropy, X, y).dense(), R_ref, atol=1e-12, rtol=0)
+
+
+def test_split_operators_only_when_large():
+    net = mlp([40, 70, 3], seed=0, device="cpu")
+    X, y = torch.randn(30, 40, generator=as_generator(0)), torch.arange(30) % 3
+    s = gauss_newton_split(net, F.cross_entropy, X, y)
+    assert s.H.size > EXACT_MAX_PARAMS and s.H_dense is None
+    v = torch.randn(s.H.size, generator=as_generator(1))
+    assert torch.allclose(s.H @ v, s.G @ v + s.R @ v, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="dense"): s.relative_error()
+
+
+# ----------------------------------------------------------------------------- spectra
+def test_exact_spectrum_matches_eigvalsh(small64, dense_H):
+    s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=7)
+    ref = torch.linalg.eigvalsh(dense_H).numpy()
+    assert s.method == "exact" and s.num_params == len(ref)
+    np.testing.assert_allclose(s.eigenvalues, ref, atol=1e-12)
+    np.testing.assert_allclose(s.top_eigenvalues, ref[::-1][:7], atol=1e-12)
+    assert math.isclose(s.trace, ref.sum(), rel_tol=1e-12)
+    assert math.isclose(s.density.weights.sum(), 1.0, rel_tol=1e-12)
+
+
+def test_lanczos_spectrum_matches_exact(small64, dense_H):
+    s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=6, exact=False,
+                         num_probes=40, num_iters=60, generator=3)
+    ref = torch.linalg.eigvalsh(dense_H).numpy()
+    assert s.method == "lanczos" and s.eigenvalues is None
+    np.testing.assert_allclose(s.top_eigenvalues, ref[::-1][:6], rtol=1e-7)
+    assert abs(s.trace - ref.sum()) < 4 * s.trace_stderr
+    assert s.density.wasserstein(ref) < 0.05 * (ref[-1] - ref[0])
+    assert s.num_products > 40 * 60
+
+
+def test_lanczos_spectrum_is_seeded(small64):
+    kw = dict(k=3, exact=False, num_probes=3, num_iters=20)
+    a = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, generator=5, **kw)
+    b = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, generator=as_generator(5), **kw)
+    assert np.array_equal(a.top_eigenvalues, b.top_eigenvalues) and a.trace == b.trace
+
+
+def test_operator_spectrum_on_known_matrix():
+    ev = torch.cat([torch.zeros(100, dtype=F64), torch.tensor([2.0, 2.5, 3.0], dtype=F64)])
+    s = operator_spectrum(DenseOperator(torch.diag(ev)), k=5)
+    np.testing.assert_allclose(s.top_eigenvalues, [3.0, 2.5, 2.0, 0.0, 0.0])
+    assert s.num_outliers() == 3 and s.near_zero_fraction() == pytest.approx(100 / 103)
+    assert isinstance(s, HessianSpectrum) and s.lambda_max == 3.0
+
+
+def test_width_adds_near_zero_eigenvalues_and_classes_add_outliers():
+    "Claims (a)–(c) at a reduced size: outlier count C − 1 at two widths, more mass at zero when wider."
+    specs = {}
+    for C in (3, 5):
+        for w in (16, 32):
+            p = cluster_problem(num_classes=C, width=w, n=300, dtype=F64, device="cpu")
+            specs[C, w] = hessian_spectrum(p.model, p.loss_fn, p.X, p.y)
+    for (C, w), s in specs.items(): assert s.num_outliers() in (C - 1, C), (C, w, s.top_eigenvalues[:C + 1])
+    for C in (3, 5): assert specs[C, 32].near_zero_fraction() > specs[C, 16].near_zero_fraction()
+
+
+# ----------------------------------------------------------------------------- PyHessian (optional reference)
+def test_against_pyhessian(small64, dense_H):
+    pyhessian = pytest.importorskip("pyhessian")
+    warnings.filterwarnings("ignore", message=".*create_graph=True.*")
+    torch.manual_seed(0)  # PyHessian draws its vectors from torch's global generator
+    hess = pyhessian.hessian(small64.model, F.cross_entropy, data=(small64.X, small64.y), cuda=False)
+    ref = torch.linalg.eigvalsh(dense_H).numpy()
+    assert abs(ref[0]) < ref[::-1][2]  # power iteration targets |λ|: make sure the top 3 by magnitude are the top 3
+    top_pyh, _ = hess.eigenvalues(top_n=3, maxIter=500, tol=1e-7)
+    ours = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False, generator=0)
+    np.testing.assert_allclose(sorted(top_pyh, reverse=True), ours.top_eigenvalues, rtol=1e-2)
+    np.testing.assert_allclose(ours.top_eigenvalues, ref[::-1][:3], rtol=1e-8)
+    samples = np.array(hess.trace(maxIter=200, tol=1e-9))
+    assert abs(samples.mean() - ref.sum()) < 4 * samples.std(ddof=1) / math.sqrt(len(samples))
+    ours_trace = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False,
+                                  num_probes=50, num_iters=30, generator=1)
+    assert abs(ours_trace.trace - samples.mean()) < 4 * math.hypot(ours_trace.trace_stderr, samples.std(ddof=1) / math.sqrt(len(samples)))
+
+
+# ----------------------------------------------------------------------------- outliers, zero mass, lines
+def test_count_outliers_and_near_zero_fraction():
+    assert count_outliers([0.0, 0.01, 0.02, 1.0, 1.1, 1.2]) == 3
+    assert count_outliers(torch.tensor([3.0, 0.1, 0.05])) == 1
+    assert count_outliers([10.0, 9.0, 1.0, 0.9], window=2) == 1
+    assert near_zero_fraction([0.0, 1e-5, 1.0, -1e-5]) == 0.75
+    assert near_zero_fraction([0.0, 1.0], weights=[0.9, 0.1]) == pytest.approx(0.9)
+
+
+def test_loss_along_line(small64):
+    a = mlp([10, 3], seed=1, device="cpu", dtype=F64)
+    b = mlp([10, 3], seed=2, device="cpu", dtype=F64)
+    line = loss_along_line(a, b, F.cross_entropy, small64.X, small64.y, num_points=11, extend=0.2)
+    assert line.alphas[0] == pytest.approx(-0.2) and line.alphas[-1] == pytest.approx(1.2)
+    assert 0.0 in line.alphas and 1.0 in line.alphas
+    assert line.losses[line.alphas == 0][0] == pytest.approx(F.cross_entropy(a(small64.X), small64.y).item())
+    assert line.losses[line.alphas == 1][0] == pytest.approx(F.cross_entropy(b(small64.X), small64.y).item())
+    assert line.barrier <= 1e-12  # convex in the parameters
+    bump = type(line)(np.array([0.0, 0.5, 1.0]), np.array([1.0, 3.0, 2.0]))
+    assert bump.barrier == pytest.approx(1.5)
+
+
+def test_symlog_bins_and_plots(small64):
+    e = symlog_bins([-1.0, 0.0, 10.0], linthresh=0.01, num_bins=10)
+    assert len(e) == 11 and e[0] < -1.0 + 1e-6 and e[-1] > 10.0 - 1e-6 and np.all(np.diff(e) > 0)
+    s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y)
+    assert isinstance(plot_spectra({"a": s, "b": s.eigenvalues}), Figure)
+    assert isinstance(spectrum_figure(num_classes=3, width=8, n=200, steps=20, show="G"), Figure)
+
+
+def test_explorer_updates():
+    ex = explore_spectrum()
+    assert isinstance(ex.update(num_classes=3, show="R", steps=0), Figure)
+    assert isinstance(ex.update(loss="mse"), Figure)
+    assert ex.cache_info().misses == 2
+
+
+def test_on_device(device):
+    p = cluster_problem(num_classes=3, width=8, n=100, steps=10, device=device)
+    s = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=3, exact=False, num_probes=2, num_iters=10, generator=0)
+    assert np.all(np.isfinite(s.top_eigenvalues)) and math.isfinite(s.trace)
+    cpu = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=3, device="cpu")
+    assert cpu.method == "exact"
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input(small64):
+    m, X, y, L = small64.model, small64.X, small64.y, small64.loss_fn
+    with pytest.raises(ValueError, match="`k`"): hessian_spectrum(m, L, X, y, k=0)
+    with pytest.raises(ValueError, match="`num_probes`"): hessian_spectrum(m, L, X, y, exact=False, num_probes=0)
+    with pytest.raises(TypeError, match="`exact`"): hessian_spectrum(m, L, X, y, exact="yes")
+    with pytest.raises(TypeError, match="`model`"): hessian_spectrum("net", L, X, y)
+    with pytest.raises(ValueError, match="`X` contains non-finite"): hessian_spectrum(m, L, X * float("nan"), y)
+    with pytest.raises(ValueError, match="same length"): hessian_spectrum(m, L, X, y[:-1])
+    big = nn.Linear(100, 31)
+    with pytest.raises(ValueError, match="`exact`=True needs p"):
+        hessian_spectrum(big, F.cross_entropy, torch.randn(4, 100), torch.zeros(4, dtype=torch.long), exact=True)
+    with pytest.raises(TypeError, match="`dense`"): gauss_newton_split(m, L, X, y, dense=1)
+    with pytest.raises(ValueError, match="`eigenvalues` needs at least 2"): count_outliers([1.0])
+    with pytest.raises(ValueError, match="`window`"): count_outliers([1.0, 2.0, 3.0], window=5)
+    with pytest.raises(ValueError, match="`eigenvalues` contains non-finite"): count_outliers([1.0, float("nan")])
+    with pytest.raises(ValueError, match="`rel_tol`"): near_zero_fraction([1.0, 0.0], rel_tol=-1)
+    with pytest.raises(ValueError, match="`weights`"): near_zero_fraction([1.0, 0.0], weights=[1.0])
+    with pytest.raises(ValueError, match="same parameters"): loss_along_line(m, mlp([10, 3], seed=0, dtype=F64, device="cpu"), L, X, y)
+    with pytest.raises(ValueError, match="`num_points`"): loss_along_line(m, m, L, X, y, num_points=1)
+    with pytest.raises(ValueError, match="`extend`"): loss_along_line(m, m, L, X, y, extend=-0.1)
+    with pytest.raises(ValueError, match="`loss`"): cluster_problem(loss="hinge")
+    with pytest.raises(ValueError, match="`steps`"): cluster_problem(steps=-1)
+    with pytest.raises(ValueError, match="`show`"): spectrum_figure(show="Q")
+    with pytest.raises(ValueError, match="`spectra` is empty"): plot_spectra({})
+    with pytest.raises(ValueError, match="`linthresh`"): symlog_bins([1.0], linthresh=0)

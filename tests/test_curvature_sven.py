@@ -1,0 +1,224 @@
+"""Reference tests for gradviz.curvature.sven: closed forms on linear models, Gauss–Newton, jacrev Jacobians, SVD variants."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradviz.autodiff import flatten_params, jacobian, model_function, per_sample_grads
+from gradviz.core import as_generator
+from gradviz.curvature.sven import (History, ResidualJacobian, Sven, SvenStep, effective_residuals, fit, per_example_losses,
+                                    regression_1d, residual_jacobian, sven_direction, truncated_svd)
+from gradviz.data import mlp
+
+F64 = torch.float64
+mse = nn.functional.mse_loss
+
+
+def linear_problem(B, P, seed=0, out=1):
+    g = as_generator(seed)
+    lin = nn.Linear(P, out, bias=False).double()
+    with torch.no_grad(): lin.weight.copy_(torch.randn(out, P, generator=g, dtype=F64))
+    return lin, torch.randn(B, P, generator=g, dtype=F64), torch.randn(B, out, generator=g, dtype=F64)
+
+
+def one_step(model, X, y, **kw):
+    w0, R0 = flatten_params(model), (model(X) - y).detach().squeeze(1)
+    info = Sven(model, mse, **kw).step(X, y)
+    return flatten_params(model) - w0, R0, (model(X) - y).detach().squeeze(1), info
+
+
+@pytest.mark.parametrize("svd", ["exact", "gram", "randomized"])
+def test_underdetermined_kappa1_interpolates_at_minimum_norm(svd):
+    lin, X, y = linear_problem(8, 20, seed=1)
+    dw, R0, R1, info = one_step(lin, X, y, lr=1.0, k=8, kappa=1.0, rtol=0.0, svd=svd, power_iters=2)
+    torch.testing.assert_close(R1, torch.zeros(8, dtype=F64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(dw, torch.linalg.pinv(X) @ (-R0), atol=1e-8, rtol=0)
+    assert info.rank == 8 and info.loss == pytest.approx(float((R0 ** 2).mean()))
+
+
+def test_kappa2_halves_every_residual():
+    lin, X, y = linear_problem(8, 20, seed=2)
+    _, R0, R1, _ = one_step(lin, X, y, lr=1.0, k=8, kappa=2.0, rtol=0.0)
+    torch.testing.assert_close(R1 / R0, torch.full((8,), 0.5, dtype=F64), atol=1e-9, rtol=0)
+
+
+def test_learning_rate_scales_the_step():
+    lin, X, y = linear_problem(8, 20, seed=2)
+    d1, *_ = one_step(lin, X, y, lr=1.0, k=8, kappa=1.0, rtol=0.0)
+    lin, X, y = linear_problem(8, 20, seed=2)
+    d2, *_ = one_step(lin, X, y, lr=0.25, k=8, kappa=1.0, rtol=0.0)
+    torch.testing.assert_close(d2, 0.25 * d1, atol=1e-12, rtol=0)
+
+
+def test_overdetermined_linear_is_gauss_newton():
+    lin, X, y = linear_problem(50, 5, seed=3)
+    dw, R0, _, _ = one_step(lin, X, y, lr=1.0, k=5, kappa=1.0, rtol=0.0)
+    torch.testing.assert_close(dw, -torch.linalg.solve(X.T @ X, X.T @ R0), atol=1e-10, rtol=0)
+
+
+def test_overdetermined_nonlinear_is_gauss_newton():
+    net = mlp([2, 3, 1], activation="tanh", seed=0, device="cpu", dtype=F64)  # 13 parameters
+    g = as_generator(4)
+    X, y = torch.randn(40, 2, generator=g, dtype=F64), torch.randn(40, 1, generator=g, dtype=F64)
+    fnet, theta = model_function(net), flatten_params(net)
+    J = jacobian(lambda t: fnet(t, X).reshape(-1), theta)
+    R = (net(X) - y).detach().reshape(-1)
+    gn = -torch.linalg.solve(J.T @ J, J.T @ R)
+    Sven(net, mse, lr=1.0, k=64, kappa=1.0, rtol=0.0).step(X, y)
+    torch.testing.assert_close(flatten_params(net) - theta, gn, atol=1e-8, rtol=0)
+
+
+def test_truncation_loss_is_monotone_in_k():
+    losses = []
+    for k in range(1, 9):
+        lin, X, y = linear_problem(8, 20, seed=1)
+        _, R0, R1, info = one_step(lin, X, y, lr=1.0, k=k, kappa=1.0, rtol=0.0)
+        assert info.rank == k
+        losses.append(float((R1 ** 2).mean()))
+    assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:]))
+    assert losses[0] < float((R0 ** 2).mean()) and losses[-1] < 1e-20
+
+
+def test_residual_jacobian_matches_jacrev_and_loop():
+    net = mlp([3, 8, 2], activation="gelu", seed=1, device="cpu", dtype=F64)
+    g = as_generator(5)
+    X, y = torch.randn(12, 3, generator=g, dtype=F64), torch.randn(12, 2, generator=g, dtype=F64)
+    for kappa in (1.0, 2.0, 3.0):
+        rj = residual_jacobian(net, mse, X, y, kappa=kappa)
+        assert isinstance(rj, ResidualJacobian) and rj.M.shape == (12, sum(p.numel() for p in net.parameters()))
+        fnet = model_function(net)
+        res = lambda t: (((fnet(t, X) - y) ** 2).mean(1)) ** (kappa / 2)
+        torch.testing.assert_close(rj.M, jacobian(res, flatten_params(net)), atol=1e-10, rtol=1e-8)
+        torch.testing.assert_close(rj.r, res(flatten_params(net)), atol=1e-12, rtol=0)
+    rows = []
+    for i in range(12):
+        net.zero_grad(); mse(net(X[i:i + 1]), y[i:i + 1]).backward()
+        rows.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]))
+    torch.testing.assert_close(residual_jacobian(net, mse, X, y, kappa=2.0).M, torch.stack(rows), atol=1e-12, rtol=0)
+
+
+def test_per_example_losses_cross_entropy():
+    net = mlp([4, 5, 3], seed=0, device="cpu", dtype=F64)
+    X, y = torch.randn(7, 4, generator=as_generator(0), dtype=F64), torch.arange(7) % 3
+    ref = nn.functional.cross_entropy(net(X), y, reduction="none")
+    torch.testing.assert_close(per_example_losses(net, nn.functional.cross_entropy, X, y), ref.detach(), atol=1e-12, rtol=0)
+
+
+def test_zero_loss_rows_are_zero():
+    r, slope = effective_residuals(torch.tensor([0.0, 4.0], dtype=F64), kappa=1.0)
+    assert r.tolist() == [0.0, 2.0] and slope.tolist() == [0.0, 0.25]
+    lin, X, y = linear_problem(4, 6, seed=0)
+    with torch.no_grad(): y[0] = lin(X[:1])[0]  # first example already fitted
+    rj = residual_jacobian(lin, mse, X, y, kappa=1.0)
+    assert torch.isfinite(rj.M).all() and rj.M[0].abs().max() == 0
+
+
+def test_randomized_svd_agrees_with_exact_on_a_network_jacobian():
+    net = mlp([1, 16, 16, 16, 1], activation="gelu", seed=0, device="cpu", dtype=F64)
+    X, y, _ = regression_1d(n=128, seed=0, dtype=F64)
+    opt = Sven(net, mse, lr=0.1, k=64)
+    for _ in range(3): opt.step(X, y)
+    rj = residual_jacobian(net, mse, X, y)
+    ex = truncated_svd(rj.M, 8, rtol=0.0)
+    for method in ("randomized", "gram"):
+        other = truncated_svd(rj.M, 8, rtol=0.0, method=method, generator=0)
+        assert float(((other.S - ex.S).abs() / ex.S).max()) < 1e-3
+        d_ex = sven_direction(rj.M, rj.r, k=8, rtol=0.0)
+        d_o = sven_direction(rj.M, rj.r, k=8, rtol=0.0, method=method, generator=0)
+        assert float((d_o - d_ex).norm() / d_ex.norm()) < 1e-3
+
+
+def test_rtol_drops_small_singular_values():
+    U = torch.linalg.qr(torch.randn(6, 6, generator=as_generator(1), dtype=F64)).Q
+    V = torch.linalg.qr(torch.randn(9, 6, generator=as_generator(2), dtype=F64)).Q
+    M = U @ torch.diag(torch.tensor([1.0, 0.5, 1e-2, 1e-4, 1e-6, 1e-12], dtype=F64)) @ V.T
+    assert len(truncated_svd(M, 6, rtol=1e-3).S) == 3
+    assert len(truncated_svd(M, 6, rtol=0.0).S) == 5  # the absolute cut-off 1e-10 drops the last
+    assert len(truncated_svd(M, 2, rtol=0.0).S) == 2
+    assert len(truncated_svd(M, 100, rtol=0.0, atol=0.0).S) == 6  # k capped at min(B, P)
+
+
+def test_single_example_direction_is_the_gradient():
+    net = mlp([2, 4, 1], seed=3, device="cpu", dtype=F64)
+    X, y = torch.randn(1, 2, generator=as_generator(0), dtype=F64), torch.ones(1, 1, dtype=F64)
+    rj = residual_jacobian(net, mse, X, y)
+    d = sven_direction(rj.M, rj.r, k=1)
+    g = per_sample_grads(net, mse, X, y)[0]
+    assert float(d @ g / (d.norm() * g.norm())) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_optimizer_works_with_a_scheduler_and_state_dict():
+    net = mlp([1, 8, 1], activation="tanh", seed=0, device="cpu")
+    X, y, _ = regression_1d(n=64, seed=1)
+    opt = Sven(net, mse, lr=0.2, k=8)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    info = opt.step(X, y); sched.step()
+    assert isinstance(info, SvenStep) and opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert set(opt.state_dict()["param_groups"][0]) >= {"lr", "k", "rtol", "kappa", "svd"}
+
+
+def test_fit_histories_and_determinism():
+    X, y, target = regression_1d(n=256, seed=0)
+    Xg = torch.linspace(-1, 1, 50).unsqueeze(1)
+    runs = {m: fit(mlp([1, 8, 8, 1], activation="gelu", seed=0, device="cpu"), X, y, m, epochs=4, batch_size=64,
+                   lr=0.1 if m != "adam" else 0.01, seed=1, X_val=Xg, y_val=target(Xg), X_grid=Xg, **({"k": 8} if m == "sven" else {}))
+            for m in ("sgd", "adam", "sven", "lbfgs")}
+    for m, h in runs.items():
+        assert isinstance(h, History) and h.name == m
+        assert h.epochs[0] == 0 and h.epochs[-1] >= 4 and np.all(np.diff(h.seconds) >= 0)
+        assert np.isfinite(h.train_loss).all() and np.isfinite(h.val_loss).all() and h.predictions.shape == (len(h.epochs), 50)
+    again = fit(mlp([1, 8, 8, 1], activation="gelu", seed=0, device="cpu"), X, y, "sven", epochs=4, batch_size=64, lr=0.1, seed=1, k=8)
+    np.testing.assert_array_equal(again.train_loss, runs["sven"].train_loss)
+    lin, Xl, _ = linear_problem(128, 3, seed=6)
+    yl = Xl @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64)  # noise-free linear target: one Gauss–Newton step solves it
+    h = fit(lin, Xl, yl, "sven", epochs=1, batch_size=32, lr=1.0, kappa=1.0, rtol=0.0)
+    assert h.train_loss[0] > 0.1 and h.train_loss[-1] < 1e-20
+    assert runs["sven"].at_seconds(-1.0) != runs["sven"].at_seconds(-1.0)  # nan before any record
+
+
+def test_regression_data_is_standardised_and_seeded():
+    X, y, target = regression_1d(n=1000, seed=3, dtype=F64)
+    assert X.shape == (1000, 1) and y.shape == (1000, 1) and float(X.abs().max()) <= 1
+    assert float(y.mean()) == pytest.approx(0.0, abs=1e-10) and float(y.std()) == pytest.approx(1.0, abs=1e-10)
+    torch.testing.assert_close(regression_1d(n=1000, seed=3, dtype=F64)[0], X, atol=0, rtol=0)
+    raw = torch.exp(-10 * X ** 2) * torch.sin(2 * X)
+    assert float(torch.corrcoef(torch.cat([raw, y], 1).T)[0, 1]) == pytest.approx(1.0, abs=1e-12)
+
+
+def _devices():
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_sven_follows_the_device(device):
+    net = mlp([1, 8, 1], seed=0, device=device, dtype=F64)
+    X, y, _ = regression_1d(n=32, seed=0, device=device, dtype=F64)
+    info = Sven(net, mse, lr=0.1, k=4, svd="randomized", generator=0).step(X, y)
+    assert next(net.parameters()).device.type == torch.device(device).type and np.isfinite(info.loss)
+
+
+def test_bad_input_errors_name_the_argument():
+    net = mlp([1, 4, 1], seed=0, device="cpu")
+    X, y, _ = regression_1d(n=16, seed=0)
+    with pytest.raises(TypeError, match="`model`"): Sven("net", mse)
+    with pytest.raises(TypeError, match="`loss_fn`"): Sven(net, "mse")
+    with pytest.raises(ValueError, match="`lr`"): Sven(net, mse, lr=0.0)
+    with pytest.raises(ValueError, match="`k`"): Sven(net, mse, k=0)
+    with pytest.raises(ValueError, match="`rtol`"): Sven(net, mse, rtol=2.0)
+    with pytest.raises(ValueError, match="`kappa`"): Sven(net, mse, kappa=0.0)
+    with pytest.raises(ValueError, match="`svd`"): Sven(net, mse, svd="lobpcg")
+    with pytest.raises(ValueError, match="`power_iters`"): Sven(net, mse, power_iters=-1)
+    with pytest.raises(ValueError, match="`oversample`"): Sven(net, mse, oversample=-1)
+    with pytest.raises(ValueError, match="`X`|`y`"): Sven(net, mse).step(X, y[:5])
+    with pytest.raises(ValueError, match="`losses`"): Sven(net, lambda out, t: -((out - t) ** 2).sum() - 1).step(X, y)  # negative losses
+    with pytest.raises(ValueError, match="model"): Sven(nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.5), nn.Linear(4, 1)), mse).step(X, y)
+    with pytest.raises(ValueError, match="`kappa`"): effective_residuals(torch.ones(3), kappa=-1.0)
+    with pytest.raises(ValueError, match="`losses`"): effective_residuals(torch.ones(3, 1))
+    with pytest.raises(ValueError, match="`M`"): truncated_svd(torch.ones(3), 1)
+    with pytest.raises(ValueError, match="`method`"): truncated_svd(torch.ones(3, 3), 1, method="qr")
+    with pytest.raises(ValueError, match="`r`"): sven_direction(torch.ones(3, 4), torch.ones(4))
+    with pytest.raises(ValueError, match="`method`"): fit(net, X, y, method="rmsprop")
+    with pytest.raises(ValueError, match="`epochs`"): fit(net, X, y, epochs=0)
+    with pytest.raises(ValueError, match="`batch_size`"): fit(net, X, y, batch_size=17)
+    with pytest.raises(ValueError, match="`X_val`"): fit(net, X, y, batch_size=16, X_val=X)
+    with pytest.raises(ValueError, match="`n`"): regression_1d(n=1)
