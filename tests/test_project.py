@@ -90,3 +90,26 @@ def test_library_never_hard_codes_a_device(path):
     assert ".cuda()" not in src
     assert not re.search(r"device\s*=\s*['\"]cuda", src)
     assert "torch.manual_seed(" not in src, "library code must not touch the global RNG"
+
+
+def _exporting_notebooks():
+    "(module name, notebook path) for every notebook with a `#| default_exp`."
+    import json
+    out = []
+    for nb in NBS.rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in nb.parts: continue
+        for cell in json.loads(nb.read_text())["cells"]:
+            m = re.search(r"^#\|\s*default_exp\s+(\S+)", "".join(cell["source"]), re.M)
+            if m: out.append((f"gradviz.{m.group(1)}", nb)); break
+    return sorted(out)
+
+
+@pytest.mark.parametrize("name, nb", _exporting_notebooks(), ids=lambda x: str(x).split("/")[-1])
+def test_every_public_definition_is_shown_with_its_docs(name, nb):
+    "Each exported function and class has a `show_doc` cell in the notebook that defines it."
+    import json
+    mod = importlib.import_module(name)
+    src = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
+    missing = [a for a in mod.__all__ if (inspect.isfunction(getattr(mod, a)) or inspect.isclass(getattr(mod, a)))
+               and getattr(getattr(mod, a), "__module__", name) == name and f"show_doc({a}" not in src]
+    assert not missing, f"{nb.name}: no show_doc for {missing}"
