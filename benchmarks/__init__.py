@@ -117,6 +117,22 @@ def write_results(name: str, results: dict, directory: Path, quick: bool) -> Pat
     return path
 
 
+def start(description: str, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
+    "Parse the common options and pin threads; returns the options and the machine record."
+    args = common_parser(description).parse_args(argv)
+    threads = pin_threads(args.threads)
+    import torch
+    return args, {**machine_info(torch.device(args.device)), "threads": threads}
+
+
+def finish(name: str, results: dict, text: str, directory: Path, quick: bool) -> Path:
+    "Print the readable table, write `results/<name>.json` and say where; returns its path."
+    print(text)
+    path = write_results(name, results, directory, quick)
+    print(f"\nwrote {path}")
+    return path
+
+
 def run_all(argv: list[str] | None = None) -> dict[str, Path]:
     "Run every module in `MODULES` with the same options; returns the JSON paths written."
     import importlib

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from . import common_parser, machine_info, median, pin_threads, timed_rounds, timing, write_results
+from . import finish, median, start, timed_rounds, timing
 
 NAME = "hessian"
 
@@ -401,7 +401,7 @@ def section_slq(b: Bench, op, clock: ProductClock) -> dict:
     hvp_s = median(times["bare_hvp"]) / cfg.hvp_batch
     t = timing(times["slq"])
     o = overhead_stats(times["slq"], times["bare_hvp"], cfg.hvp_batch, hvps, inside)
-    ratio, in_run, non_hvp = o["overhead_ratio"], o["hvp_fraction_in_run"], o["non_hvp_seconds_per_step"]
+    ratio, non_hvp = o["overhead_ratio"], o["non_hvp_seconds_per_step"]
     op.reset_count()
     t0 = time.perf_counter()
     ref = slq_density(op, cfg.slq_ref_probes, cfg.slq_ref_steps, generator=cfg.seed + 1000)
@@ -472,7 +472,6 @@ def section_trace(b: Bench, p: Problem, op, pyh_mod, pyh) -> dict:
                 pyh.trace(**kw)
             fns[name] = call
     times = b.rounds(fns)
-    hvp_s = median(times["bare_hvp"]) / cfg.hvp_batch
     est = holder["gv"]
     t = timing(times["gradviz_hutchinson"])
     o = overhead_stats(times["gradviz_hutchinson"], times["bare_hvp"], cfg.hvp_batch, cfg.trace_probes, [])
@@ -483,7 +482,7 @@ def section_trace(b: Bench, p: Problem, op, pyh_mod, pyh) -> dict:
                 "error_in_stderr": abs(est.estimate - exact) / est.stderr if est.stderr > 0 else None})
     b.section(f"Hutchinson trace ({cfg.trace_probes} probes, float32)")
     b.row("reference trace", f"{exact:.6g}", out["reference"]["method"].split(" (")[0])
-    b.row(f"gradviz hutchinson_trace", fmt_s(t["median_s"]),
+    b.row("gradviz hutchinson_trace", fmt_s(t["median_s"]),
           f"{est.estimate:.6g} ± {est.stderr:.2g}: rel err {out['rel_err_vs_reference']:.1e} ({out['error_in_stderr']:.1f} stderr); overhead {out['overhead_ratio']:.3f}")
     if pyh_runs:
         out["pyhessian"] = {}
@@ -763,7 +762,7 @@ def section_overhead(b: Bench, op, hvp_s: float, lanczos_steps: int) -> dict:
     tf, tr = time_call(fresh, **kw), time_call(reuse, **kw)
     out["basis_rows"] = {"rows": m, "fresh_buffer_s_per_row": tf.median / m, "reused_buffer_s_per_row": tr.median / m,
                          "fresh_times_s": list(tf.times), "reused_times_s": list(tr.times)}
-    b.row(f"write a basis row, fresh buffer", fmt_s(tf.median / m), f"reused buffer {fmt_s(tr.median / m)} (first-touch page faults)")
+    b.row("write a basis row, fresh buffer", fmt_s(tf.median / m), f"reused buffer {fmt_s(tr.median / m)} (first-touch page faults)")
     k = max(cfg.ks)
     S = torch.randn(m, k, generator=g).to(device=b.device, dtype=op.dtype)
     ta, tb = time_call(lambda: Q[:m].T @ S, **kw), time_call(lambda: (S.T @ Q[:m]).T, **kw)
@@ -871,18 +870,12 @@ def make_config(args) -> Config:
 
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print the table and write `results/hessian.json`; returns its path."
-    args = common_parser(__doc__.splitlines()[0]).parse_args(argv)
-    threads = pin_threads(args.threads)
+    args, machine = start(__doc__.splitlines()[0], argv)
     cfg = make_config(args)
-    import torch
-    results = {"machine": {**machine_info(torch.device(cfg.device)), "threads": threads}}
-    results.update(run(cfg))
+    results = {"machine": machine, **run(cfg)}
     results["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
     results["machine"]["peers"] = _peer_versions()
-    print(render(results))
-    path = write_results(NAME, results, args.results_dir, cfg.quick)
-    print(f"\nwrote {path}")
-    return path
+    return finish(NAME, results, render(results), args.results_dir, cfg.quick)
 
 
 def _peer_versions() -> dict:

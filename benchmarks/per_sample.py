@@ -11,7 +11,7 @@ advantage shrinks).
 """
 from __future__ import annotations
 
-from . import common_parser, machine_info, pin_threads, timed_rounds, timing, write_results
+from . import finish, start, timed_rounds, timing
 
 NAME = "per_sample"
 TARGET_SPEEDUP = 10.0
@@ -73,19 +73,14 @@ def render(results: dict) -> str:
 
 def main(argv: list[str] | None = None):
     "Parse options, pin threads, run, print the table and write `results/per_sample.json`; returns its path."
-    args = common_parser(__doc__.splitlines()[0]).parse_args(argv)
-    threads = pin_threads(args.threads)
-    import torch
+    args, machine = start(__doc__.splitlines()[0], argv)
     quick = args.quick
     batches = (8, 32) if quick else (16, 64, 256)
     models = {"teaching": (10, 16, 3), "wide": (16, 32, 3)} if quick else {"teaching": (20, 64, 10), "wide": (64, 256, 256, 10)}
-    results = {"machine": {**machine_info(torch.device(args.device)), "threads": threads},
+    results = {"machine": machine,
                "config": {"quick": quick, "repeat": 1 if quick else args.repeat, "device": args.device, "seed": args.seed}}
     results.update(run(batches, models, 1 if quick else args.repeat, args.device, args.seed))
-    print(render(results))
-    path = write_results(NAME, results, args.results_dir, quick)
-    print(f"\nwrote {path}")
-    return path
+    return finish(NAME, results, render(results), args.results_dir, quick)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ not compute: the ratio is end to end, as a user would call them. Rounds are inte
 """
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from . import common_parser, machine_info, pin_threads, timed_rounds, timing, write_results
+from . import finish, start, timed_rounds, timing
 from .hessian import build_problem, float64_copy, rel_err
 
 NAME = "spectrum"
@@ -151,16 +150,10 @@ def make_config(args) -> Config:
 
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print and write `results/spectrum.json`; returns its path."
-    args = common_parser(__doc__.splitlines()[0]).parse_args(argv)
-    threads = pin_threads(args.threads)
+    args, machine = start(__doc__.splitlines()[0], argv)
     cfg = make_config(args)
-    import torch
-    results = {"machine": {**machine_info(torch.device(cfg.device)), "threads": threads}}
-    results.update(run(cfg))
-    print(render(results))
-    path = write_results(NAME, results, args.results_dir, cfg.quick)
-    print(f"\nwrote {path}")
-    return path
+    results = {"machine": machine, **run(cfg)}
+    return finish(NAME, results, render(results), args.results_dir, cfg.quick)
 
 
 if __name__ == "__main__":

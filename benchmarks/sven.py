@@ -10,7 +10,7 @@ the time goes. There is no target: the paper's "about k times an SGD step" is wh
 """
 from __future__ import annotations
 
-from . import common_parser, machine_info, pin_threads, timed_rounds, timing, write_results
+from . import finish, start, timed_rounds, timing
 
 NAME = "sven"
 
@@ -64,21 +64,16 @@ def render(results: dict) -> str:
 def main(argv: list[str] | None = None):
     "Parse options, pin threads, run, print the table and write `results/sven.json`; returns its path."
     import time
-    args = common_parser(__doc__.splitlines()[0]).parse_args(argv)
-    threads = pin_threads(args.threads)
-    import torch
+    args, machine = start(__doc__.splitlines()[0], argv)
     quick, repeat = args.quick, 1 if args.quick else args.repeat
     models = ({"teaching": ((1, 8, 8, 1), 32, 8)} if quick else
               {"teaching": ((1, 16, 16, 16, 1), 128, 16), "wider": ((1, 64, 64, 64, 1), 128, 64)})
-    start = time.perf_counter()
-    results = {"machine": {**machine_info(torch.device(args.device)), "threads": threads},
+    began = time.perf_counter()
+    results = {"machine": machine,
                "config": {"quick": quick, "repeat": repeat, "device": args.device, "seed": args.seed}}
     results["models"] = {name: run_model(sizes, batch, k, repeat, args.device, args.seed) for name, (sizes, batch, k) in models.items()}
-    results["wall_seconds"] = time.perf_counter() - start
-    print(render(results))
-    path = write_results(NAME, results, args.results_dir, quick)
-    print(f"\nwrote {path}")
-    return path
+    results["wall_seconds"] = time.perf_counter() - began
+    return finish(NAME, results, render(results), args.results_dir, quick)
 
 
 if __name__ == "__main__":
