@@ -125,6 +125,14 @@ def start(description: str, argv: list[str] | None) -> tuple[argparse.Namespace,
     return args, {**machine_info(torch.device(args.device)), "threads": threads}
 
 
+def make_config(config_cls, quick_overrides: dict, args):
+    "A benchmark's frozen config from the common options; `--quick` applies `quick_overrides`."
+    from dataclasses import replace
+    if args.repeat < 1: raise SystemExit("--repeat must be >= 1")
+    cfg = config_cls(repeat=args.repeat, device=args.device, seed=args.seed)
+    return replace(cfg, **{**quick_overrides, "device": args.device, "seed": args.seed}) if args.quick else cfg
+
+
 def finish(name: str, results: dict, text: str, directory: Path, quick: bool) -> Path:
     "Print the readable table, write `results/<name>.json` and say where; returns its path."
     print(text)

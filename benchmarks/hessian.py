@@ -17,11 +17,11 @@ import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import finish, median, start, timed_rounds, timing
+from . import finish, make_config, median, start, timed_rounds, timing
 
 NAME = "hessian"
 
@@ -861,17 +861,10 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def make_config(args) -> Config:
-    if args.repeat < 1: raise SystemExit("--repeat must be >= 1")
-    cfg = Config(repeat=args.repeat, device=args.device, seed=args.seed)
-    if args.quick: cfg = replace(cfg, **{**QUICK, "device": args.device, "seed": args.seed})
-    return cfg
-
-
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print the table and write `results/hessian.json`; returns its path."
     args, machine = start(__doc__.splitlines()[0], argv)
-    cfg = make_config(args)
+    cfg = make_config(Config, QUICK, args)
     results = {"machine": machine, **run(cfg)}
     results["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
     results["machine"]["peers"] = _peer_versions()

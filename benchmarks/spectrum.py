@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import finish, start, timed_rounds, timing
+from . import finish, make_config, start, timed_rounds, timing
 from .hessian import build_problem, float64_copy, rel_err
 
 NAME = "spectrum"
@@ -141,17 +141,10 @@ def render(res: dict) -> str:
     return "\n".join(lines)
 
 
-def make_config(args) -> Config:
-    if args.repeat < 1: raise SystemExit("--repeat must be >= 1")
-    cfg = Config(repeat=args.repeat, device=args.device, seed=args.seed)
-    if args.quick: cfg = replace(cfg, **{**QUICK, "device": args.device, "seed": args.seed})
-    return cfg
-
-
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print and write `results/spectrum.json`; returns its path."
     args, machine = start(__doc__.splitlines()[0], argv)
-    cfg = make_config(args)
+    cfg = make_config(Config, QUICK, args)
     results = {"machine": machine, **run(cfg)}
     return finish(NAME, results, render(results), args.results_dir, cfg.quick)
 

@@ -22,6 +22,15 @@ def _dig(d, path):
     return d
 
 
+def _run_quick(module: str, tmp_path, timeout: int = 180) -> dict:
+    "Run `python -m benchmarks.<module> --quick` on one thread into `tmp_path`; its JSON results."
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--quick", "--results-dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads((tmp_path / f"{module}_quick.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
@@ -102,11 +111,7 @@ def test_targets_are_well_formed(quick_results):
 
 
 def test_per_sample_benchmark_runs(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.per_sample", "--quick", "--results-dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    res = json.loads((tmp_path / "per_sample_quick.json").read_text())
+    res = _run_quick("per_sample", tmp_path)
     assert res["benchmark"] == "per_sample" and set(res["models"]) == {"teaching", "wide"}
     for model in res["models"].values():
         for row in model["rows"]:
@@ -115,11 +120,7 @@ def test_per_sample_benchmark_runs(tmp_path):
 
 
 def test_sven_benchmark_runs(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.sven", "--quick", "--results-dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    res = json.loads((tmp_path / "sven_quick.json").read_text())
+    res = _run_quick("sven", tmp_path)
     assert res["benchmark"] == "sven" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
     for model in res["models"].values():
         assert set(model["ratio_sven_over_adam"]) == {"exact", "gram", "randomized"}
@@ -130,11 +131,7 @@ def test_sven_benchmark_runs(tmp_path):
 
 
 def test_spectrum_benchmark_runs(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.spectrum", "--quick", "--results-dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    res = json.loads((tmp_path / "spectrum_quick.json").read_text())
+    res = _run_quick("spectrum", tmp_path)
     assert res["benchmark"] == "spectrum" and res["config"]["quick"] is True
     assert _finite(res["gradviz"]["rel_err"]) and res["gradviz"]["rel_err"] < 1e-2
     assert _finite(res["gradviz"]["trace"]) and _finite(res["timing"]["gradviz"]["median_s"])
