@@ -2,13 +2,14 @@
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from gradviz.data import (PreferencePairs, Teacher, cluster_means, count_parameters, gaussian_clusters, mlp,
-                          preference_pairs, teacher_student, tiny_cnn, tiny_images, train, two_spirals)
+                          concentric_rings, preference_pairs, teacher_student, tiny_cnn, tiny_images, train, two_spirals)
 
 F64 = torch.float64
 DTYPES = [torch.float32, F64]
@@ -19,6 +20,7 @@ GENERATORS = {
     "cluster_means": lambda **kw: (cluster_means(5, 3, 2.0, **kw),),
     "teacher_student": lambda **kw: teacher_student(40, 3, 2, hidden=(5,), bias=True, noise=0.1, **kw)[:2],
     "two_spirals": lambda **kw: two_spirals(50, 0.05, 1.5, **kw),
+    "concentric_rings": lambda **kw: concentric_rings(50, noise=0.05, **kw),
     "tiny_images": lambda **kw: tiny_images(20, 4, 8, 2, **kw),
     "mlp": lambda **kw: tuple(p.detach() for p in mlp([3, 5, 2], **kw).parameters()),
     "tiny_cnn": lambda **kw: tuple(p.detach() for p in tiny_cnn(1, 3, 6, 4, **kw).parameters()),
@@ -241,6 +243,29 @@ def test_two_spirals_noise_is_added_to_the_same_points():
     assert abs((X1 - X0).std().item() - 0.2) < 0.02
 
 
+# ---------------------------------------------------------------- concentric rings
+
+@pytest.mark.parametrize("inner, outer", [((0.0, 0.5), (1.0, 1.5)), ((0.2, 0.4), (0.4, 2.0))])
+def test_concentric_rings_radii_stay_in_their_class_ranges(inner, outer):
+    X, y = concentric_rings(301, inner=inner, outer=outer, device="cpu", dtype=F64)
+    r = X.norm(dim=1)
+    assert X.shape == (301, 2) and y.dtype == torch.long and torch.bincount(y).tolist() == [151, 150]
+    assert ((r[y == 0] >= inner[0] - 1e-12) & (r[y == 0] <= inner[1] + 1e-12)).all()
+    assert ((r[y == 1] >= outer[0] - 1e-12) & (r[y == 1] <= outer[1] + 1e-12)).all()
+    # radii uniform in the range: the mean radius of each class is the midpoint, angles cover the circle
+    assert abs(r[y == 1].mean().item() - sum(outer) / 2) < 0.1 * (outer[1] - outer[0])
+    angle = torch.atan2(X[:, 1], X[:, 0])
+    assert torch.histc(angle, 4, -math.pi, math.pi).min() > 301 / 4 * 0.6
+
+
+def test_concentric_rings_noise_moves_the_same_points_and_the_seed_decides():
+    X0, y = concentric_rings(400, device="cpu", dtype=F64)
+    X1, _ = concentric_rings(400, noise=0.1, device="cpu", dtype=F64)
+    assert abs((X1 - X0).std().item() - 0.1) < 0.01
+    assert torch.equal(X0, concentric_rings(400, device="cpu", dtype=F64)[0])
+    assert not torch.equal(X0, concentric_rings(400, seed=1, device="cpu", dtype=F64)[0])
+
+
 # ---------------------------------------------------------------- models
 
 @settings(max_examples=40, deadline=None)
@@ -380,6 +405,49 @@ def test_train_accepts_optimizer_factories_and_shows_progress():
     assert torch.isfinite(h).all()
 
 
+def _manual_sgd(net, X, y, lrs):
+    "Plain full-batch SGD with step sizes `lrs`, written out: the reference for `train`'s schedules."
+    for eta in lrs:
+        net.zero_grad(); nn.functional.mse_loss(net(X), y).backward()
+        with torch.no_grad():
+            for p in net.parameters(): p -= eta * p.grad
+    return net
+
+
+def test_train_follows_a_per_step_schedule_given_as_list_tensor_array_or_function():
+    X, y, _ = teacher_student(30, 3, hidden=(4,), seed=1, device="cpu", dtype=F64)
+    lrs = [0.3 * (1 - t / 8) for t in range(8)]
+    ref = _manual_sgd(mlp([3, 5, 1], device="cpu", dtype=F64), X, y, lrs)
+    for schedule in (lrs, torch.tensor(lrs, dtype=F64), np.array(lrs), lambda t: lrs[t]):
+        net = mlp([3, 5, 1], device="cpu", dtype=F64)
+        train(net, "mse", X, y, steps=8, lr=schedule)
+        for p, q in zip(net.parameters(), ref.parameters()): torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+
+
+def test_train_schedule_of_equal_values_is_the_constant_run_and_adam_sees_the_schedule():
+    X, y = gaussian_clusters(40, 3, 2, 2.0, device="cpu")
+    runs = [train(mlp([3, 6, 2], device="cpu"), "cross_entropy", X, y, steps=10, lr=lr, batch_size=8)
+            for lr in (0.2, [0.2] * 10)]
+    assert torch.equal(*runs)
+    frozen = mlp([3, 6, 2], device="cpu")
+    before = [p.detach().clone() for p in frozen.parameters()]
+    train(frozen, "cross_entropy", X, y, steps=5, lr=[0.0] * 5, optimizer="adam")
+    assert all(torch.equal(p, q) for p, q in zip(frozen.parameters(), before))
+
+
+def test_train_callback_sees_each_steps_gradient_before_the_update():
+    X, y, _ = teacher_student(30, 3, seed=2, device="cpu", dtype=F64)
+    net, seen, calls = mlp([3, 1], bias=False, device="cpu", dtype=F64), [], []
+    def callback(t, model, loss):
+        w = model[0].weight
+        expected = torch.func.grad(lambda v: nn.functional.mse_loss(X @ v.T, y))(w.detach())
+        seen.append((t, loss.item(), (w.grad - expected).abs().max().item()))
+    lr_calls = lambda t: calls.append(t) or 0.1
+    h = train(net, "mse", X, y, steps=6, lr=lr_calls, callback=callback)
+    assert [t for t, _, _ in seen] == list(range(6)) and calls == list(range(6))
+    assert max(e for _, _, e in seen) < 1e-14 and [l for _, l, _ in seen] == h.tolist()
+
+
 # ---------------------------------------------------------------- bad input
 
 BAD_CALLS = [
@@ -405,6 +473,12 @@ BAD_CALLS = [
     (lambda: two_spirals(1), ValueError, "`n`"),
     (lambda: two_spirals(10, noise=-1.0), ValueError, "`noise`"),
     (lambda: two_spirals(10, turns=0.0), ValueError, "`turns`"),
+    (lambda: concentric_rings(1), ValueError, "`n`"),
+    (lambda: concentric_rings(10, noise=-0.1), ValueError, "`noise`"),
+    (lambda: concentric_rings(10, inner=0.5), TypeError, "`inner`"),
+    (lambda: concentric_rings(10, inner=(0.5, 0.2)), ValueError, "`inner`"),
+    (lambda: concentric_rings(10, outer=(-1.0, 1.0)), ValueError, r"`outer\[0\]`"),
+    (lambda: concentric_rings(10, inner=(0.0, 1.2)), ValueError, "`outer` must start"),
     (lambda: mlp([3]), ValueError, "`sizes`"),
     (lambda: mlp("3,4"), TypeError, "`sizes`"),
     (lambda: mlp([3, 0]), ValueError, r"`sizes\[1\]`"),
@@ -454,6 +528,13 @@ def _train_args(**over):
     (dict(optimizer=0.1), TypeError, "`optimizer`"),
     (dict(model=nn.ReLU()), ValueError, "`model`"),
     (dict(batch_size=4, seed=-2), ValueError, "`seed`"),
+    (dict(lr=[0.1, 0.1]), ValueError, "`lr` has 2 values but `steps` is 3"),
+    (dict(lr=[0.1, -0.1, 0.1]), ValueError, r"`lr\[1\]`"),
+    (dict(lr=[0.1, float("nan"), 0.1]), ValueError, r"`lr\[1\]`"),
+    (dict(lr=lambda t: -1.0), ValueError, r"`lr\(0\)`"),
+    (dict(lr=lambda t: "fast"), TypeError, r"`lr\(0\)`"),
+    (dict(lr="0.1"), TypeError, "`lr`"),
+    (dict(callback=3), TypeError, "`callback`"),
 ], ids=lambda v: str(v) if isinstance(v, str) else None)
 def test_train_bad_input_names_the_argument(over, error, match):
     with pytest.raises(error, match=match): train(**_train_args(**over))

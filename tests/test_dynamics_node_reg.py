@@ -1,0 +1,260 @@
+"""Reference tests for gradviz.dynamics.node_reg: the Dormand–Prince solver against closed forms and scipy,
+the embedded error order, the local regulariser against the solver's own step, gradient isolation, w = 0,
+and bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gradviz.data import mlp
+from gradviz.dynamics.node_reg import (
+    DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_E, STABILITY_SIZE, NeuralODE, ODEClassifier, ODESolution, dopri5_step,
+    error_norm, explore_node_reg, local_regularizer, node_classifier, odeint_dopri5, plot_nfe_history, plot_step_profile,
+    plot_tradeoff, sample_time, sampled_estimates, train_node)
+
+F64 = torch.float64
+
+
+def _decay(t, z): return -z
+
+
+def _rotation(omega):
+    R = torch.tensor([[0.0, -omega], [omega, 0.0]], dtype=F64)
+    return lambda t, z: R @ z, lambda t, z: R.numpy() @ z
+
+
+# ---------------------------------------------------------------- tableau and one step
+
+def test_tableau_consistency_and_order_conditions():
+    for row, c in zip(DOPRI5_A, DOPRI5_C): assert abs(sum(row) - c) < 1e-14
+    assert abs(sum(DOPRI5_B) - 1) < 1e-15 and abs(sum(DOPRI5_E)) < 1e-15
+    bhat = [b - e for b, e in zip(DOPRI5_B, DOPRI5_E)]
+    for q in range(1, 6): assert abs(q * sum(b * c ** (q - 1) for b, c in zip(DOPRI5_B, DOPRI5_C)) - 1) < 1e-13
+    for q in range(1, 5): assert abs(q * sum(b * c ** (q - 1) for b, c in zip(bhat, DOPRI5_C)) - 1) < 1e-13
+
+
+def test_one_step_on_a_linear_problem_is_the_stability_polynomial_and_finds_the_eigenvalue():
+    lam, h = -2.0, 0.2
+    s = dopri5_step(lambda t, z: lam * z, 0.0, torch.ones(3, dtype=F64), h)
+    x = lam * h
+    poly5 = sum(x ** k / math.factorial(k) for k in range(6)) + x ** 6 / 600  # DOPRI5's stability polynomial
+    torch.testing.assert_close(s.z1, torch.full((3,), poly5, dtype=F64), rtol=0, atol=1e-15)
+    assert abs(s.stiffness().item() - abs(lam)) < 1e-12
+    assert torch.equal(s.k7, lam * s.z1)
+
+
+def test_embedded_error_estimate_is_fifth_order_and_the_kept_solution_sixth():
+    hs = np.logspace(-2.3, -0.5, 10)
+    one = torch.ones(1, dtype=F64)
+    est = [abs(dopri5_step(_decay, 0.0, one, float(h)).error.item()) for h in hs]
+    true = [abs(dopri5_step(_decay, 0.0, one, float(h)).z1.item() - math.exp(-h)) for h in hs]
+    assert abs(np.polyfit(np.log(hs), np.log(est), 1)[0] - 5) < 0.3
+    assert abs(np.polyfit(np.log(hs[4:]), np.log(true[4:]), 1)[0] - 6) < 0.3
+
+
+def test_error_norm_is_the_scaled_rms():
+    err, z0, z1 = torch.tensor([1e-6, -2e-6], dtype=F64), torch.tensor([1.0, 0.0], dtype=F64), torch.tensor([0.5, -3.0], dtype=F64)
+    scale = 1e-6 + 1e-3 * torch.tensor([1.0, 3.0], dtype=F64)
+    assert abs(error_norm(err, z0, z1, 1e-6, 1e-3).item() - ((err / scale) ** 2).mean().sqrt().item()) < 1e-15
+
+
+def test_stiffness_is_zero_not_nan_for_a_constant_field():
+    s = dopri5_step(lambda t, z: torch.zeros_like(z), 0.0, torch.ones(2, dtype=F64), 0.1)
+    assert s.stiffness().item() == 0.0
+
+
+# ---------------------------------------------------------------- the adaptive solver
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-9])
+@pytest.mark.parametrize("problem", ["decay", "rotation"])
+def test_solver_error_below_ten_tol_and_same_steps_as_scipy(problem, tol):
+    scipy_integrate = pytest.importorskip("scipy.integrate")
+    if problem == "decay":
+        f, f_np, z0, exact = _decay, lambda t, z: -z, [1.0], np.array([math.exp(-1.0)])
+    else:
+        (f, f_np), z0 = _rotation(2 * math.pi), [1.0, 0.5]
+        exact = np.array([1.0, 0.5])  # one full turn
+    ours = odeint_dopri5(f, torch.tensor(z0, dtype=F64), 0.0, 1.0, atol=tol, rtol=tol)
+    ref = scipy_integrate.solve_ivp(f_np, (0.0, 1.0), np.array(z0), method="RK45", atol=tol, rtol=tol)
+    err, err_ref = np.abs(ours.z.numpy() - exact).max(), np.abs(ref.y[:, -1] - exact).max()
+    assert err < 10 * tol
+    assert ours.nfe == ref.nfev and np.abs(ours.z.numpy() - ref.y[:, -1]).max() < 1e-12
+    assert 0.5 < (err + 1e-300) / (err_ref + 1e-300) < 2
+    # the estimate ẽ = hΣe_j k_j cancels ~10 digits at tight tolerances, so summation order moves the grid by ~1e-6 relative
+    assert len(ours.times) == len(ref.t) and np.allclose(ours.times.numpy(), ref.t, rtol=0, atol=1e-6)
+
+
+def test_solver_error_falls_with_tolerance():
+    errs = [abs(odeint_dopri5(_decay, torch.ones(1, dtype=F64), atol=t, rtol=t).z.item() - math.exp(-1)) for t in (1e-3, 1e-6, 1e-9)]
+    assert errs[0] > errs[1] > errs[2]
+
+
+def test_nfe_counts_rejected_attempts_and_the_probe():
+    sol = odeint_dopri5(lambda t, z: -30.0 * z, torch.ones(1, dtype=F64), first_step=1.0, atol=1e-6, rtol=1e-6)
+    assert sol.num_rejected >= 2
+    assert sol.nfe == 1 + 6 * len(sol.attempts)
+    calls = []
+    sol2 = odeint_dopri5(lambda t, z: calls.append(t) or -z, torch.ones(1, dtype=F64))
+    assert sol2.nfe == len(calls) == 2 + 6 * len(sol2.attempts)
+
+
+def test_solution_record_is_consistent():
+    sol = odeint_dopri5(_decay, torch.ones(2, dtype=F64), atol=1e-8, rtol=1e-8)
+    assert torch.allclose(sol.times.diff(), sol.steps, rtol=0, atol=1e-15)
+    assert (sol.errors < 1).all() and sol.states.shape == (sol.num_steps + 1, 2)
+    for t in np.linspace(0, 1, 17):
+        # cubic Hermite between steps: error <= h^4 max|z''''| / 384 (+ the solver's own error)
+        assert abs(sol.state_at(float(t))[0].item() - math.exp(-t)) < sol.steps.max().item() ** 4 / 384 + 1e-7
+    assert sol.step_index(0.0) == 0 and sol.step_index(1.0) == sol.num_steps - 1
+
+
+def test_solver_gradients_match_the_exact_derivative():
+    a = torch.tensor(-0.7, dtype=F64, requires_grad=True)
+    sol = odeint_dopri5(lambda t, z: a * z, torch.ones(1, dtype=F64), atol=1e-10, rtol=1e-10)
+    (g,) = torch.autograd.grad(sol.z.sum(), a)
+    assert abs(g.item() - math.exp(-0.7)) < 1e-8  # d/da e^{a} at t = 1
+
+
+def test_global_regularisers_sum_the_per_step_estimates():
+    sol = odeint_dopri5(lambda t, z: -3.0 * z, torch.ones(1, dtype=F64), keep_graph=True)
+    assert abs(sol.reg_error.item() - float((sol.errors * sol.steps).sum())) < 1e-14
+    assert abs(sol.reg_stiffness.item() - sol.num_steps * 3.0 / STABILITY_SIZE) < 1e-10
+
+
+# ---------------------------------------------------------------- the local regulariser
+
+def _field_and_solution(seed=0, keep_graph=False):
+    net = mlp([3, 8, 3], seed=seed, device="cpu", dtype=F64)
+    z0 = torch.randn(32, 3, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    f = lambda t, z: net(z)
+    with torch.no_grad(): sol = odeint_dopri5(f, z0, atol=1e-6, rtol=1e-6)
+    return net, f, sol
+
+
+def test_regulariser_at_a_step_start_is_the_solvers_own_error_norm():
+    net, f, sol = _field_and_solution()
+    for j, t in enumerate(sol.times[:-1].tolist()):
+        r = local_regularizer(f, sol, t)
+        assert r.index == j and r.value.item() == sol.errors[j].item() * sol.steps[j].item()
+
+
+def test_biased_sampling_lands_on_step_starts_and_unbiased_is_uniform():
+    _, f, sol = _field_and_solution()
+    g = torch.Generator().manual_seed(0)
+    starts = set(sol.times[:-1].tolist())
+    assert all(sample_time(sol, "biased", g) in starts for _ in range(50))
+    ts = np.array([sample_time(sol, "unbiased", g) for _ in range(4000)])
+    assert ts.min() >= 0 and ts.max() <= 1 and abs(ts.mean() - 0.5) < 0.02 and abs(ts.var() - 1 / 12) < 0.01
+
+
+def test_sampling_uses_its_own_generator_not_the_global_one():
+    _, f, sol = _field_and_solution()
+    torch.manual_seed(123); before = torch.rand(3)
+    torch.manual_seed(123)
+    sample_time(sol, "unbiased", 7); sample_time(sol, "biased", torch.Generator().manual_seed(1))
+    assert torch.equal(torch.rand(3), before)
+    assert sample_time(sol, "unbiased", 7) == sample_time(sol, "unbiased", 7)
+
+
+def test_start_state_carries_no_gradient_but_the_parameters_do():
+    net, f, sol = _field_and_solution()
+    r = local_regularizer(f, sol, 0.37)
+    assert not r.step.z0.requires_grad and r.value.requires_grad
+    grads = torch.autograd.grad(r.value, list(net.parameters()))
+    assert sum(g.abs().sum().item() for g in grads) > 0
+    r_s = local_regularizer(f, sol, 0.37, "stiffness")
+    assert torch.autograd.grad(r_s.value, list(net.parameters()))[0].abs().sum() > 0
+
+
+def test_weighted_biased_estimate_is_exactly_the_global_sum():
+    _, f, sol = _field_and_solution(1)
+    with torch.no_grad():
+        total = sum(local_regularizer(f, sol, t).value.item() for t in sol.times[:-1].tolist())
+    glob = float((sol.errors * sol.steps).sum())
+    assert abs(total - glob) < 1e-12 * max(glob, 1)  # E[N·R(t_j)] over uniform j
+    est = sampled_estimates(f, sol, num_samples=300)
+    assert abs(est["biased: mean weighted estimate"] - glob) < 4 * est["biased: standard error"] + 1e-12
+
+
+# ---------------------------------------------------------------- the module and training
+
+def test_w_zero_is_bit_identical_to_unregularised_training():
+    ref = train_node(0.0, "none", steps=8, tol=1e-4)
+    for mode in ("unbiased", "biased", "global"):
+        run = train_node(0.0, mode, steps=8, tol=1e-4)
+        assert torch.equal(run.loss, ref.loss)
+        assert all(torch.equal(p, q) for p, q in zip(run.model.parameters(), ref.model.parameters()))
+        assert torch.isfinite(run.reg).all()
+
+
+def test_a_positive_weight_changes_training_and_history_is_recorded():
+    ref, reg = train_node(0.0, "none", steps=6, tol=1e-4), train_node(1.0, "unbiased", steps=6, tol=1e-4)
+    assert not torch.equal(ref.loss, reg.loss)
+    assert len(reg.nfe) == 6 and torch.isfinite(reg.t_star).all() and torch.isnan(ref.t_star).all()
+
+
+def test_neural_ode_penalty_only_in_training_mode():
+    node = NeuralODE(mlp([2, 4, 2], seed=0, device="cpu", dtype=F64), regularize="global", weight=2.0)
+    z0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    _, pen = node(z0)
+    assert pen.item() > 0 and abs(pen.item() - 2.0 * node.last["reg"]) < 1e-12
+    node.eval()
+    zT, pen = node(z0)
+    assert pen.item() == 0.0 and len(node.history) == 1
+
+
+def test_classifier_shapes_and_augmentation():
+    model = node_classifier(2, 1, 8, seed=0, device="cpu")
+    assert isinstance(model, ODEClassifier)
+    logits, pen = model(torch.zeros(7, 2, dtype=F64))
+    assert logits.shape == (7,) and pen.shape == ()
+
+
+def test_plots_and_explorer_build():
+    run = train_node(0.3, "unbiased", steps=3, tol=1e-3)
+    base = train_node(0.0, "none", steps=3, tol=1e-3)
+    for fig in (plot_nfe_history({"a": run}), plot_tradeoff({0.0: base, 0.3: run}), plot_step_profile({"a": run})):
+        assert fig.axes
+    ex = explore_node_reg({(0.3, 1e-6, "unbiased", "error"): run, (0.0, 1e-6, "none", "error"): base}, steps=3)
+    fig = ex.update()
+    assert len(fig.data) >= 4 and ex.cache_info().misses == 1 and "NFE" in fig.layout.title.text
+
+
+# ---------------------------------------------------------------- bad input
+
+ONE = torch.ones(1, dtype=F64)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: dopri5_step("f", 0.0, ONE, 0.1), TypeError, "`f`"),
+    (lambda: dopri5_step(_decay, 0.0, ONE, -0.1), ValueError, "`h`"),
+    (lambda: dopri5_step(_decay, 0.0, [1.0], 0.1), TypeError, "`z`"),
+    (lambda: dopri5_step(_decay, 0.0, ONE, 0.1, k1=torch.ones(2, dtype=F64)), ValueError, "`k1`"),
+    (lambda: odeint_dopri5(_decay, ONE, 0.0, 0.0), ValueError, "`t1`"),
+    (lambda: odeint_dopri5(_decay, ONE, rtol=-1.0), ValueError, "`rtol`"),
+    (lambda: odeint_dopri5(_decay, torch.tensor([float("nan")], dtype=F64)), ValueError, "`z0`"),
+    (lambda: odeint_dopri5(_decay, ONE, first_step=0.0), ValueError, "`first_step`"),
+    (lambda: odeint_dopri5(_decay, ONE, max_steps=0), ValueError, "`max_steps`"),
+    (lambda: odeint_dopri5(_decay, ONE, max_steps=2), RuntimeError, "`max_steps`"),
+    (lambda: sample_time("sol"), TypeError, "`solution`"),
+    (lambda: sample_time(odeint_dopri5(_decay, ONE), "uniform"), ValueError, "`sampling`"),
+    (lambda: local_regularizer(_decay, odeint_dopri5(_decay, ONE), 1.5), ValueError, "`t_star`"),
+    (lambda: local_regularizer(_decay, odeint_dopri5(_decay, ONE), 0.5, "curvature"), ValueError, "`reg_type`"),
+    (lambda: NeuralODE("net"), TypeError, "`field`"),
+    (lambda: NeuralODE(torch.nn.Tanh(), regularize="local"), ValueError, "`regularize`"),
+    (lambda: NeuralODE(torch.nn.Tanh(), weight=-1.0), ValueError, "`weight`"),
+    (lambda: NeuralODE(torch.nn.Tanh(), t0=1.0, t1=1.0), ValueError, "`t1`"),
+    (lambda: NeuralODE(torch.nn.Tanh(), seed=-1), ValueError, "`seed`"),
+    (lambda: NeuralODE(torch.nn.Tanh())(torch.ones(2, dtype=torch.long)), TypeError, "`z0`"),
+    (lambda: node_classifier(augment=-1), ValueError, "`augment`"),
+    (lambda: train_node(steps=0), ValueError, "`steps`"),
+    (lambda: train_node(tol=0.0), ValueError, "`tol`"),
+    (lambda: train_node(regularize="sometimes", steps=1), ValueError, "`regularize`"),
+    (lambda: sampled_estimates(_decay, odeint_dopri5(_decay, ONE), num_samples=0), ValueError, "`num_samples`"),
+    (lambda: plot_nfe_history({}), ValueError, "`runs`"),
+    (lambda: plot_tradeoff([1]), TypeError, "`runs`"),
+    (lambda: explore_node_reg(steps=0), ValueError, "`steps`"),
+])
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match): call()
