@@ -139,3 +139,25 @@ def test_spectrum_benchmark_runs(tmp_path):
         assert any("PyHessian" in n for n in res["notes"])
     else:
         assert _finite(res["timing"]["speedup_gradviz_over_pyhessian"]) and _finite(res["pyhessian"]["trace"])
+
+
+def test_optimizers_benchmark_runs(tmp_path):
+    res = _run_quick("optimizers", tmp_path)
+    assert res["benchmark"] == "optimizers" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    assert set(res["sets"]) == {"many_small", "few_large"}
+    for s in res["sets"].values():
+        assert {"adam_foreach", "diffgrad_foreach", "diffgrad_plain"} <= set(s["timings"])
+        for rec in s["timings"].values():
+            assert rec["repeat"] == len(rec["times_s"]) == 1 and all(_finite(t) and t > 0 for t in rec["times_s"])
+        assert _finite(s["ratios"]["diffgrad_foreach_over_adam_foreach"])
+        assert all(_finite(v) and v > 0 for v in s["ratios_paired_rounds"].values())
+        assert s["max_abs_param_diff_vs_diffgrad_foreach"]["diffgrad_plain"] == 0.0
+        for peer, diff in s["max_abs_param_diff_vs_diffgrad_foreach"].items():
+            assert _finite(diff) and diff < 1e-3, (peer, diff)  # ε placement differs where g ≈ 0 (see notes)
+        for peer, diff in s["max_abs_param_diff_where_abs_grad_gt_1e-3"].items():
+            assert _finite(diff) and diff < 1e-5, (peer, diff)
+    names = {t["name"] for t in res["targets"]}
+    assert {"vs_adam_many_small", "vs_adam_few_large", "vs_torch_optimizer_many_small"} <= names
+    for t in res["targets"]:
+        assert t["met"] in (True, False, None)
+        if t["met"] is None: assert any("not installed" in n for n in res["notes"])
