@@ -1,0 +1,275 @@
+"""Reference tests for gradviz.dynamics.drift: modified flows of gradient descent, games and drift-adjusted steps."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.linalg import expm
+
+from gradviz.autodiff import flat_objective, hessian
+from gradviz.data import mlp, teacher_student
+from gradviz.dynamics.drift import (
+    FlowPath, GDRun, dal_lr, fit_order, game_field, game_gd_path, game_gradient, gd_path, igr_field, integrate_flow,
+    interaction_terms, local_errors, modified_loss, ngf_field, pf_coefficient, principal_flow_field, run_gd)
+
+D = torch.float64
+
+
+def random_spd(p, lam_min, lam_max, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(p, p, generator=g, dtype=D))
+    return Q @ torch.diag(torch.linspace(lam_min, lam_max, p, dtype=D)) @ Q.T
+
+
+def quadratic(A, b=None):
+    b = torch.zeros(A.shape[0], dtype=D) if b is None else b
+    return lambda th: 0.5 * th @ A @ th - b @ th
+
+
+def valley(th):
+    x, y = th[0], th[1]
+    return 0.5 * (x * y - 1) ** 2 + 0.1 * x ** 4
+
+
+def bilinear1(z): return z[0] * z[1]
+def bilinear2(z): return -z[0] * z[1]
+
+
+# ---------- flows and GD ----------
+
+def test_ngf_and_gd_on_a_quadratic_with_linear_term():
+    A, b = random_spd(4, 0.5, 3.0, seed=1), torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=D)
+    E, th = quadratic(A, b), torch.tensor([0.3, 0.1, -0.2, 1.0], dtype=D)
+    torch.testing.assert_close(ngf_field(E)(th), -(A @ th - b), rtol=0, atol=1e-13)
+    path = gd_path(E, th, 0.2, 7)
+    ref = th.clone()
+    for _ in range(7): ref = ref - 0.2 * (A @ ref - b)
+    assert path.shape == (8, 4)
+    torch.testing.assert_close(path[-1], ref, rtol=0, atol=1e-13)
+
+
+def test_integrate_flow_matches_the_matrix_exponential():
+    A = random_spd(3, 0.2, 4.0, seed=2)
+    th = torch.tensor([1.0, -0.5, 2.0], dtype=D)
+    sol = integrate_flow(ngf_field(quadratic(A)), th, 1.5, t_eval=[0.0, 0.5, 1.5])
+    assert isinstance(sol, FlowPath) and sol.complete and sol.theta.dtype == D
+    for t, state in zip(sol.t, sol.theta):
+        np.testing.assert_allclose(state.numpy(), expm(-A.numpy() * t) @ th.numpy(), rtol=0, atol=1e-9)
+
+
+def test_integrate_flow_complex_state_and_budget():
+    sol = integrate_flow(lambda z: 1j * z, torch.tensor([1.0], dtype=D), math.pi, t_eval=[math.pi])  # z' = iz
+    assert sol.theta.is_complex()
+    torch.testing.assert_close(sol.theta[-1], torch.tensor([-1.0 + 0j], dtype=torch.complex128), rtol=0, atol=1e-9)
+    short = integrate_flow(lambda z: 1j * z, torch.tensor([1.0], dtype=D), 100.0, t_eval=np.linspace(0, 100, 101), max_evals=50)
+    assert not short.complete and short.nfev < 80 and len(short.t) < 101
+
+
+def test_integrate_flow_bad_input():
+    f = ngf_field(valley)
+    th = torch.tensor([1.0, 1.0], dtype=D)
+    with pytest.raises(TypeError, match="`field`"): integrate_flow(3, th, 1.0)
+    with pytest.raises(ValueError, match="`t_end`"): integrate_flow(f, th, 0.0)
+    with pytest.raises(ValueError, match="`method`"): integrate_flow(f, th, 1.0, method="LSODA")
+    with pytest.raises(ValueError, match="`t_eval`"): integrate_flow(f, th, 1.0, t_eval=[0.0, 2.0])
+    with pytest.raises(ValueError, match="`max_evals`"): integrate_flow(f, th, 1.0, max_evals=0)
+    with pytest.raises(TypeError, match="`theta0`"): integrate_flow(f, torch.tensor([1, 2]), 1.0)
+
+
+def test_gd_path_bad_input():
+    th = torch.tensor([1.0, 1.0], dtype=D)
+    with pytest.raises(TypeError, match="`E`"): gd_path("E", th, 0.1, 3)
+    with pytest.raises(ValueError, match="`h`"): gd_path(valley, th, 0.0, 3)
+    with pytest.raises(ValueError, match="`steps`"): gd_path(valley, th, 0.1, -1)
+    with pytest.raises(ValueError, match="`theta0`"): gd_path(valley, torch.ones(2, 2, dtype=D), 0.1, 3)
+    with pytest.raises(TypeError, match="`E`"): ngf_field(None)
+
+
+# ---------- IGR ----------
+
+def _igr_by_autograd(E, theta, h):
+    x = theta.clone().requires_grad_(True)
+    g, = torch.autograd.grad(E(x), x, create_graph=True)
+    return -torch.autograd.grad(E(x) + h / 4 * g.dot(g), x)[0]
+
+
+def test_igr_field_is_the_gradient_of_the_modified_loss_on_a_network():
+    X, y, _ = teacher_student(n=12, dim=3, hidden=(4,), noise=0.0, seed=5, dtype=D, device="cpu")
+    f, th = flat_objective(mlp([3, 4, 1], "tanh", seed=3, dtype=D, device="cpu"), lambda o, t: 0.5 * (o - t).square().mean(), X, y)
+    for h in (0.05, 0.5):
+        torch.testing.assert_close(igr_field(f, h)(th), _igr_by_autograd(f, th, h), rtol=0, atol=1e-8)
+    g = torch.func.grad(f)(th)
+    assert abs(float(modified_loss(f, 0.2)(th)) - float(f(th) + 0.05 * g @ g)) < 1e-14
+
+
+def test_igr_field_closed_form_on_a_quadratic():
+    A = random_spd(3, 0.5, 2.0, seed=4)
+    th = torch.tensor([0.2, -1.0, 0.7], dtype=D)
+    torch.testing.assert_close(igr_field(quadratic(A), 0.3)(th), -(A @ th + 0.15 * A @ A @ th), rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match="`h`"): igr_field(valley, -0.1)
+
+
+# ---------- principal flow ----------
+
+def test_pf_coefficient_series_and_branches():
+    x = torch.linspace(-0.89, 0.89, 57, dtype=D)
+    series = -sum(x ** p / (p + 1) for p in range(400))
+    torch.testing.assert_close(pf_coefficient(x), series.to(torch.complex128), rtol=0, atol=1e-12)
+    c = pf_coefficient(torch.tensor([1.5, 2.5], dtype=D))
+    np.testing.assert_allclose(c.numpy(), np.log(1 - np.array([1.5, 2.5]) + 0j) / np.array([1.5, 2.5]), atol=1e-15)
+    assert c.real[0] < 0 < c.real[1]
+    np.testing.assert_allclose(c.imag.numpy(), math.pi / np.array([1.5, 2.5]), atol=1e-15)
+    assert pf_coefficient(1.0).real.item() == -math.inf
+    assert abs(pf_coefficient(1e-7).real.item() + 1) < 1e-7
+    with pytest.raises(TypeError, match="`x`"): pf_coefficient(torch.tensor([1 + 1j]))
+
+
+@pytest.mark.parametrize("h_lam_max", [0.5, 1.5, 1.9, 2.2])
+def test_principal_flow_is_exact_on_quadratics(h_lam_max):
+    A = random_spd(4, 1.0, 4.0, seed=7)
+    h, n = h_lam_max / 4.0, 10
+    E, th = quadratic(A), torch.tensor([0.5, -1.0, 0.25, 1.0], dtype=D)
+    gd = gd_path(E, th, h, n)
+    pf = integrate_flow(principal_flow_field(E, h), th, n * h, t_eval=np.arange(n + 1) * h)
+    assert float((pf.theta - gd).abs().max()) < 1e-8
+    lam, U = np.linalg.eigh(A.numpy())  # and the closed form c_i(t) = (1 − hλ_i)^{t/h} c_i(0)
+    closed = U @ (np.power((1 - h * lam).astype(complex), n) * (U.T @ th.numpy()))
+    np.testing.assert_allclose(pf.theta[-1].numpy(), closed, atol=1e-8)
+
+
+def test_principal_flow_real_point_matches_numpy_eigendecomposition():
+    th = torch.tensor([1.5, 0.3], dtype=D)
+    H, g = hessian(valley, th).numpy(), torch.func.grad(valley)(th).numpy()
+    lam, U = np.linalg.eigh(H)
+    h = 0.6
+    ref = U @ (np.log(1 - h * lam + 0j) / (h * lam) * (U.T @ g))
+    np.testing.assert_allclose(principal_flow_field(valley, h)(th).numpy(), ref, atol=1e-12)
+
+
+def test_principal_flow_agrees_with_igr_to_second_order():
+    th = torch.tensor([1.5, 0.3], dtype=D)
+    gaps = [float((principal_flow_field(valley, h)(th).real - igr_field(valley, h)(th)).norm()) for h in (0.02, 0.01)]
+    assert abs(gaps[0] / gaps[1] - 4) < 0.2
+    with pytest.raises(ValueError, match="`h`"): principal_flow_field(valley, 0.0)
+
+
+# ---------- local errors ----------
+
+def test_local_error_orders():
+    errs = local_errors(valley, torch.tensor([1.5, 0.3], dtype=D), [0.1, 0.05, 0.025, 0.0125])
+    assert abs(fit_order(errs["h"], errs["ngf"]) - 2) < 0.2
+    assert abs(fit_order(errs["h"], errs["igr"]) - 3) < 0.2
+    assert fit_order([1, 2, 4], [3, 12, 48]) == pytest.approx(2.0, abs=1e-12)
+    with pytest.raises(ValueError, match="`hs`"): fit_order([1.0], [1.0])
+    with pytest.raises(ValueError, match="`hs`"): local_errors(valley, torch.tensor([1.5, 0.3], dtype=D), [0.1])
+
+
+# ---------- games ----------
+
+def test_game_fields_on_the_bilinear_game():
+    z = torch.tensor([0.7, -0.4], dtype=D)
+    x, y, h = 0.7, -0.4, 0.2
+    torch.testing.assert_close(game_gradient(bilinear1, bilinear2, 1)(z), torch.tensor([y, -x], dtype=D))
+    torch.testing.assert_close(game_field(bilinear1, bilinear2, 1)(z), torch.tensor([-y, x], dtype=D))
+    torch.testing.assert_close(game_field(bilinear1, bilinear2, 1, h)(z), torch.tensor([-y + h / 2 * x, x + h / 2 * y], dtype=D))
+    torch.testing.assert_close(game_field(bilinear1, bilinear2, 1, h, "alternating")(z), torch.tensor([-y + h / 2 * x, x - h / 2 * y], dtype=D))
+    torch.testing.assert_close(game_field(bilinear1, bilinear2, 1, h, interaction=0.0)(z), torch.tensor([-y, x], dtype=D))
+    c_phi, c_psi = interaction_terms(bilinear1, bilinear2, 1, z)
+    torch.testing.assert_close(c_phi, torch.tensor([-x], dtype=D)); torch.testing.assert_close(c_psi, torch.tensor([-y], dtype=D))
+
+
+def test_game_with_a_shared_loss_is_igr():
+    E = quadratic(random_spd(4, 0.5, 2.0, seed=9))
+    z = torch.tensor([0.1, 0.2, -0.3, 0.4], dtype=D)
+    torch.testing.assert_close(game_field(E, E, 2, 0.3)(z), igr_field(E, 0.3)(z), rtol=0, atol=1e-13)
+    torch.testing.assert_close(game_gd_path(E, E, z, 2, 0.3, 5), gd_path(E, z, 0.3, 5), rtol=0, atol=1e-13)
+
+
+def test_alternating_gd_modified_flow_is_second_order_accurate():
+    "One alternating step follows the alternating modified flow to O(h³), and the simultaneous one only to O(h²)."
+    L1 = lambda z: 0.5 * z[0] ** 2 * (1 + z[1] ** 2) + z[0] * z[1]
+    L2 = lambda z: 0.5 * z[1] ** 2 + 0.3 * z[0] * z[1] ** 2
+    z = torch.tensor([0.8, -0.5], dtype=D)
+    hs = [0.08, 0.04, 0.02, 0.01]
+    e_alt, e_sim = [], []
+    for h in hs:
+        step = game_gd_path(L1, L2, z, 1, h, 1, "alternating")[-1]
+        e_alt.append(float((integrate_flow(game_field(L1, L2, 1, h, "alternating"), z, h).theta[-1] - step).norm()))
+        e_sim.append(float((integrate_flow(game_field(L1, L2, 1, h, "simultaneous"), z, h).theta[-1] - step).norm()))
+    assert abs(fit_order(hs, e_alt) - 3) < 0.2 and abs(fit_order(hs, e_sim) - 2) < 0.2
+
+
+@pytest.mark.parametrize("h", [0.05, 0.1, 0.5])
+def test_bilinear_game_growth_rates(h):
+    z0 = torch.tensor([1.0, 0.0], dtype=D)
+    r = game_gd_path(bilinear1, bilinear2, z0, 1, h, 20).norm(dim=1)
+    torch.testing.assert_close(r[1:] / r[:-1], torch.full((20,), math.sqrt(1 + h * h), dtype=D), rtol=0, atol=1e-13)
+    M = torch.stack([game_gd_path(bilinear1, bilinear2, e, 1, h, 1, "alternating")[1] for e in torch.eye(2, dtype=D)], 1)
+    torch.testing.assert_close(M, torch.tensor([[1, -h], [h, 1 - h * h]], dtype=D), rtol=0, atol=1e-15)
+    alt = game_gd_path(bilinear1, bilinear2, z0, 1, h, 400, "alternating")
+    invariant = alt[:, 0] ** 2 + alt[:, 1] ** 2 - h * alt[:, 0] * alt[:, 1]  # conserved exactly: a bounded ellipse
+    torch.testing.assert_close(invariant, torch.ones(401, dtype=D), rtol=0, atol=1e-12)
+    assert float(alt.norm(dim=1).max()) <= 1 / math.sqrt(1 - h / 2) + 1e-12
+    c = game_gd_path(bilinear1, bilinear2, z0, 1, h, 10, cancel_interaction=1.0).norm(dim=1)
+    torch.testing.assert_close(c[1:] / c[:-1], torch.full((10,), math.sqrt(1 + h ** 4 / 4), dtype=D), rtol=0, atol=1e-13)
+
+
+def test_game_bad_input():
+    z = torch.tensor([1.0, 0.0], dtype=D)
+    with pytest.raises(ValueError, match="`mode`"): game_field(bilinear1, bilinear2, 1, 0.1, "sequential")
+    with pytest.raises(ValueError, match="`split`"): game_gd_path(bilinear1, bilinear2, z, 2, 0.1, 3)
+    with pytest.raises(ValueError, match="`split`"): interaction_terms(bilinear1, bilinear2, 0, z)
+    with pytest.raises(TypeError, match="`E`"): game_gradient(bilinear1, 5, 1)
+    with pytest.raises(ValueError, match="`h`"): game_gd_path(bilinear1, bilinear2, z, 1, 0.0, 3)
+
+
+# ---------- DAL ----------
+
+def test_dal_lr_on_eigenvectors_and_against_finite_differences():
+    A = random_spd(5, 0.5, 8.0, seed=11)
+    lam, U = torch.linalg.eigh(A)
+    E = quadratic(A)
+    for i in (0, 4):
+        assert dal_lr(E, U[:, i].clone()) == pytest.approx(2 / float(lam[i]), rel=1e-12)
+        assert dal_lr(E, U[:, i].clone(), c=1.0, power=2.0) == pytest.approx(1 / float(lam[i]) ** 2, rel=1e-12)
+    assert dal_lr(E, U[:, 0].clone(), max_lr=0.5) == 0.5
+    th = torch.tensor([1.5, 0.3], dtype=D)  # the authors' code can estimate H·g by a finite difference of gradients
+    g = torch.func.grad(valley)(th)
+    eps = 1e-6 / float(g.norm())
+    hg = (torch.func.grad(valley)(th + eps * g) - torch.func.grad(valley)(th - eps * g)) / (2 * eps)
+    assert dal_lr(valley, th) == pytest.approx(2 * float(g.norm()) / float(hg.norm()), rel=1e-7)
+
+
+def test_dal_lr_bad_input():
+    E = quadratic(torch.eye(2, dtype=D))
+    with pytest.raises(ValueError, match="`max_lr`"): dal_lr(E, torch.zeros(2, dtype=D))
+    assert dal_lr(E, torch.zeros(2, dtype=D), max_lr=3.0) == 3.0
+    with pytest.raises(ValueError, match="`c`"): dal_lr(E, torch.ones(2, dtype=D), c=0.0)
+    with pytest.raises(ValueError, match="`power`"): dal_lr(E, torch.ones(2, dtype=D), power=-1.0)
+    with pytest.raises(TypeError, match="`theta`"): dal_lr(E, torch.ones(2, dtype=torch.int64))
+
+
+# ---------- run_gd ----------
+
+def test_run_gd_fixed_matches_gd_path_and_records_sharpness():
+    A = random_spd(4, 0.5, 3.0, seed=13)
+    E, th = quadratic(A), torch.tensor([1.0, 0.5, -0.5, 0.2], dtype=D)
+    run = run_gd(E, th, 12, lr=0.3, record_every=5)
+    assert isinstance(run, GDRun) and not run.diverged
+    torch.testing.assert_close(run.theta, gd_path(E, th, 0.3, 12)[-1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(run.loss, [float(E(p)) for p in gd_path(E, th, 0.3, 12)], atol=1e-13)
+    np.testing.assert_array_equal(run.sharpness_steps, [0, 5, 10, 12])
+    np.testing.assert_allclose(run.sharpness, 3.0, atol=1e-8)
+    np.testing.assert_allclose(run.lr, 0.3)
+
+
+def test_run_gd_dal_and_divergence():
+    A = torch.diag(torch.tensor([1.0, 4.0], dtype=D))
+    E = quadratic(A)
+    dal = run_gd(E, torch.tensor([0.0, 1.0], dtype=D), 3, rule="dal", record_every=1)
+    np.testing.assert_allclose(dal.lr, 0.5, atol=1e-12)
+    div = run_gd(E, torch.tensor([1.0, 1.0], dtype=D), 200, lr=1.0)
+    assert div.diverged and len(div.loss) < 201
+    with pytest.raises(ValueError, match="`rule`"): run_gd(E, torch.ones(2, dtype=D), 3, rule="adam")
+    with pytest.raises(ValueError, match="`steps`"): run_gd(E, torch.ones(2, dtype=D), 0)
+    with pytest.raises(ValueError, match="`lr`"): run_gd(E, torch.ones(2, dtype=D), 3, lr=0.0)
