@@ -8,8 +8,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from gradviz.data import (PreferencePairs, Teacher, cluster_means, count_parameters, gaussian_clusters, mlp,
-                          concentric_rings, preference_pairs, teacher_student, tiny_cnn, tiny_images, train, two_spirals)
+from gradviz.autodiff import flat_objective, hessian, per_sample_grads
+from gradviz.data import (PreferencePairs, Teacher, TinyLM, cluster_means, count_parameters, gaussian_clusters, mlp,
+                          concentric_rings, next_token_loss, preference_pairs, sequence_logprob, teacher_student,
+                          tiny_cnn, tiny_images, tiny_lm, train, two_spirals)
 
 F64 = torch.float64
 DTYPES = [torch.float32, F64]
@@ -24,6 +26,8 @@ GENERATORS = {
     "tiny_images": lambda **kw: tiny_images(20, 4, 8, 2, **kw),
     "mlp": lambda **kw: tuple(p.detach() for p in mlp([3, 5, 2], **kw).parameters()),
     "tiny_cnn": lambda **kw: tuple(p.detach() for p in tiny_cnn(1, 3, 6, 4, **kw).parameters()),
+    "tiny_lm gru": lambda **kw: tuple(p.detach() for p in tiny_lm(10, 8, **kw).parameters()),
+    "tiny_lm transformer": lambda **kw: tuple(p.detach() for p in tiny_lm(10, 8, 2, "transformer", 2, 12, **kw).parameters()),
     "preference_pairs": lambda dtype=None, **kw: (lambda p: (p.chosen, p.rejected, p.differ))(preference_pairs(10, 6, 8, 2, **kw)),
 }
 
@@ -496,6 +500,20 @@ BAD_CALLS = [
     (lambda: preference_pairs(5, vocab_size=1), ValueError, "`vocab_size`"),
     (lambda: preference_pairs(0), ValueError, "`n`"),
     (lambda: count_parameters("model"), TypeError, "`model`"),
+    (lambda: tiny_lm(1), ValueError, "`vocab_size`"),
+    (lambda: tiny_lm(dim=0), ValueError, "`dim`"),
+    (lambda: tiny_lm(layers=0), ValueError, "`layers`"),
+    (lambda: tiny_lm(kind="lstm"), ValueError, "`kind`"),
+    (lambda: tiny_lm(kind="transformer", dim=10, heads=4), ValueError, "`heads`"),
+    (lambda: tiny_lm(max_length=0), ValueError, "`max_length`"),
+    (lambda: tiny_lm(dtype=torch.long), ValueError, "`dtype`"),
+    (lambda: tiny_lm(device="cpu")(torch.zeros(3, 4)), ValueError, "`tokens`"),
+    (lambda: tiny_lm(kind="transformer", max_length=4, device="cpu")(torch.zeros(2, 5, dtype=torch.long)), ValueError, "max_length"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 1, dtype=torch.long)), ValueError, "`tokens`"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4)), TypeError, "`tokens`"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)), ValueError, "`mask`"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4)), TypeError, "`mask`"),
+    (lambda: next_token_loss(torch.zeros(2, 3, 5), torch.zeros(2, 4, dtype=torch.long)), ValueError, "`logits`"),
 ]
 
 
@@ -544,3 +562,90 @@ def test_train_bad_input_names_the_argument(over, error, match):
 def test_train_rejects_data_on_another_device():
     X, y = gaussian_clusters(20, 3, 2, 1.0, device="cuda")
     with pytest.raises(ValueError, match="`X`"): train(mlp([3, 2], device="cpu"), "cross_entropy", X, y, steps=2)
+
+
+# ---------------------------------------------------------------- the tiny language model
+
+KINDS = ["gru", "transformer"]
+
+
+def _tokens(n=5, length=7, vocab=10, seed=0):
+    return torch.randint(0, vocab, (n, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_lm_is_causal_and_shaped(kind, device):
+    lm, toks = tiny_lm(10, 16, 2, kind, 4, 12, device=device, dtype=F64), _tokens().to(device)
+    out = lm(toks)
+    assert out.shape == (5, 7, 10) and out.dtype == F64 and out.device.type == device.type
+    for t in range(1, 7):  # changing token t leaves every logit before t untouched
+        changed = toks.clone(); changed[:, t] = (changed[:, t] + 3) % 10
+        assert torch.equal(lm(changed)[:, :t], out[:, :t]) and not torch.equal(lm(changed)[:, t], out[:, t])
+
+
+def test_tiny_lm_default_sizes_are_in_the_promised_range():
+    counts = {k: count_parameters(tiny_lm(kind=k, device="cpu")) for k in KINDS}
+    assert counts == {"gru": 16 * 48 + 2 * (48 * 144 + 144) + 48 * 16 + 16,
+                      "transformer": 16 * 48 + 32 * 48 + 2 * 2 * 48 + 48 * 144 + 144 + 48 * 48 + 48
+                                     + 48 * 96 + 96 + 96 * 48 + 48 + 2 * 48 + 48 * 16 + 16}
+    assert all(15_000 <= c <= 50_000 for c in counts.values())
+
+
+def test_gru_layer_matches_torch_gru_with_the_same_weights():
+    lm = tiny_lm(10, 8, 1, "gru", device="cpu", dtype=F64)
+    ref = nn.GRU(8, 8, batch_first=True, dtype=F64)
+    layer = lm.blocks[0]
+    with torch.no_grad():  # torch orders the gates (r, z, n) like the layer's chunks
+        ref.weight_ih_l0.copy_(layer.input.weight); ref.bias_ih_l0.copy_(layer.input.bias)
+        ref.weight_hh_l0.copy_(layer.hidden.weight); ref.bias_hh_l0.copy_(layer.hidden.bias)
+    x = torch.randn(4, 6, 8, dtype=F64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(layer(x), ref(x)[0], atol=1e-12, rtol=0)
+
+
+def test_attention_block_matches_a_loop_over_positions():
+    lm = tiny_lm(10, 8, 1, "transformer", 2, 12, device="cpu", dtype=F64)
+    block, x = lm.blocks[0], torch.randn(3, 5, 8, dtype=F64, generator=torch.Generator().manual_seed(2))
+    out = block(x)
+    for t in range(5):  # position t computed from the prefix alone
+        torch.testing.assert_close(block(x[:, : t + 1])[:, -1], out[:, t], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_logprob_equals_prefix_by_prefix_scoring(kind):
+    lm, toks = tiny_lm(10, 8, 1, kind, 2, 12, seed=3, device="cpu", dtype=F64), _tokens()
+    total, mean = sequence_logprob(lm, toks)
+    ref = torch.stack([sum(torch.log_softmax(lm(row[None, :t])[0, -1], -1)[row[t]] for t in range(1, 7)) for row in toks])
+    torch.testing.assert_close(total, ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(mean, total / 6, atol=1e-14, rtol=0)
+    torch.testing.assert_close(mean.mean(), -next_token_loss(lm(toks), toks), atol=1e-12, rtol=0)
+
+
+def test_sequence_logprob_mask_selects_positions_and_empty_rows_are_zero():
+    lm, toks = tiny_lm(10, 8, device="cpu", dtype=F64), _tokens()
+    mask = torch.zeros_like(toks, dtype=torch.bool); mask[:, 4:] = True; mask[0] = False; mask[1, 0] = True
+    total, mean = sequence_logprob(lm, toks, mask)
+    full = torch.log_softmax(lm(toks[:, :-1]), -1).gather(-1, toks[:, 1:, None])[..., 0]
+    torch.testing.assert_close(total[1:], full[1:, 3:].sum(1), atol=1e-12, rtol=0)  # position 0 is never scored
+    torch.testing.assert_close(mean[1:], full[1:, 3:].mean(1), atol=1e-12, rtol=0)
+    assert total[0] == 0 and mean[0] == 0 and torch.isfinite(mean).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_lm_works_with_vmap_per_sample_gradients_and_double_backward(kind):
+    lm, toks = tiny_lm(8, 8, 1, kind, 2, 12, device="cpu", dtype=F64), _tokens(4, 5, 8)
+    G = per_sample_grads(lm, next_token_loss, toks, toks)
+    for i in range(4):
+        lm.zero_grad(); next_token_loss(lm(toks[i:i + 1]), toks[i:i + 1]).backward()
+        torch.testing.assert_close(G[i], torch.cat([p.grad.reshape(-1) for p in lm.parameters()]), atol=1e-12, rtol=0)
+    small = tiny_lm(4, 2, 1, kind, 1, 6, device="cpu", dtype=F64)  # double backward: a symmetric Hessian
+    H = hessian(*flat_objective(small, next_token_loss, toks[:, :4] % 4, toks[:, :4] % 4))
+    torch.testing.assert_close(H, H.T, atol=1e-10, rtol=0)
+
+
+def test_train_fits_a_tiny_lm_on_token_ids_and_rejects_ids_for_other_models():
+    pairs = preference_pairs(64, 6, 8, 2, seed=4, device="cpu")
+    lm = tiny_lm(8, 16, device="cpu")
+    losses = train(lm, next_token_loss, pairs.chosen, pairs.chosen, steps=60, lr=1e-2, optimizer="adam")
+    assert losses[-1] < 0.7 * losses[0]
+    with pytest.raises(TypeError, match="`X` must be floating point"):
+        train(mlp([6, 2], device="cpu"), "cross_entropy", pairs.chosen, torch.zeros(64, dtype=torch.long), steps=1)
