@@ -1,0 +1,309 @@
+"""Reference tests for gradviz.rl.ggd: scipy's gennorm, closed forms, Monte Carlo, a linear solve, bad input."""
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import scipy.optimize
+import scipy.stats
+import torch
+from matplotlib.figure import Figure
+
+from gradviz.rl.ggd import (LOSSES, GGDFit, NoisyChain, TDRun, biev_weights, effective_batch_size, excess_kurtosis,
+                            explore_ggd_td, fit_ggd_shape, ggd_density, ggd_entropy, ggd_kurtosis, ggd_nll,
+                            ggd_shape_traces, ggd_td_figure, ggd_variance, noisy_chain, plot_ggd_moments,
+                            plot_ggd_shapes, plot_learned_beta, plot_rmse, rmse_table, sample_ggd, sample_transitions,
+                            td_loss, train_td_critic, unit_variance_alpha)
+
+F64 = torch.float64
+BETAS = np.geomspace(0.3, 10, 25)
+
+
+# ---------------------------------------------------------------- the distribution against scipy
+
+@pytest.mark.parametrize("beta", BETAS)
+def test_nll_equals_minus_gennorm_logpdf(beta):
+    x = torch.linspace(-3, 3, 301, dtype=F64)
+    ref = -scipy.stats.gennorm.logpdf(x.numpy(), beta)
+    np.testing.assert_allclose(ggd_nll(x, float(beta)).numpy(), ref, rtol=0, atol=1e-10)
+    ref_scaled = -scipy.stats.gennorm.logpdf(x.numpy(), beta, loc=0.4, scale=1.7)
+    np.testing.assert_allclose(ggd_nll(x, float(beta), alpha=1.7, loc=0.4).numpy(), ref_scaled, rtol=0, atol=1e-10)
+
+
+def test_nll_far_tail_agrees_relatively():
+    x = torch.linspace(-8, 8, 161, dtype=F64)
+    for beta in (0.3, 3.0, 10.0):
+        np.testing.assert_allclose(ggd_nll(x, beta).numpy(), -scipy.stats.gennorm.logpdf(x.numpy(), beta), rtol=1e-12, atol=1e-12)
+
+
+def test_nll_broadcasts_tensor_shapes_and_matches_density():
+    x = torch.linspace(-2, 2, 7, dtype=F64)
+    b = torch.tensor([[0.5], [1.0], [4.0]], dtype=F64)
+    out = ggd_nll(x, b)
+    assert out.shape == (3, 7)
+    for i, beta in enumerate((0.5, 1.0, 4.0)):
+        np.testing.assert_allclose(out[i].numpy(), ggd_nll(x, beta).numpy(), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ggd_density(x, 1.5, 0.8).numpy(), scipy.stats.gennorm.pdf(x.numpy(), 1.5, scale=0.8), rtol=1e-12)
+
+
+def test_nll_closed_forms_at_beta_one_and_two():
+    x = torch.randn(100, dtype=F64, generator=torch.Generator().manual_seed(0)) * 3
+    np.testing.assert_allclose(ggd_nll(x, 1.0).numpy(), (x.abs() + math.log(2)).numpy(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(ggd_nll(x, 2.0).numpy(), (x**2 + 0.5 * math.log(math.pi)).numpy(), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(ggd_nll(x, 2.0).numpy(), -scipy.stats.norm.logpdf(x.numpy(), scale=math.sqrt(0.5)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ggd_nll(x, 1.0).numpy(), -scipy.stats.laplace.logpdf(x.numpy()), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.3])
+def test_moments_equal_scipy(alpha):
+    b = torch.from_numpy(BETAS)
+    var = np.array([scipy.stats.gennorm(x, scale=alpha).var() for x in BETAS])
+    kur = np.array([float(scipy.stats.gennorm.stats(x, moments="k")) for x in BETAS])
+    ent = np.array([scipy.stats.gennorm(x, scale=alpha).entropy() for x in BETAS])
+    np.testing.assert_allclose(ggd_variance(b, alpha).numpy(), var, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ggd_kurtosis(b).numpy(), kur, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ggd_entropy(b, alpha).numpy(), ent, rtol=0, atol=1e-10)
+
+
+def test_moments_closed_forms():
+    np.testing.assert_allclose(ggd_variance(1.0, 2.0).item(), 8.0, rtol=1e-14)  # Laplace(b): 2b²
+    np.testing.assert_allclose(ggd_variance(2.0, 2.0).item(), 2.0, rtol=1e-14)  # σ² = α²/2
+    np.testing.assert_allclose(ggd_kurtosis(1.0).item(), 3.0, atol=1e-13)
+    np.testing.assert_allclose(ggd_kurtosis(2.0).item(), 0.0, atol=1e-13)
+    np.testing.assert_allclose(ggd_kurtosis(1e6).item(), -1.2, atol=1e-4)
+    np.testing.assert_allclose(ggd_entropy(1.0).item(), 1 + math.log(2), atol=1e-14)
+    np.testing.assert_allclose(ggd_entropy(2.0).item(), 0.5 * math.log(math.pi * math.e), atol=1e-14)
+    np.testing.assert_allclose(ggd_variance(3.0, unit_variance_alpha(3.0)).item(), 1.0, rtol=1e-13)
+
+
+def test_variance_minimum_and_entropy_monotone():
+    r = scipy.optimize.minimize_scalar(lambda lb: scipy.special.gamma(3 / math.exp(lb)) / scipy.special.gamma(1 / math.exp(lb)),
+                                       bounds=(0, 4), method="bounded", options=dict(xatol=1e-12))
+    assert abs(math.exp(r.x) - 9.1147) < 1e-3 and abs(r.fun - 0.31433) < 1e-5
+    b = torch.logspace(-1, 3, 3000, dtype=F64)
+    v, h = ggd_variance(b), ggd_entropy(b)
+    bd = math.exp(r.x)
+    assert bool((v[b < bd].diff() < 0).all()) and bool((v[b > bd].diff() > 0).all())
+    assert bool((h.diff() < 0).all())
+    # the argmin does not depend on a β-independent scale
+    v3 = ggd_variance(b, 3.0)
+    assert abs(b[v3.argmin()].item() - bd) / bd < 0.01
+
+
+# ---------------------------------------------------------------- sampling and fitting
+
+@pytest.mark.parametrize("beta", [0.8, 1.0, 2.0, 4.0])
+def test_mle_recovers_beta(beta):
+    x = sample_ggd(20_000, beta, seed=11, device="cpu")
+    fit = fit_ggd_shape(x)
+    assert isinstance(fit, GGDFit) and abs(fit.beta - beta) < 0.05
+    ref = scipy.stats.gennorm.fit(x.numpy(), floc=0, fscale=1)[0]
+    assert abs(ref - fit.beta) < 2e-3
+    free = fit_ggd_shape(x, alpha=None)
+    assert abs(free.beta - beta) < 0.1 * beta and abs(free.alpha - 1) < 0.05
+
+
+def test_fixed_alpha_absorbs_the_scale():
+    x = 3.0 * torch.randn(20_000, dtype=F64, generator=torch.Generator().manual_seed(0))
+    assert 0.6 < fit_ggd_shape(x).beta < 0.7
+    free = fit_ggd_shape(x, alpha=None)
+    assert abs(free.beta - 2) < 0.1 and abs(free.alpha - 3 * math.sqrt(2)) < 0.15
+
+
+def test_sample_ggd_is_seeded_and_matches_its_distribution():
+    a, b = sample_ggd(5000, 1.3, 0.7, seed=3, device="cpu"), sample_ggd(5000, 1.3, 0.7, seed=3, device="cpu")
+    assert torch.equal(a, b) and a.dtype == F64
+    assert scipy.stats.kstest(a.numpy(), scipy.stats.gennorm(1.3, scale=0.7).cdf).pvalue > 1e-3
+    u = sample_ggd(5000, math.inf, 2.0, seed=0, device="cpu")
+    assert u.abs().max() <= 2.0 and abs(u.var().item() - 4 / 3) < 0.1
+
+
+# ---------------------------------------------------------------- BIEV
+
+def test_excess_kurtosis_equals_scipy():
+    x = torch.randn(50, 7, dtype=F64, generator=torch.Generator().manual_seed(1)) ** 3
+    np.testing.assert_allclose(excess_kurtosis(x).numpy(), scipy.stats.kurtosis(x.numpy(), axis=1, bias=False), rtol=1e-10, atol=1e-10)
+
+
+def test_biev_equal_variances_uniform_and_zero_xi():
+    d = torch.randn(1, 5, dtype=F64, generator=torch.Generator().manual_seed(0)).expand(32, 5)
+    for direction in ("divide", "multiply"):
+        w, xi = biev_weights(d, 16, direction=direction)
+        np.testing.assert_allclose(w.numpy(), np.full(32, 1 / 32), rtol=0, atol=1e-15)
+        assert xi == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("min_ess", [2, 16, 64])
+def test_biev_weights_sum_to_one_and_keep_batch_size(seed, min_ess):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.exp(3 * torch.randn(128, 1, dtype=F64, generator=g)) * torch.randn(128, 6, dtype=F64, generator=g)
+    w, xi = biev_weights(d, min_ess)
+    assert abs(w.sum().item() - 1) < 1e-12 and bool((w > 0).all()) and xi >= 0
+    assert effective_batch_size(w).item() >= min(127, min_ess) - 1
+    # ξ is the smallest floor: a slightly smaller one misses the target
+    if xi > 0:
+        v = d.var(-1, unbiased=False) / (excess_kurtosis(d) / 6 + 7 / 5)
+        w_less = 1 / (v.clamp_min(1e-8) + 0.99 * xi)
+        assert effective_batch_size(w_less).item() < min(127, min_ess)
+
+
+def test_biev_weights_are_inverse_corrected_variances():
+    d = torch.randn(40, 5, dtype=F64, generator=torch.Generator().manual_seed(4))
+    w, xi = biev_weights(d, 1, kurtosis_correction=False)
+    assert xi == 0.0
+    inv = 1 / d.var(-1, unbiased=False)
+    np.testing.assert_allclose(w.numpy(), (inv / inv.sum()).numpy(), rtol=1e-12)
+    w2, _ = biev_weights(d, 1, direction="multiply")
+    c = excess_kurtosis(d) / 5 + 1.5
+    ref = 1 / (d.var(-1, unbiased=False) * c)
+    np.testing.assert_allclose(w2.numpy(), (ref / ref.sum()).numpy(), rtol=1e-12)
+
+
+def test_inverse_variance_bias_monte_carlo():
+    x = torch.randn(400_000, 5, dtype=F64, generator=torch.Generator().manual_seed(2))
+    assert abs((1 / x.var(-1)).mean().item() - 2.0) < 0.04  # E[1/s²] = (M−1)/(M−3) for M = 5
+    s2, c = x.var(-1, unbiased=False), excess_kurtosis(x) / 5 + 1.5
+    assert abs((1 / (c * s2)).mean().item() - 1) < abs((c / s2).mean().item() - 1)
+    assert abs(0 / 1000 + (1001 / 999) - 1) < 0.01  # κ̂ = 0 and large M: the factor tends to 1
+
+
+# ---------------------------------------------------------------- the chain and the critic
+
+def test_chain_values_solve_bellman_and_match_monte_carlo():
+    ch = noisy_chain(alpha=1.0, gamma=0.8, values=torch.linspace(0.5, -0.5, 10, dtype=F64), device="cpu")
+    V = ch.true_values()
+    np.testing.assert_allclose(V.numpy(), np.linspace(0.5, -0.5, 10), atol=1e-13)
+    P = ch.transition_matrix()
+    np.testing.assert_allclose(P.sum(1).numpy(), np.ones(10), atol=0)
+    np.testing.assert_allclose((ch.mean_rewards + ch.gamma * P @ V).numpy(), V.numpy(), atol=1e-13)
+    buf = sample_transitions(ch, 40_000, seed=5, device="cpu")
+    td = buf.reward + ch.gamma * V[buf.next_state] - V[buf.state]
+    for s in range(10):
+        m = buf.state == s
+        assert abs(td[m].mean().item()) < 5 * math.sqrt(2.5 / m.sum().item())
+
+
+def test_transition_noise_families():
+    ch = noisy_chain(("laplace", "gaussian", "uniform", "ggd"), alpha=0.5, shape=0.7, device="cpu")
+    buf = sample_transitions(ch, 40_000, seed=0, device="cpu")
+    noise = buf.reward - ch.mean_rewards[buf.state]
+    for s, (beta, cdf) in enumerate([(1.0, None), (2.0, None), (None, scipy.stats.uniform(-0.5, 1.0).cdf), (0.7, None)]):
+        x = noise[buf.state == s].numpy()
+        ref = cdf or scipy.stats.gennorm(beta, scale=0.5).cdf
+        assert scipy.stats.kstest(x, ref).pvalue > 1e-3
+    assert torch.equal(sample_transitions(ch, 100, seed=1, device="cpu").reward, sample_transitions(ch, 100, seed=1, device="cpu").reward)
+
+
+def test_td_loss_values():
+    z = torch.zeros(2, 5, 3, dtype=F64)
+    ones = torch.ones_like(z)
+    assert abs(td_loss("ggd", z, z, ones).item() - 2 * math.log(2)) < 1e-10  # summed over the 2 runs
+    assert abs(td_loss("mse", z + 2, z, ones).item() - 8.0) < 1e-14
+    d = torch.randn(1, 5, 16, dtype=F64, generator=torch.Generator().manual_seed(0))
+    h = torch.randn_like(d)
+    beta = torch.nn.functional.softplus(h + math.log(math.e - 1)).clamp(0.2, 20)
+    ref = (5 * beta / beta.sum(-2, keepdim=True) * ggd_nll(d, beta)).mean()
+    assert abs(td_loss("ggd", d, h, torch.ones_like(d)).item() - ref.item()) < 1e-9
+    # λ = 0 turns the BIEV term off
+    assert abs(td_loss("ggd+biev", d, h, torch.ones_like(d), lam=0.0).item() - ref.item()) < 1e-9
+    assert td_loss("ggd+biev", d, h, torch.ones_like(d), lam=1.0).item() > ref.item()
+
+
+@pytest.fixture(scope="module")
+def small_runs():
+    ch = noisy_chain(device="cpu")
+    return ch, {loss: train_td_critic(ch, loss, seeds=(0, 1), steps=400, device="cpu") for loss in LOSSES}
+
+
+def test_training_reduces_value_error_and_learns_beta(small_runs):
+    ch, runs = small_runs
+    for loss, run in runs.items():
+        assert isinstance(run, TDRun) and run.values.shape == (2, 5, 10) and run.rmse.shape[0] == 2
+        assert bool((run.rmse[:, -1] < 0.75 * run.rmse[:, 0]).all()) and run.rmse[:, -1].mean() < 0.5 * run.rmse[:, 0].mean(), loss
+        assert run.record_steps[0] == 0 and run.record_steps[-1] == 400
+    b = runs["ggd"].beta.mean((0, 1))
+    assert 0.6 < b[:4].mean() < 1.5 and 1.3 < b[4:7].mean() < 3 and b[7:].mean() > 3
+    sw = runs["ggd+biev"].state_weights
+    assert sw.shape == (2, 10) and bool((sw > 0).all())
+
+
+def test_training_is_seeded_and_runs_are_independent(small_runs):
+    ch, runs = small_runs
+    again = train_td_critic(ch, "ggd", seeds=(1,), steps=400, device="cpu")
+    np.testing.assert_allclose(again.values[0].numpy(), runs["ggd"].values[1].numpy(), atol=1e-12)
+
+
+def test_rmse_table_and_plots(small_runs):
+    ch, runs = small_runs
+    groups = {"a": slice(0, 4), "b": slice(4, 10)}
+    t = rmse_table(runs, ch, groups)
+    err = runs["mse"].values.mean(1) - ch.true_values()
+    np.testing.assert_allclose(t["mse"]["all"][0], err.pow(2).mean(-1).sqrt().mean().item(), rtol=1e-12)
+    np.testing.assert_allclose(t["mse"]["all"][0], runs["mse"].rmse[:, -1].mean().item(), rtol=1e-12)
+    for fig in (plot_rmse(runs, ch, groups), plot_learned_beta(runs["ggd"], ch), plot_ggd_shapes(), plot_ggd_moments()):
+        assert isinstance(fig, Figure)
+
+
+def test_shape_traces_and_explorer():
+    tr = ggd_shape_traces(1.5)
+    assert len(tr) == 4 and all(isinstance(t, go.Scatter) for t in tr)
+    y, x = np.asarray(tr[0].y), np.asarray(tr[0].x)
+    assert abs(np.trapezoid(y, x) - 1) < 1e-3 and abs(np.trapezoid(x**2 * y, x) - 1) < 5e-3
+    fig = ggd_td_figure(beta=2.0, noise="ggd", members=4, min_ess=8, lam=0.0)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 5
+    ex = explore_ggd_td()
+    f1 = ex.update(beta=2.0)
+    assert ex.update(beta=2.0) is f1
+    assert ex.latency(repeat=3, name="beta").median < 0.5
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_input_names_the_argument():
+    x = torch.zeros(5, dtype=F64)
+    with pytest.raises(ValueError, match="`beta`"): ggd_nll(x, 0.0)
+    with pytest.raises(ValueError, match="`beta`"): ggd_nll(x, torch.tensor([1.0, -1.0], dtype=F64))
+    with pytest.raises(ValueError, match="`alpha`"): ggd_nll(x, 1.0, alpha=-2.0)
+    with pytest.raises(TypeError, match="`delta`"): ggd_nll([0.0, 1.0], 1.0)
+    with pytest.raises(TypeError, match="`delta`"): ggd_nll(torch.zeros(3, dtype=torch.int64), 1.0)
+    with pytest.raises(ValueError, match="`beta`"): ggd_variance(-1.0)
+    with pytest.raises(ValueError, match="`beta`"): ggd_kurtosis(0.0)
+    with pytest.raises(ValueError, match="`alpha`"): ggd_entropy(1.0, 0.0)
+    with pytest.raises(ValueError, match="`n`"): sample_ggd(0, 1.0)
+    with pytest.raises(ValueError, match="`beta`"): sample_ggd(10, -1.0)
+    with pytest.raises(ValueError, match="`samples`"): fit_ggd_shape(torch.zeros(3, 2, dtype=F64))
+    with pytest.raises(ValueError, match="`samples`"): fit_ggd_shape(torch.zeros(1, dtype=F64))
+    with pytest.raises(ValueError, match="`beta_range`"): fit_ggd_shape(torch.ones(5, dtype=F64), beta_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="`td_errors`"): biev_weights(torch.zeros(8, 3, dtype=F64))
+    with pytest.raises(ValueError, match="`td_errors`"): biev_weights(torch.zeros(8, dtype=F64))
+    with pytest.raises(ValueError, match="`min_ess`"): biev_weights(torch.randn(8, 5, dtype=F64), 0)
+    with pytest.raises(ValueError, match="`direction`"): biev_weights(torch.randn(8, 5, dtype=F64), direction="x")
+    with pytest.raises(ValueError, match="`x`"): excess_kurtosis(torch.zeros(4, 3, dtype=F64))
+    with pytest.raises(ValueError, match="`weights`"): effective_batch_size(torch.tensor([1.0, -1.0], dtype=F64))
+    with pytest.raises(ValueError, match="`noise\\[0\\]`"): noisy_chain(("cauchy", "laplace"))
+    with pytest.raises(ValueError, match="`gamma`"): noisy_chain(gamma=1.5)
+    with pytest.raises(ValueError, match="`alpha`"): noisy_chain(alpha=0.0)
+    with pytest.raises(ValueError, match="`values`"): noisy_chain(values=[1.0, 2.0])
+    ch = noisy_chain(device="cpu")
+    with pytest.raises(TypeError, match="`chain`"): sample_transitions("chain", 10)
+    with pytest.raises(ValueError, match="`n`"): sample_transitions(ch, 0)
+    with pytest.raises(ValueError, match="`loss`"): train_td_critic(ch, "huber")
+    with pytest.raises(ValueError, match="`members`"): train_td_critic(ch, "ggd+biev", members=2)
+    with pytest.raises(ValueError, match="`lr`"): train_td_critic(ch, lr=0.0)
+    with pytest.raises(ValueError, match="`steps`"): train_td_critic(ch, steps=0)
+    with pytest.raises(TypeError, match="`seeds`"): train_td_critic(ch, seeds=3)
+    with pytest.raises(ValueError, match="`h`"): td_loss("mse", torch.zeros(1, 5, 3, dtype=F64), torch.zeros(1, 5, 2, dtype=F64), torch.ones(1, 5, 3, dtype=F64))
+    with pytest.raises(ValueError, match="`lam`"): td_loss("mse", torch.zeros(1, 5, 3, dtype=F64), torch.zeros(1, 5, 3, dtype=F64), torch.ones(1, 5, 3, dtype=F64), lam=-1.0)
+    with pytest.raises(ValueError, match="`noise`"): ggd_td_figure(noise="cauchy")
+    with pytest.raises(ValueError, match="`members`"): ggd_td_figure(members=2)
+    with pytest.raises(ValueError, match="`beta`"): ggd_shape_traces(0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda():
+    x = torch.linspace(-2, 2, 11, dtype=F64, device="cuda")
+    assert ggd_nll(x, 1.5).device.type == "cuda"
+    ch = noisy_chain(device="cuda")
+    run = train_td_critic(ch, "ggd+biev", seeds=(0,), steps=50, device="cuda")
+    assert run.values.device.type == "cuda"
