@@ -1,0 +1,350 @@
+"""Reference tests for gradviz.rl.bayes_pg: hand-computed posteriors, dense GP algebra, closed-form gradients,
+finite differences, Monte Carlo, coverage by counting, and bad input."""
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import scipy.stats
+import torch
+
+from gradviz.rl.bayes_pg import (BAC_SETTINGS, ESTIMATORS, LQ_METHODS, GaussianBandit, GradientPosterior, LinearQuadratic,
+                                 Rollout, bac_gradient, bpg_figure, bpg_model1, bpg_model2, estimate, explore_bpg,
+                                 gradient_mse, learning_curve, lq_gradient, mc_gradient, prior_coverage, rbf_kernel,
+                                 td_matrix)
+
+F64 = torch.float64
+
+
+def _random_problem(M, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    U, y = torch.randn(M, n, generator=g, dtype=F64), torch.randn(M, generator=g, dtype=F64)
+    B = torch.randn(n, n, generator=g, dtype=F64)
+    return U, y, B @ B.T + 0.5 * torch.eye(n, dtype=F64)
+
+
+def _gp_reference_model2(U, y, G, s2, A):
+    "Model 2 from the definitions with numpy: β ~ N(0, A G⁻¹), y = Uβ + N(0, s2), gradient = Gβ."
+    U, y, G = U.numpy(), y.numpy(), G.numpy()
+    prior = A * np.linalg.inv(G)
+    Sy = U @ prior @ U.T + s2 * np.eye(len(y))
+    cross = G @ prior @ U.T
+    mean = cross @ np.linalg.solve(Sy, y)
+    cov = G @ prior @ G - cross @ np.linalg.solve(Sy, cross.T)
+    return mean, cov
+
+
+# ---------------------------------------------------------------- Model 2
+
+@pytest.mark.parametrize("M,n,s2,A", [(3, 5, 0.3, 1.0), (20, 4, 2.0, 5.0), (60, 2, 0.01, 0.5)])
+def test_model2_equals_gaussian_conditioning_of_a_linear_model(M, n, s2, A):
+    U, y, G = _random_problem(M, n, seed=M)
+    post = bpg_model2(U, y, G, s2, amplitude=A)
+    mean, cov = _gp_reference_model2(U, y, G, s2, A)
+    np.testing.assert_allclose(post.mean.numpy(), mean, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(post.cov.numpy(), cov, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("M,n", [(3, 5), (20, 4), (200, 6)])
+def test_model2_ridge_identity(M, n):
+    U, y, G = _random_problem(M, n, seed=3 + M)
+    for s2, A in ((0.3, 1.0), (2.0, 5.0)):
+        lhs = torch.linalg.solve(G, bpg_model2(U, y, G, s2, amplitude=A).mean)
+        rhs = torch.linalg.solve(U.T @ U + s2 / A * G, U.T @ y)
+        assert ((lhs - rhs).abs().max() / rhs.abs().max()).item() < 1e-10
+
+
+def test_model2_hand_computed_case():
+    post = bpg_model2(torch.tensor([[1.0], [-1.0]], dtype=F64), torch.tensor([3.0, 1.0], dtype=F64), torch.eye(1, dtype=F64), 1.0)
+    assert abs(post.mean.item() - 2 / 3) < 1e-15 and abs(post.cov.item() - 1 / 3) < 1e-15
+
+
+def test_batched_calls_equal_single_calls():
+    g = torch.Generator().manual_seed(1)
+    U, y = torch.randn(7, 15, 3, generator=g, dtype=F64), torch.randn(7, 15, generator=g, dtype=F64)
+    G = torch.eye(3, dtype=F64) * 2
+    for f in (bpg_model1, bpg_model2):
+        batch = f(U, y, G, 0.1, amplitude=3.0)
+        for k in range(7):
+            one = f(U[k], y[k], G, 0.1, amplitude=3.0)
+            torch.testing.assert_close(batch.mean[k], one.mean, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(batch.cov[k], one.cov, rtol=1e-12, atol=1e-12)
+
+
+def test_model2_trace_shrinks_with_nested_samples():
+    U, y, G = _random_problem(40, 3, seed=11)
+    traces = [bpg_model2(U[:m], y[:m], G, 0.5).cov.trace().item() for m in range(1, 41)]
+    assert all(b <= a + 1e-12 for a, b in zip(traces, traces[1:]))
+
+
+# ---------------------------------------------------------------- Model 1
+
+def test_model1_against_dense_definition():
+    U, y, G = _random_problem(12, 3, seed=5)
+    s2, A = 0.2, 2.5
+    Un, yn, Gi = U.numpy(), y.numpy(), np.linalg.inv(G.numpy())
+    K = A * (1 + Un @ Gi @ Un.T) ** 2
+    z = A * (1 + np.einsum("ij,jk,ik->i", Un, Gi, Un))
+    C = np.linalg.inv(K + s2 * np.eye(12))
+    mean = (yn[:, None] * Un).T @ C @ z
+    var = A * (1 + 3) - z @ C @ z
+    post = bpg_model1(U, y, G, s2, amplitude=A)
+    np.testing.assert_allclose(post.mean.numpy(), mean, rtol=1e-9)
+    np.testing.assert_allclose(post.cov.numpy(), var * np.eye(3), rtol=1e-9, atol=1e-12)
+
+
+def test_model1_kernel_integrals_by_monte_carlo():
+    bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), policy_std=0.7)
+    G = bandit.fisher()
+    _, u, _ = bandit.sample(torch.zeros(3, dtype=F64), 200_000, generator=2)
+    _, ui, _ = bandit.sample(torch.zeros(3, dtype=F64), 3, generator=3)
+    Gi = torch.linalg.inv(G)
+    z_mc = ((1 + u @ Gi @ ui.T) ** 2).mean(0)
+    z_cf = 1 + (ui @ Gi @ ui.T).diagonal()
+    assert ((z_mc - z_cf).abs() / z_cf).max() < 0.02
+    z0 = ((1 + (u[:100_000] @ Gi * u[100_000:]).sum(1)) ** 2).mean().item()
+    assert abs(z0 - 4) < 0.05
+
+
+# ---------------------------------------------------------------- posteriors
+
+def test_posterior_covariances_symmetric_psd():
+    bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64))
+    _, u, R = bandit.sample(torch.zeros(3, dtype=F64), 30, repeats=100, generator=4)
+    lq = LinearQuadratic()
+    ro = lq.rollout(-0.5, 5, generator=0)
+    G = torch.tensor([[lq.fisher(-0.5)]], dtype=F64)
+    covs = [bpg_model1(u, R, bandit.fisher()).cov, bpg_model2(u, R, bandit.fisher()).cov]
+    for nm in ("td", "mc"):
+        covs.append(bac_gradient(ro.states.reshape(-1), ro.scores.reshape(-1, 1), ro.rewards.reshape(-1), ro.dones(), G, noise_model=nm).cov[None])
+    for c in covs:
+        assert torch.equal(c, c.mT)
+        assert torch.linalg.eigvalsh(c).min().item() > -1e-10
+
+
+def test_gradient_posterior_covers_and_ellipse():
+    p = GradientPosterior(torch.zeros(2, dtype=F64), torch.diag(torch.tensor([4.0, 1.0], dtype=F64)))
+    cut = scipy.stats.chi2.ppf(0.95, 2)
+    assert p.covers([2 * cut ** 0.5 * 0.99, 0.0]).item() and not p.covers([2 * cut ** 0.5 * 1.01, 0.0]).item()
+    e = p.ellipse(points=50)
+    np.testing.assert_allclose(((e[:, 0] / 2) ** 2 + e[:, 1] ** 2).numpy(), cut, rtol=1e-10)
+    with pytest.raises(ValueError, match="`level`"): p.covers([0.0, 0.0], level=1.5)
+    with pytest.raises(ValueError, match="unbatched"):
+        GradientPosterior(torch.zeros(3, 2), torch.eye(2).expand(3, 2, 2)).ellipse()
+
+
+# ---------------------------------------------------------------- Monte Carlo
+
+def test_mc_gradient_and_baseline_are_unbiased():
+    bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), noise=0.1)
+    th = torch.tensor([0.3, 0.0, -0.2], dtype=F64)
+    _, u, R = bandit.sample(th, 10, repeats=20_000, generator=6)
+    truth = bandit.true_gradient(th)
+    for b in (False, True):
+        est = mc_gradient(u, R, baseline=b).mean
+        se = est.std(0) / est.shape[0] ** 0.5
+        assert ((est.mean(0) - truth).abs() < 4 * se).all()
+
+
+def test_mc_covariance_is_sample_covariance_over_m():
+    U, y, _ = _random_problem(9, 2, seed=8)
+    f = (y[:, None] * U).numpy()
+    np.testing.assert_allclose(mc_gradient(U, y).cov.numpy(), np.cov(f.T) / 9, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- coverage
+
+def test_coverage_well_specified_linear_case():
+    for M in (5, 20, 100):
+        out = prior_coverage(M, 1000, seed=M)
+        assert 0.93 <= out["coverage"] <= 0.97
+        assert out["mse_bpg2"] < out["mse_mc"] / 10
+
+
+def test_coverage_check_can_fail():
+    assert prior_coverage(20, 1000, sigma2=0.25 / 4, seed=1)["coverage"] < 0.9
+    assert prior_coverage(20, 1000, sigma2=0.25 * 9, seed=1)["coverage"] > 0.99
+
+
+# ---------------------------------------------------------------- environments
+
+def test_bandit_gradients_closed_form_vs_finite_differences():
+    for reward in ("linear", "quadratic"):
+        b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), reward, policy_std=0.8)
+        th = torch.tensor([0.2, -0.1, 0.4], dtype=F64)
+        fd = torch.stack([torch.tensor((b.expected_return(th + 1e-6 * e) - b.expected_return(th - 1e-6 * e)) / 2e-6)
+                          for e in torch.eye(3, dtype=F64)])
+        torch.testing.assert_close(fd.to(F64), b.true_gradient(th), rtol=1e-6, atol=1e-6)
+
+
+def test_bandit_expected_return_by_monte_carlo():
+    b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), policy_std=0.8, noise=0.3)
+    th = torch.tensor([0.2, -0.1, 0.4], dtype=F64)
+    _, _, R = b.sample(th, 200_000, generator=9)
+    assert abs(R.mean().item() - b.expected_return(th)) < 4 * R.std().item() / 200_000 ** 0.5
+
+
+@pytest.mark.parametrize("theta", [-0.2, -0.6, -1.3])
+def test_lq_gradient_closed_form_vs_finite_differences_and_monte_carlo(theta):
+    lq = LinearQuadratic()
+    fd = (lq.expected_return(theta + 1e-6) - lq.expected_return(theta - 1e-6)) / 2e-6
+    assert abs(fd - lq.true_gradient(theta)) < 1e-6 * max(1.0, abs(fd))
+    ro = lq.rollout(theta, 100_000, generator=2)
+    g = ro.returns() * ro.trajectory_scores()[:, 0]
+    assert abs(g.mean().item() - lq.true_gradient(theta)) < 4 * g.std().item() / len(g) ** 0.5
+    assert abs(ro.returns().mean().item() - lq.expected_return(theta)) < 4 * ro.returns().std().item() / len(g) ** 0.5
+
+
+def test_lq_moments_against_simulation():
+    lq = LinearQuadratic(horizon=6, gamma=0.9)
+    ro = lq.rollout(-0.4, 100_000, generator=3)
+    P = (ro.states ** 2).mean(0).numpy()
+    P_cf, _, w = lq._moments(-0.4)
+    np.testing.assert_allclose(P, P_cf, rtol=0.02)
+    assert abs(((ro.scores ** 2) @ torch.tensor(w)).mean().item() / lq.fisher(-0.4) - 1) < 0.02
+
+
+def test_rollout_shapes_and_dones():
+    ro = LinearQuadratic(horizon=4).rollout(-0.5, 3, generator=0)
+    assert isinstance(ro, Rollout) and ro.states.shape == (3, 4) and ro.trajectory_scores().shape == (3, 1)
+    assert ro.dones().tolist() == [False, False, False, True] * 3
+    assert torch.equal(LinearQuadratic().rollout(-0.5, 3, generator=5).states, LinearQuadratic().rollout(-0.5, 3, generator=5).states)
+
+
+# ---------------------------------------------------------------- BAC
+
+def test_td_matrix():
+    H = td_matrix(torch.tensor([False, True, False, False, True]), 0.9)
+    expected = torch.eye(5, dtype=F64)
+    expected[0, 1] = expected[2, 3] = expected[3, 4] = -0.9
+    assert torch.equal(H, expected)
+
+
+@pytest.mark.parametrize("noise_model", ["td", "mc"])
+def test_bac_reduces_to_model2_without_state_kernel_and_discount(noise_model):
+    lq = LinearQuadratic()
+    ro = lq.rollout(-0.4, 4, generator=9)
+    G = torch.tensor([[lq.fisher(-0.4)]], dtype=F64)
+    u, r = ro.scores.reshape(-1, 1), ro.rewards.reshape(-1)
+    bac = bac_gradient(ro.states.reshape(-1), u, r, ro.dones(), G, sigma2=0.3, gamma=0.0, state_amplitude=0.0, amplitude=2.0, noise_model=noise_model)
+    bpg = bpg_model2(u, r, G, sigma2=0.3, amplitude=2.0)
+    assert (bac.mean - bpg.mean).abs().item() < 1e-10 and (bac.cov - bpg.cov).abs().item() < 1e-10
+
+
+def test_bac_against_dense_gptd_formulas():
+    "Multi-dimensional scores and states, against the formulas written out with numpy inverses."
+    g = torch.Generator().manual_seed(4)
+    N, n = 12, 2
+    X, U, r = torch.randn(N, 2, generator=g, dtype=F64), torch.randn(N, n, generator=g, dtype=F64), torch.randn(N, generator=g, dtype=F64)
+    dones = torch.zeros(N, dtype=torch.bool); dones[[4, 11]] = True
+    B = torch.randn(n, n, generator=g, dtype=F64); G = B @ B.T + torch.eye(n, dtype=F64)
+    gam, s2, w, Ax, A = 0.8, 0.5, 0.7, 3.0, 2.0
+    Xn, Un, Gn = X.numpy(), U.numpy(), G.numpy()
+    H = np.eye(N)
+    for t in range(N - 1):
+        if not dones[t]: H[t, t + 1] = -gam
+    K = Ax * np.exp(-((Xn[:, None] - Xn[None]) ** 2).sum(-1) / (2 * w ** 2)) + A * Un @ np.linalg.inv(Gn) @ Un.T
+    for nm, Sigma in (("td", s2 * np.eye(N)), ("mc", s2 * H @ H.T)):
+        Q = np.linalg.inv(H @ K @ H.T + Sigma)
+        alpha, C = H.T @ Q @ r.numpy(), H.T @ Q @ H
+        post = bac_gradient(X, U, r, dones, G, s2, gam, w, Ax, A, noise_model=nm)
+        np.testing.assert_allclose(post.mean.numpy(), A * Un.T @ alpha, rtol=1e-9)
+        np.testing.assert_allclose(post.cov.numpy(), A * Gn - A ** 2 * Un.T @ C @ Un, rtol=1e-8, atol=1e-10)
+
+
+def test_state_kernel_integrates_to_zero_against_the_policy():
+    "∫ μ(a|x) u(x, a) k_x(x, x_i) da = 0 for every x: k_x cannot move the gradient (MC over actions)."
+    lq = LinearQuadratic()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200_000, generator=g, dtype=F64)
+    eps = torch.randn(200_000, generator=g, dtype=F64)
+    u = eps * x / lq.policy_std
+    kx = torch.exp(-(x - 0.3) ** 2 / (2 * 0.5 ** 2))
+    vals = u * kx
+    assert abs(vals.mean().item()) < 4 * vals.std().item() / len(vals) ** 0.5
+
+
+def test_bac_mc_noise_less_biased_than_td_noise():
+    lq, th = LinearQuadratic(), -0.6
+    batches = [lq.rollout(th, 5, generator=500 + k) for k in range(60)]
+    est = {m: np.array([lq_gradient(m, lq, b, th).mean.item() for b in batches]) for m in ("BAC", "BAC, MC-GPTD noise", "REINFORCE")}
+    g = lq.true_gradient(th)
+    assert abs(est["BAC"].mean() - g) > 0.5 * abs(g)
+    assert abs(est["BAC, MC-GPTD noise"].mean() - g) < 0.4 * abs(g)
+    assert ((est["BAC, MC-GPTD noise"] - g) ** 2).mean() < ((est["REINFORCE"] - g) ** 2).mean() / 5
+
+
+# ---------------------------------------------------------------- experiments and explorer
+
+def test_gradient_mse_structure_and_reproducibility():
+    b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64))
+    a = gradient_mse(b, torch.zeros(3, dtype=F64), (5, 20), repeats=50, seed=3)
+    assert set(a) == set(ESTIMATORS) and a["MC"]["mean"].shape == (2,)
+    b2 = gradient_mse(b, torch.zeros(3, dtype=F64), (5, 20), repeats=50, seed=3)
+    np.testing.assert_array_equal(a["BPG-1"]["mean"], b2["BPG-1"]["mean"])
+
+
+def test_learning_curve_exact_and_seeded():
+    lq = LinearQuadratic()
+    c1 = learning_curve("BAC", lq, updates=5, lr=0.03, seed=1)
+    assert c1.shape == (6,) and c1[0] == lq.expected_return(-0.2)
+    np.testing.assert_array_equal(c1, learning_curve("BAC", lq, updates=5, lr=0.03, seed=1))
+    assert c1[-1] > c1[0]
+
+
+def test_explorer_updates_and_is_fast():
+    ex = explore_bpg()
+    fig = ex.update(num_samples=30, model="BPG-1", reward="quadratic")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 8
+    assert ex.latency(repeat=3, name="num_samples").median < 0.5  # generous: the notebook asserts < 150 ms
+    assert isinstance(bpg_figure(10, "MC", "linear"), go.Figure)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_input_raises_naming_the_argument():
+    U, y, G = _random_problem(5, 2)
+    for f in (bpg_model1, bpg_model2):
+        with pytest.raises(ValueError, match="`sigma2`"): f(U, y, G, sigma2=-0.1)
+        with pytest.raises(ValueError, match="`returns`"): f(U, y[:-1], G)
+        with pytest.raises(ValueError, match="`fisher`"): f(U, y, torch.eye(3, dtype=F64))
+        with pytest.raises(ValueError, match="`fisher`"): f(U, y, -torch.eye(2, dtype=F64))
+        with pytest.raises(ValueError, match="`fisher`"): f(U, y, torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=F64))
+        with pytest.raises(ValueError, match="`amplitude`"): f(U, y, G, amplitude=0.0)
+        with pytest.raises(ValueError, match="`scores`"): f(U[0], y, G)
+        with pytest.raises(TypeError, match="`scores`"): f(U.numpy(), y, G)
+        with pytest.raises(ValueError, match="`scores`"): f(U * float("nan"), y, G)
+    with pytest.raises(ValueError, match="`sigma2`"): bpg_model2(*_random_problem(10, 2)[:2], torch.eye(2, dtype=F64), sigma2=0.0)
+    with pytest.raises(TypeError, match="`baseline`"): mc_gradient(U, y, baseline=1)
+    with pytest.raises(ValueError, match="`name`"): estimate("BAC", U, y, G)
+    with pytest.raises(ValueError, match="`dones`"): td_matrix(torch.tensor([True, False]), 0.5)
+    with pytest.raises(TypeError, match="`dones`"): td_matrix(torch.tensor([0, 1]), 0.5)
+    with pytest.raises(ValueError, match="`gamma`"): td_matrix(torch.tensor([False, True]), 1.5)
+    with pytest.raises(ValueError, match="`width`"): rbf_kernel(torch.zeros(3, 1, dtype=F64), width=0.0)
+    X, r, d = torch.zeros(5, dtype=F64), torch.zeros(5, dtype=F64), torch.tensor([False, False, False, False, True])
+    with pytest.raises(ValueError, match="`states`"): bac_gradient(X[:4], U, r, d, G)
+    with pytest.raises(ValueError, match="`rewards`"): bac_gradient(X, U, r[:4], d, G)
+    with pytest.raises(ValueError, match="`dones`"): bac_gradient(X, U, r, d[:4], G)
+    with pytest.raises(ValueError, match="`noise_model`"): bac_gradient(X, U, r, d, G, noise_model="gauss")
+    with pytest.raises(ValueError, match="`state_width`"): bac_gradient(X, U, r, d, G, state_width=-1.0)
+    with pytest.raises(ValueError, match="`sigma2`"): bac_gradient(X, U, r, d, G, sigma2=-1.0)
+    with pytest.raises(ValueError, match="`reward`"): GaussianBandit(torch.zeros(2, dtype=F64), "cubic")
+    with pytest.raises(ValueError, match="`noise`"): GaussianBandit(torch.zeros(2, dtype=F64), noise=-1.0)
+    with pytest.raises(ValueError, match="`theta`"): GaussianBandit(torch.zeros(2, dtype=F64)).true_gradient(torch.zeros(3, dtype=F64))
+    with pytest.raises(ValueError, match="`num_samples`"): GaussianBandit(torch.zeros(2, dtype=F64)).sample(torch.zeros(2, dtype=F64), 0)
+    with pytest.raises(ValueError, match="`horizon`"): LinearQuadratic(horizon=0)
+    with pytest.raises(ValueError, match="`gamma`"): LinearQuadratic(gamma=1.2)
+    with pytest.raises(ValueError, match="`episodes`"): LinearQuadratic().rollout(-0.5, 0)
+    with pytest.raises(ValueError, match="`method`"): lq_gradient("PPO", LinearQuadratic(), LinearQuadratic().rollout(-0.5, 2), -0.5)
+    with pytest.raises(ValueError, match="`lr`"): learning_curve("BAC", LinearQuadratic(), lr=0.0)
+    with pytest.raises(ValueError, match="`num_samples`"): prior_coverage(1)
+    with pytest.raises(ValueError, match="`sigma2`"): prior_coverage(5, sigma2=-1.0)
+
+
+def test_devices(device):
+    U, y, G = (t.to(device) for t in _random_problem(8, 2))
+    for f in (bpg_model1, bpg_model2):
+        post = f(U, y, G, 0.1)
+        assert post.mean.device.type == device.type and post.cov.device.type == device.type
+    b = GaussianBandit(torch.tensor([1.0, 2.0], dtype=F64, device=device))
+    _, u, R = b.sample(torch.zeros(2, dtype=F64, device=device), 5, generator=0)
+    assert u.device.type == device.type
+    assert LinearQuadratic().rollout(-0.5, 2, generator=0, device=device).states.device.type == device.type
