@@ -198,3 +198,18 @@ def test_per_sample_grads_refuses_batch_mixing_layers():
     bn.eval()
     assert per_sample_grads(bn, nn.functional.cross_entropy, X, y).shape == (6, 16 + 8 + 10)
     with pytest.raises(ValueError, match="`chunk_size`"): per_sample_grads(bn, nn.functional.cross_entropy, X, y, chunk_size=0)
+
+
+def test_param_gradient_matches_backward_and_fills_unused_with_zeros():
+    from gradviz.autodiff import param_gradient
+    from gradviz.data import mlp
+    net = mlp([3, 4, 2], device="cpu", dtype=torch.float64)
+    X = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = net(X).square().sum()
+    g = param_gradient(out, net, retain_graph=True)
+    out.backward()
+    torch.testing.assert_close(g, torch.cat([p.grad.reshape(-1) for p in net.parameters()]), atol=1e-12, rtol=0)
+    g0 = param_gradient(net[0].weight.sum(), list(net.parameters()))
+    assert torch.equal(g0[:12], torch.ones(12, dtype=torch.float64)) and not g0[12:].any()
+    with pytest.raises(ValueError, match="`output`"): param_gradient(net(X).sum(1), net)
+    with pytest.raises(ValueError, match="`params`"): param_gradient(out, [])

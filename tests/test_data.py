@@ -649,3 +649,13 @@ def test_train_fits_a_tiny_lm_on_token_ids_and_rejects_ids_for_other_models():
     assert losses[-1] < 0.7 * losses[0]
     with pytest.raises(TypeError, match="`X` must be floating point"):
         train(mlp([6, 2], device="cpu"), "cross_entropy", pairs.chosen, torch.zeros(64, dtype=torch.long), steps=1)
+
+
+def test_loss_function_resolves_names_and_passes_callables():
+    from gradviz.data import loss_function
+    import torch.nn.functional as F
+    assert loss_function("mse") is F.mse_loss and loss_function("cross_entropy") is F.cross_entropy
+    fn = lambda a, b: (a - b).abs().mean()
+    assert loss_function(fn) is fn
+    with pytest.raises(ValueError, match="`loss_fn`"): loss_function("hinge")
+    with pytest.raises(TypeError, match="`loss_fn`"): loss_function(3)
