@@ -112,7 +112,7 @@ def float64_copy(p: Problem, device) -> Problem:
 
 
 def start_vector(size: int, seed: int):
-    "The float64 Gaussian direction gradviz's `lanczos(generator=seed)` starts from, for ARPACK's `v0`."
+    "The float64 Gaussian direction gradviz's `lanczos(seed=seed)` starts from, for ARPACK's `v0`."
     import torch
     g = torch.Generator().manual_seed(seed)
     return torch.randn(size, generator=g, dtype=torch.float64).numpy()
@@ -213,7 +213,7 @@ def bare_hvp(op, v, batch: int) -> Callable:
 
 def lanczos_values(op, k, tol, seed):
     from gradviz.linalg import lanczos
-    vals, _ = lanczos(op, k, which="largest", tol=tol, generator=seed)
+    vals, _ = lanczos(op, k, which="largest", tol=tol, seed=seed)
     return vals.detach().cpu().numpy()
 
 
@@ -392,9 +392,9 @@ def section_slq(b: Bench, op, clock: ProductClock) -> dict:
     v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device=b.device, dtype=op.dtype)
     inside, inside_plain, holder = [], [], {}
     def run():
-        holder["d"] = slq_density(op, cfg.slq_probes, cfg.slq_steps, generator=cfg.seed)
+        holder["d"] = slq_density(op, cfg.slq_probes, cfg.slq_steps, seed=cfg.seed)
     def run_plain():
-        holder["plain"] = slq_density(op, cfg.slq_probes, cfg.slq_steps, generator=cfg.seed, reorthogonalize=False)
+        holder["plain"] = slq_density(op, cfg.slq_probes, cfg.slq_steps, seed=cfg.seed, reorthogonalize=False)
     times = b.rounds({"bare_hvp": bare_hvp(op, v, cfg.hvp_batch), "slq": clock.profiled(run, inside),
                       "slq_no_reorth": clock.profiled(run_plain, inside_plain)})
     hvps = cfg.slq_probes * cfg.slq_steps
@@ -404,7 +404,7 @@ def section_slq(b: Bench, op, clock: ProductClock) -> dict:
     ratio, non_hvp = o["overhead_ratio"], o["non_hvp_seconds_per_step"]
     op.reset_count()
     t0 = time.perf_counter()
-    ref = slq_density(op, cfg.slq_ref_probes, cfg.slq_ref_steps, generator=cfg.seed + 1000)
+    ref = slq_density(op, cfg.slq_ref_probes, cfg.slq_ref_steps, seed=cfg.seed + 1000)
     ref_s, ref_hvps = time.perf_counter() - t0, op.num_hvps
     lo, hi = ref.support
     w1 = w1_between(holder["d"], ref)
@@ -452,12 +452,12 @@ def section_trace(b: Bench, p: Problem, op, pyh_mod, pyh) -> dict:
     except Exception as e:  # noqa: BLE001
         b.note(f"BackPACK exact trace failed ({type(e).__name__}: {e}); using a long Hutchinson run as the reference")
         n = 20 * cfg.trace_probes
-        est = hutchinson_trace(op, n, generator=cfg.seed + 2000)
+        est = hutchinson_trace(op, n, seed=cfg.seed + 2000)
         exact = est.estimate
         out["reference"] = {"method": f"Hutchinson with {n} probes (independent seed)", "trace": exact, "stderr": est.stderr}
     v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device=b.device, dtype=op.dtype)
     holder = {}
-    def gv(): holder["gv"] = hutchinson_trace(op, cfg.trace_probes, generator=cfg.seed)
+    def gv(): holder["gv"] = hutchinson_trace(op, cfg.trace_probes, seed=cfg.seed)
     fns = {"bare_hvp": bare_hvp(op, v, cfg.hvp_batch), "gradviz_hutchinson": gv}
     pyh_runs = {}
     if pyh is not None:
@@ -693,12 +693,12 @@ def section_small(b: Bench, ps: Problem, ps64: Problem) -> dict:
     op = HessianOperator(ps.f, ps.theta)
     steps = min(cfg.slq_steps, op.size)
     holder = {}
-    def run(): holder["d"] = slq_density(op, cfg.slq_probes, steps, generator=cfg.seed)
+    def run(): holder["d"] = slq_density(op, cfg.slq_probes, steps, seed=cfg.seed)
     times = b.rounds({"slq": run})
     d = holder["d"]
     w1 = d.wasserstein(eigs)
-    w1_plain = slq_density(op, cfg.slq_probes, steps, generator=cfg.seed, reorthogonalize=False).wasserstein(eigs)
-    est = hutchinson_trace(op, cfg.trace_probes, generator=cfg.seed)
+    w1_plain = slq_density(op, cfg.slq_probes, steps, seed=cfg.seed, reorthogonalize=False).wasserstein(eigs)
+    est = hutchinson_trace(op, cfg.trace_probes, seed=cfg.seed)
     lz = {}
     for k in cfg.ks:
         if k < op.size:

@@ -52,14 +52,14 @@ QUICK = dict(quick=True, repeat=1, sizes=(12, 24, 16, 4), num_samples=128, train
 def reference_top(p64, k: int, tol: float, seed: int):
     "Top-k eigenvalues of the float64 Hessian by Lanczos at a tight tolerance."
     from gradviz.linalg import HessianOperator, lanczos
-    return lanczos(HessianOperator(p64.f, p64.theta), k=k, tol=tol, generator=seed)[0].tolist()
+    return lanczos(HessianOperator(p64.f, p64.theta), k=k, tol=tol, seed=seed)[0].tolist()
 
 
 def gradviz_call(p, cfg):
     import torch.nn.functional as F
     from gradviz.curvature.spectrum import hessian_spectrum
     return lambda: hessian_spectrum(p.model, F.cross_entropy, p.X, p.y, k=cfg.k, num_probes=cfg.num_probes,
-                                    num_iters=cfg.num_iters, exact=False, generator=cfg.seed)
+                                    num_iters=cfg.num_iters, exact=False, seed=cfg.seed)
 
 
 def pyhessian_call(p, cfg, tol: float, device):

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['DEFAULT_SEED', 'default_device', 'available_devices', 'resolve_device', 'as_generator', 'check_type', 'check_int',
-           'check_float', 'check_choice', 'check_tensor', 'check_finite', 'check_same_length', 'synchronize', 'Timer',
-           'Timing', 'time_call']
+__all__ = ['DEFAULT_SEED', 'default_device', 'available_devices', 'resolve_device', 'as_generator', 'numpy_rng', 'check_type',
+           'check_int', 'check_float', 'check_choice', 'check_tensor', 'check_finite', 'check_same_length', 'progress',
+           'synchronize', 'Timer', 'Timing', 'time_call']
 
 # %% ../nbs/00_foundations/00_core.ipynb #780f20fa
 _DEVICE_ENV = "GRADVIZ_DEVICE"
@@ -49,36 +51,58 @@ def available_devices() -> list[str]:
     if _mps_available(): names.append("mps")
     return names
 
-def resolve_device(device: str | torch.device | None = None, *tensors: torch.Tensor) -> torch.device:
-    "The device to compute on: `device` if given, else the first tensor's device, else `default_device()`."
+def _device_of(x) -> torch.device | None:
+    "The device of a tensor, or of a module's first parameter or buffer; None for anything else."
+    if isinstance(x, torch.Tensor): return x.device
+    if isinstance(x, torch.nn.Module):
+        return next((t.device for t in (*x.parameters(), *x.buffers())), None)
+    return None
+
+def resolve_device(
+    device: str | torch.device | None = None,  # an explicit choice wins
+    *inputs,  # tensors or modules to follow when `device` is None; the first with a device decides
+) -> torch.device:
+    "The device to compute on: `device` if given, else the first input's (tensor or model), else `default_device()`."
     if device is not None:
         if isinstance(device, torch.device): return device
         if not isinstance(device, str): raise TypeError(f"`device` must be a str, torch.device or None, got {type(device).__name__}")
         try: return torch.device(device)
         except RuntimeError as e: raise ValueError(f"`device`={device!r} is not a torch device name") from e
-    for t in tensors:
-        if isinstance(t, torch.Tensor): return t.device
-    return default_device()
+    return next((d for d in map(_device_of, inputs) if d is not None), default_device())
 
 # %% ../nbs/00_foundations/00_core.ipynb #27b401c6
 DEFAULT_SEED = 0
 
 def as_generator(
-    seed_or_generator: int | torch.Generator | None = None,  # a seed, an existing generator (returned as is), or None for `DEFAULT_SEED`
-    device: str | torch.device | None = None,  # where the generator lives; CPU unless given
+    seed: int | torch.Generator | None = None,  # a seed, an existing generator (returned as is), or None for `DEFAULT_SEED`
+    device: str | torch.device | None = None,  # where a new generator lives; CPU unless given
+    *,
+    name: str = "seed",  # the caller's argument name, for error messages
 ) -> torch.Generator:
     "A `torch.Generator` from a seed, so library code never touches torch's global random state."
-    if isinstance(seed_or_generator, torch.Generator):
-        if device is not None and torch.device(seed_or_generator.device).type != resolve_device(device).type:
-            raise ValueError(f"`seed_or_generator` lives on {seed_or_generator.device}, but `device` is {device}")
-        return seed_or_generator
-    if seed_or_generator is None: seed_or_generator = DEFAULT_SEED
-    if isinstance(seed_or_generator, bool) or not isinstance(seed_or_generator, Integral):
-        raise TypeError(f"`seed_or_generator` must be an int, a torch.Generator or None, got {type(seed_or_generator).__name__}")
-    if seed_or_generator < 0: raise ValueError(f"`seed_or_generator` must be a non-negative int, got {seed_or_generator}")
+    if isinstance(seed, torch.Generator):
+        if device is not None and torch.device(seed.device).type != resolve_device(device).type:
+            raise ValueError(f"`{name}` is a generator on {seed.device}, but `device` is {device}")
+        return seed
+    if seed is None: seed = DEFAULT_SEED
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(f"`{name}` must be an int or a torch.Generator, got {type(seed).__name__}")
+    if seed < 0: raise ValueError(f"`{name}` must be a non-negative int, got {seed}")
     g = torch.Generator(device=resolve_device(device) if device is not None else "cpu")
-    g.manual_seed(int(seed_or_generator))
+    g.manual_seed(int(seed))
     return g
+
+# %% ../nbs/00_foundations/00_core.ipynb #4a199fcc
+def numpy_rng(
+    seed: int | torch.Generator | None = None,  # a seed, or a torch generator to draw NumPy's seed from; None for `DEFAULT_SEED`
+    *,
+    name: str = "seed",  # the caller's argument name, for error messages
+) -> np.random.Generator:
+    "A NumPy generator from the book's one `seed` argument (an int or a `torch.Generator`)."
+    if isinstance(seed, torch.Generator):
+        return np.random.default_rng(int(torch.randint(2**62, (), generator=seed, device=seed.device)))
+    as_generator(seed, name=name)  # the same checks and messages as for torch
+    return np.random.default_rng(DEFAULT_SEED if seed is None else int(seed))
 
 # %% ../nbs/00_foundations/00_core.ipynb #e59277ab
 def check_type(name: str, value, types: type | tuple[type, ...]):
@@ -150,6 +174,20 @@ def check_same_length(**named) -> int:
     if len(set(lengths.values())) > 1:
         raise ValueError("arguments must have the same length: " + ", ".join(f"`{k}` has {n}" for k, n in lengths.items()))
     return next(iter(lengths.values()))
+
+# %% ../nbs/00_foundations/00_core.ipynb #66238234
+def progress(
+    iterable: Iterable,  # the loop to report on
+    progress: bool | Callable = False,  # False: no bar; True: a tqdm bar; a callable: `progress(iterable, total=, desc=)` wraps the loop
+    *,
+    desc: str | None = None,  # what the bar says it is doing
+    total: int | None = None,  # number of items when `iterable` has no `len`
+) -> Iterable:
+    "`iterable`, wrapped in a progress bar when the caller asked for one."
+    if progress is False or progress is None: return iterable
+    if progress is True: return tqdm(iterable, desc=desc, total=total, leave=False)
+    if not callable(progress): raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
+    return progress(iterable, total=total, desc=desc)
 
 # %% ../nbs/00_foundations/00_core.ipynb #2c18c18c
 def synchronize(device: str | torch.device | None = None) -> None:

@@ -26,11 +26,6 @@ __all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tin
            'sequence_logprob', 'next_token_loss', 'loss_function', 'train']
 
 # %% ../nbs/00_foundations/04_data.ipynb #2d36396a
-def _generator(seed, generator) -> torch.Generator:
-    "The generator to draw from: `generator` when given, else a fresh one seeded with `seed`."
-    if generator is not None: return check_type("generator", generator, torch.Generator)
-    return as_generator(check_int("seed", seed, minimum=0))
-
 def _float_dtype(dtype) -> torch.dtype:
     "`dtype` if it is a floating-point torch dtype, else a clear error."
     check_type("dtype", dtype, torch.dtype)
@@ -79,15 +74,14 @@ def cluster_means(
     dim: int = 2,  # feature dimension d
     num_classes: int = 3,  # number of classes C
     separation: float = 3.0,  # distance between the nearest class means, in within-class standard deviations
-    seed: int = 0,  # seed for the random rotation (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed for the random rotation (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the result lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of the result
 ) -> torch.Tensor:
     "The class means, shape (C, d), that `gaussian_clusters` uses with the same seed."
     dim, num_classes = check_int("dim", dim, minimum=1), check_int("num_classes", num_classes, minimum=2)
     separation = check_float("separation", separation, minimum=0)
-    dtype, g = _float_dtype(dtype), _generator(seed, generator)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
     return _place(_draw_means(g, dim, num_classes, separation), device, dtype)
 
 # %% ../nbs/00_foundations/04_data.ipynb #955b2909
@@ -96,8 +90,7 @@ def gaussian_clusters(
     dim: int = 2,  # feature dimension d
     num_classes: int = 3,  # number of classes C
     separation: float = 3.0,  # distance between the nearest class means, in within-class std; 0 = inseparable
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of `X`
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +98,7 @@ def gaussian_clusters(
     dim, num_classes = check_int("dim", dim, minimum=1), check_int("num_classes", num_classes, minimum=2)
     n = check_int("n", n, minimum=num_classes)
     separation = check_float("separation", separation, minimum=0)
-    dtype, g = _float_dtype(dtype), _generator(seed, generator)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
     means = _draw_means(g, dim, num_classes, separation)
     y = torch.arange(n, device=g.device) % num_classes
     X = means[y] + _randn(g, n, dim)
@@ -145,8 +138,7 @@ def mlp(
     activation: str = "tanh",  # nonlinearity between layers: tanh, relu, gelu, silu, sigmoid, softplus, elu, identity
     bias: bool = True,  # whether the linear layers have biases
     init_scale: float = 1.0,  # multiplies PyTorch's default initialisation bound 1/sqrt(fan_in)
-    seed: int = 0,  # seed for the initial weights (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed for the initial weights (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of the parameters
 ) -> nn.Sequential:
@@ -154,7 +146,7 @@ def mlp(
     sizes, act = _check_sizes("sizes", sizes, 2), _activation(activation)
     check_type("bias", bias, bool)
     init_scale = check_float("init_scale", init_scale, minimum=0)
-    dtype, g, dev = _float_dtype(dtype), _generator(seed, generator), resolve_device(device)
+    dtype, g, dev = _float_dtype(dtype), as_generator(seed), resolve_device(device)
     layers = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i: layers.append(act())
@@ -178,8 +170,7 @@ def tiny_cnn(
     width: int = 8,  # channels of both convolutions
     activation: str = "relu",  # nonlinearity after each convolution
     init_scale: float = 1.0,  # multiplies PyTorch's default initialisation bound 1/sqrt(fan_in)
-    seed: int = 0,  # seed for the initial weights (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed for the initial weights (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of the parameters
 ) -> nn.Sequential:
@@ -188,7 +179,7 @@ def tiny_cnn(
     num_classes, width = check_int("num_classes", num_classes, minimum=1), check_int("width", width, minimum=1)
     image_size, act = check_int("image_size", image_size, minimum=2), _activation(activation)
     init_scale = check_float("init_scale", init_scale, minimum=0)
-    dtype, g, dev = _float_dtype(dtype), _generator(seed, generator), resolve_device(device)
+    dtype, g, dev = _float_dtype(dtype), as_generator(seed), resolve_device(device)
     half = (image_size + 1) // 2  # output side of a stride-2, padding-1, 3×3 convolution
     net = nn.Sequential(
         _new(nn.Conv2d, in_channels, width, 3, padding=1, device=dev, dtype=dtype), act(),
@@ -235,8 +226,7 @@ def teacher_student(
     activation: str = "tanh",  # teacher nonlinearity between layers
     bias: bool = False,  # whether the teacher has biases
     noise: float = 0.1,  # standard deviation σ of the Gaussian label noise
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where data and teacher live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of data and teacher
 ) -> tuple[torch.Tensor, torch.Tensor, Teacher]:
@@ -246,7 +236,7 @@ def teacher_student(
     sizes = [dim, *_check_sizes("hidden", hidden, 0), out_dim]
     _activation(activation); check_type("bias", bias, bool)
     noise = check_float("noise", noise, minimum=0)
-    dtype, g = _float_dtype(dtype), _generator(seed, generator)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
     ws, bs = [], []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         ws.append(_randn(g, fan_out, fan_in) / math.sqrt(fan_in))
@@ -263,15 +253,14 @@ def two_spirals(
     n: int = 400,  # number of samples (labels alternate 0, 1)
     noise: float = 0.05,  # standard deviation of the Gaussian jitter added to each point
     turns: float = 1.5,  # how many times each arm winds around the centre
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of `X`
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Two interleaved spiral arms: `X` (n, 2) inside the unit disc (before noise), `y` (n,) long in {0, 1}."
     n = check_int("n", n, minimum=2)
     noise, turns = check_float("noise", noise, minimum=0), check_float("turns", turns, minimum=0, strict=True)
-    dtype, g = _float_dtype(dtype), _generator(seed, generator)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
     y = torch.arange(n, device=g.device) % 2
     t = _rand(g, n).sqrt()  # sqrt spreads points evenly over the area rather than along the radius
     angle = 2 * math.pi * turns * t + math.pi * y.double()
@@ -284,8 +273,7 @@ def concentric_rings(
     inner: tuple[float, float] = (0.0, 0.5),  # radius range (r_0, r_1) of class 0
     outer: tuple[float, float] = (1.0, 1.5),  # radius range (r_2, r_3) of class 1; must lie outside `inner`
     noise: float = 0.0,  # standard deviation of Gaussian jitter added to each point
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of `X`
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +281,7 @@ def concentric_rings(
     n = check_int("n", n, minimum=2)
     (a, b), (c, d) = _radii("inner", inner), _radii("outer", outer)
     if c < b: raise ValueError(f"`outer` must start at or beyond the end of `inner` ({b:g}), got {outer!r}")
-    noise, dtype, g = check_float("noise", noise, minimum=0), _float_dtype(dtype), _generator(seed, generator)
+    noise, dtype, g = check_float("noise", noise, minimum=0), _float_dtype(dtype), as_generator(seed)
     y = torch.arange(n, device=g.device) % 2
     u, angle = _rand(g, n), 2 * math.pi * _rand(g, n)
     r = torch.where(y == 0, a + (b - a) * u, c + (d - c) * u)
@@ -315,8 +303,7 @@ def tiny_images(
     image_size: int = 8,  # height = width in pixels
     channels: int = 1,  # channels per image (the same grating in each, with independent noise)
     noise: float = 0.5,  # standard deviation of the pixel noise (the grating has amplitude 1)
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of `X`
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,7 +311,7 @@ def tiny_images(
     num_classes = check_int("num_classes", num_classes, minimum=1)
     n, image_size = check_int("n", n, minimum=num_classes), check_int("image_size", image_size, minimum=2)
     channels, noise = check_int("channels", channels, minimum=1), check_float("noise", noise, minimum=0)
-    dtype, g = _float_dtype(dtype), _generator(seed, generator)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
     y = torch.arange(n, device=g.device) % num_classes
     phase = 2 * math.pi * _rand(g, n)
     angle = math.pi * y.double() / num_classes
@@ -350,15 +337,14 @@ def preference_pairs(
     length: int = 8,  # tokens per sequence
     vocab_size: int = 12,  # tokens are 0, …, vocab_size-1; the upper half is preferred
     num_differ: int = 2,  # positions at which chosen and rejected differ
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the tokens live; `default_device()` if None
 ) -> PreferencePairs:
     "Pairs of sequences that share all but `num_differ` random positions, where chosen has a preferred token."
     n, length = check_int("n", n, minimum=1), check_int("length", length, minimum=1)
     vocab_size = check_int("vocab_size", vocab_size, minimum=2)
     num_differ = check_int("num_differ", num_differ, minimum=1, maximum=length)
-    g, dev, half = _generator(seed, generator), resolve_device(device), vocab_size // 2
+    g, dev, half = as_generator(seed), resolve_device(device), vocab_size // 2
     shared = torch.randint(0, vocab_size, (n, length), generator=g, device=g.device)
     differ = _rand(g, n, length).argsort(1).argsort(1) < num_differ  # num_differ random positions per row
     good = torch.randint(half, vocab_size, (n, length), generator=g, device=g.device)
@@ -447,8 +433,7 @@ def tiny_lm(
     heads: int = 4,  # attention heads (transformer only); must divide `dim`
     max_length: int = 32,  # longest sequence the transformer's position table covers
     init_scale: float = 1.0,  # multiplies the initialisation bounds, as in `mlp`
-    seed: int = 0,  # seed for the initial weights (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead of `seed`
+    seed: int | torch.Generator = 0,  # seed for the initial weights (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of the parameters
 ) -> TinyLM:
@@ -459,7 +444,7 @@ def tiny_lm(
     if kind == "transformer" and dim % heads: raise ValueError(f"`heads` ({heads}) must divide `dim` ({dim})")
     init_scale, dtype = check_float("init_scale", init_scale, minimum=0), _float_dtype(dtype)
     model = TinyLM(vocab_size, dim, layers, kind, heads, max_length, resolve_device(device), dtype)
-    return _init_lm_(model, _generator(seed, generator), init_scale)
+    return _init_lm_(model, as_generator(seed), init_scale)
 
 # %% ../nbs/00_foundations/04_data.ipynb #801f7101
 def _check_tokens(tokens, name: str = "tokens") -> torch.Tensor:
@@ -538,8 +523,7 @@ def train(
     lr: float | Sequence[float] | Callable[[int], float] = 0.1,  # step size η, or a schedule: η_t as a sequence of `steps` values or a function of t
     batch_size: int | None = None,  # minibatch size B; None means full batch (B = n)
     optimizer: str | Callable = "sgd",  # "sgd", "adam", or a callable `(params, lr=lr)` → optimizer
-    seed: int = 0,  # seed for the minibatch order (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw the minibatch order from this generator instead
+    seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
     progress: bool = False,  # show a tqdm progress bar with the current loss
     callback: Callable | None = None,  # `callback(t, model, loss)` after backward, before the update (gradients in `.grad`)
 ) -> torch.Tensor:
@@ -558,7 +542,7 @@ def train(
     if not params: raise ValueError("`model` has no trainable parameters")
     if params[0].device != X.device: raise ValueError(f"`X` is on {X.device} but `model` is on {params[0].device}")
     first = rate(0)
-    opt, g = _make_optimizer(optimizer, params, first), _generator(seed, generator)
+    opt, g = _make_optimizer(optimizer, params, first), as_generator(seed)
     batches = None if batch_size is None else _batch_indices(n, batch_size, g, X.device)
     losses, bar = [], tqdm(range(steps), desc="train", disable=not progress, leave=False)
     for step in bar:

@@ -278,12 +278,12 @@ def lanczos_tridiagonal(
     num_steps: int,  # Krylov dimension m
     v0: torch.Tensor | None = None,  # starting vector (normalised for you); random if None
     reorthogonalize: bool = True,  # full re-orthogonalisation against all previous basis vectors
-    generator: int | torch.Generator | None = None,  # seed or generator for the starting vector
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector (None: `DEFAULT_SEED`)
 ) -> Tridiagonal:
     "m steps of the Lanczos recurrence: the tridiagonal T = QᵀAQ and, when re-orthogonalising, the basis Q."
     op = as_operator(op)
     check_int("num_steps", num_steps, minimum=1, maximum=op.size)
-    gen = as_generator(generator)
+    gen = as_generator(seed)
     if v0 is None: q = _random_unit(op, gen)
     else:
         check_tensor("v0", v0, shape=(op.size,))
@@ -305,7 +305,7 @@ def lanczos(
     k: int = 1,  # number of eigenpairs wanted
     which: str = "largest",  # "largest" or "smallest" (algebraic)
     num_iters: int | None = None,  # fixed number of Lanczos steps; None: stop when the k pairs converge
-    generator: int | torch.Generator | None = None,  # seed or generator for the starting vector
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector (None: `DEFAULT_SEED`)
     tol: float | None = None,  # relative residual ‖Ay − θy‖ / ‖A‖ for convergence; √eps of the dtype if None
     max_iters: int | None = None,  # cap on steps when `num_iters` is None (default min(p, 20k + 100))
     reorthogonalize: bool = True,  # full re-orthogonalisation (turning it off invites ghost eigenvalues)
@@ -324,7 +324,7 @@ def lanczos(
             idx = _wanted(vals, k, which)
             resid = abs(T.beta[-1]) * np.abs(S[-1, idx])
             return bool(np.all(resid <= tol * max(np.abs(vals).max(), 1e-300)))
-    gen = as_generator(generator)
+    gen = as_generator(seed)
     T = _lanczos_run(op, _random_unit(op, gen), steps, reorthogonalize, gen, stop=stop)
     vals, S = T.ritz()
     idx = _wanted(vals, k, which)
@@ -376,14 +376,14 @@ def slq_density(
     op,  # a SymmetricOperator (e.g. `HessianOperator`) or a square symmetric tensor
     num_probes: int = 10,  # independent random starting vectors (Rademacher)
     num_iters: int = 80,  # Lanczos steps per probe = HVPs per probe (nodes per probe)
-    generator: int | torch.Generator | None = None,  # seed or generator for the probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes (None: `DEFAULT_SEED`)
     reorthogonalize: bool = False,  # full re-orthogonalisation in each run (not needed for densities; see below)
 ) -> SpectralDensity:
     "The spectral density of a symmetric operator by stochastic Lanczos quadrature."
     op = as_operator(op)
     check_int("num_probes", num_probes, minimum=1)
     num_iters = check_int("num_iters", num_iters, minimum=1, maximum=op.size)
-    gen = as_generator(generator)
+    gen = as_generator(seed)
     nodes, weights = [], []
     basis = _Basis(op.size, op.dtype, op.device, rows=num_iters) if reorthogonalize else None
     for _ in range(num_probes):
@@ -407,14 +407,14 @@ class TraceEstimate:
 def hutchinson_trace(
     op,  # a SymmetricOperator or square symmetric tensor
     num_probes: int = 100,  # number of random probes = products
-    generator: int | torch.Generator | None = None,  # seed or generator for the probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes (None: `DEFAULT_SEED`)
     distribution: str = "rademacher",  # "rademacher" (lowest variance among i.i.d. probes) or "gaussian"
 ) -> TraceEstimate:
     "Hutchinson's unbiased estimate of tr(A) from products with random sign vectors, with its standard error."
     op = as_operator(op)
     check_int("num_probes", num_probes, minimum=2)
     check_choice("distribution", distribution, ("rademacher", "gaussian"))
-    gen = as_generator(generator)
+    gen = as_generator(seed)
     samples = []
     for _ in range(num_probes):
         if distribution == "rademacher": z = torch.randint(0, 2, (op.size,), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
@@ -488,7 +488,7 @@ def randomized_svd(
     k: int,  # number of singular triplets wanted
     oversample: int = 10,  # extra random directions p beyond k (ℓ = k + p probes)
     power_iters: int = 2,  # power iterations q: products with (A Aᵀ)^q sharpen a slowly decaying spectrum
-    generator: int | torch.Generator | None = None,  # seed or generator for the Gaussian test matrix
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the Gaussian test matrix (None: `DEFAULT_SEED`)
     shape: tuple[int, int] | None = None,  # (m, n); required when `A` is a function pair
     dtype: torch.dtype | None = None,  # dtype of a function pair's products (default float32)
     device: str | torch.device | None = None,  # device of a function pair's products (default cpu)
@@ -498,7 +498,7 @@ def randomized_svd(
     k = check_int("k", k, minimum=1, maximum=min(m, n))
     ell = min(k + check_int("oversample", oversample, minimum=0), m, n)
     check_int("power_iters", power_iters, minimum=0)
-    gen = as_generator(generator)
+    gen = as_generator(seed)
     omega = torch.randn(n, ell, generator=gen, dtype=torch.float64, device=gen.device).to(device=device, dtype=dtype)
     Q = torch.linalg.qr(mv(omega)).Q
     for _ in range(power_iters):

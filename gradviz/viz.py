@@ -25,18 +25,20 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import torch
 from IPython import get_ipython
-from IPython.core.pylabtools import select_figure_formats
 from IPython.display import Image, clear_output, display
 from matplotlib.figure import Figure
+from PIL import Image as PILImage
 from plotly.basedatatypes import BaseFigure, BaseTraceType
+from plotly.io._base_renderers import NotebookRenderer, PlotlyRenderer
 from tqdm.auto import tqdm
 
 from . import core
 from .core import Timer, Timing, check_float, check_int, check_type
 
 # %% auto #0
-__all__ = ['PALETTE', 'FIGSIZE', 'TEMPLATE', 'RENDERER', 'CacheInfo', 'HouseStyle', 'setup', 'subplots', 'small_multiples',
-           'line_figure', 'slider_figure', 'Control', 'Explorer']
+__all__ = ['PALETTE', 'FIGSIZE', 'TEMPLATE', 'RENDERER', 'CacheInfo', 'png_bytes', 'compact_figure', 'HouseStyle', 'setup',
+           'subplots', 'small_multiples', 'line_figure', 'slider_figure', 'Control', 'slider', 'dropdown', 'checkbox',
+           'Explorer']
 
 # %% ../nbs/00_foundations/03_viz.ipynb #d90c6397
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#555555")
@@ -44,7 +46,7 @@ PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00
 
 FIGSIZE: tuple[float, float] = (6.0, 3.5)
 TEMPLATE = "gradviz"
-RENDERER = "plotly_mimetype+notebook_connected"
+RENDERER = "gradviz_mimetype+gradviz_notebook"
 
 _RC = {
     "figure.figsize": FIGSIZE, "figure.dpi": 100, "savefig.dpi": "figure",
@@ -58,6 +60,79 @@ _RC = {
     "image.cmap": "viridis",
 }
 
+# %% ../nbs/00_foundations/03_viz.ipynb #353d1503
+def png_bytes(
+    fig: Figure,  # the matplotlib figure to render
+    tight: bool = True,  # crop to the drawn area (as Jupyter does); False keeps the figure's own size
+) -> bytes:
+    "The figure as a compact PNG: rendered at its own dpi, then stored with a 256-colour palette."
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight" if tight else None)
+    img = PILImage.open(buf).convert("RGB").quantize(256, dither=PILImage.Dither.NONE)
+    out = io.BytesIO()
+    img.save(out, format="png", optimize=True)
+    return out.getvalue()
+
+# %% ../nbs/00_foundations/03_viz.ipynb #e3407128
+_ARRAY_KEYS = frozenset({"x", "y", "z", "customdata", "array", "arrayminus", "size", "color", "values",
+                         "r", "theta", "u", "v", "w", "base"})
+
+def _is_number(v) -> bool: return isinstance(v, Real) and not isinstance(v, bool)
+
+def _typed_array(a: np.ndarray) -> dict:
+    "plotly's base64 typed-array form of a numeric array (what `Figure.to_dict` stores for numpy data)."
+    spec = {"dtype": a.dtype.str.lstrip("<>|="), "bdata": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
+    if a.ndim > 1: spec["shape"] = ", ".join(map(str, a.shape))
+    return spec
+
+def _as_numeric(v) -> np.ndarray | None:
+    "The numbers in a list, numpy array or typed-array dict as an array; None when `v` is not numeric data."
+    if isinstance(v, Mapping) and "bdata" in v and "dtype" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(s) for s in str(v["shape"]).split(",")]) if "shape" in v else a
+    if isinstance(v, np.ndarray): return v if v.dtype.kind in "fiu" else None
+    if isinstance(v, (list, tuple)) and len(v) >= 8:
+        flat = np.asarray(v, dtype=object)
+        if flat.dtype == object and flat.ndim >= 1 and all(map(_is_number, flat.ravel())): return np.asarray(v, dtype=float)
+    return None
+
+def _compact_array(v):
+    "Numeric data as a float32 (or int32) typed array when that loses nothing visible; anything else unchanged."
+    a = _as_numeric(v)
+    if a is None or a.dtype.itemsize <= 4: return v
+    mag = np.abs(a[np.isfinite(a)]) if a.dtype.kind == "f" else np.abs(a)
+    if a.dtype.kind != "f": return _typed_array(a.astype(np.int32)) if mag.size == 0 or mag.max() < 2**31 else v
+    if mag.size and (mag.max() > 1e38 or mag[mag > 0].min(initial=1.0) < 1e-30): return v  # outside float32's range
+    return _typed_array(a.astype(np.float32))
+
+def _compact_trace(trace: Mapping) -> dict:
+    "A copy of a trace dict with its numeric arrays compacted, nested attributes included."
+    return {k: _compact_array(v) if k in _ARRAY_KEYS else _compact_trace(v) if isinstance(v, Mapping) else v
+            for k, v in trace.items()}
+
+def compact_figure(
+    fig: BaseFigure | Mapping,  # a plotly figure or its dict
+) -> dict:
+    "The figure as a dict ready to save: numeric data as float32, and only the template parts its traces use."
+    d = fig.to_dict() if isinstance(fig, BaseFigure) else dict(check_type("fig", fig, Mapping))
+    d["data"] = [_compact_trace(t) for t in d.get("data", [])]
+    if d.get("frames"): d["frames"] = [{**f, "data": [_compact_trace(t) for t in f.get("data", [])]} for f in d["frames"]]
+    layout = dict(d.get("layout", {}))
+    if isinstance(layout.get("template"), Mapping):
+        used = {t.get("type", "scatter") for t in d["data"]}
+        tdata = {k: v for k, v in layout["template"].get("data", {}).items() if k in used}
+        layout["template"] = {"layout": layout["template"].get("layout", {}), **({"data": tdata} if tdata else {})}
+    d["layout"] = layout
+    return d
+
+class _CompactMimetype(PlotlyRenderer):
+    "plotly's JSON renderer (what JupyterLab draws), fed a compacted figure."
+    def to_mimebundle(self, fig_dict): return super().to_mimebundle(compact_figure(fig_dict))
+
+class _CompactNotebook(NotebookRenderer):
+    "plotly's connected notebook renderer (the HTML a static page draws), fed a compacted figure."
+    def to_mimebundle(self, fig_dict): return super().to_mimebundle(compact_figure(fig_dict))
+
 # %% ../nbs/00_foundations/03_viz.ipynb #20150a36
 def _plotly_template() -> go.layout.Template:
     "The gradviz plotly template: `plotly_white` with the book's colours, font and margins."
@@ -67,14 +142,18 @@ def _plotly_template() -> go.layout.Template:
                     hoverlabel=dict(namelength=-1))
     return t
 
-def _ensure_png_formatter() -> None:
-    "Under IPython, display matplotlib figures as PNG even before pyplot has made its first figure."
+def _install_png_formatter() -> None:
+    "Under IPython, show matplotlib figures as compact PNGs (`png_bytes`), also after pyplot picks its backend."
     ip = get_ipython()
     if ip is None: return
-    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
-        try: ip.display_formatter.formatters[mime].lookup_by_type(Figure); return  # a format is already chosen
-        except KeyError: pass
-    select_figure_formats(ip, {"png"})
+    mpl.get_backend()  # resolving the backend lets the inline backend register its own formatters first
+    ip.display_formatter.formatters["image/png"].for_type(Figure, png_bytes)
+    for mime in ("image/svg+xml", "image/jpeg", "application/pdf"): ip.display_formatter.formatters[mime].pop(Figure, None)
+
+def _register_renderers() -> None:
+    "Add the `gradviz_mimetype` and `gradviz_notebook` renderers: plotly's own, fed `compact_figure`'s output."
+    pio.renderers["gradviz_mimetype"] = _CompactMimetype()
+    pio.renderers["gradviz_notebook"] = _CompactNotebook(connected=True)
 
 @dataclass(frozen=True)
 class HouseStyle:
@@ -95,12 +174,13 @@ def setup(
     renderer: str | None = RENDERER,  # plotly renderer to make the default; None leaves it alone
 ) -> HouseStyle:
     "Apply the house style: matplotlib rcParams and PNG display, the `gradviz` plotly template, the plotly renderer. Idempotent."
+    _register_renderers()
     if renderer is not None:
         check_type("renderer", renderer, str)
         bad = [r for r in renderer.split("+") if r not in pio.renderers]
         if bad: raise ValueError(f"`renderer` names unknown plotly renderer(s) {bad}")
     mpl.rcParams.update(_RC)
-    _ensure_png_formatter()
+    _install_png_formatter()
     pio.templates[TEMPLATE] = _plotly_template()
     pio.templates.default = TEMPLATE
     if renderer is not None and pio.renderers.default != renderer: pio.renderers.default = renderer
@@ -246,9 +326,11 @@ def slider_figure(
     y_range: Any = "shared",  # same for y; on a log axis ranges are in data units, shared ones computed in log10
     log_x: bool = False, log_y: bool = False,
     height: int = 420,  # pixels, slider included
+    layout: Mapping[str, Any] | None = None,  # further plotly layout (legend, annotations, axes), applied last
 ) -> go.Figure:
     "A plotly figure whose slider shows one precomputed frame at a time, with no kernel needed."
     items = _frame_items(frames)
+    if layout is not None: check_type("layout", layout, Mapping)
     active = check_int("active", active, minimum=0, maximum=len(items) - 1)
     x_range, y_range = _check_range("x_range", x_range), _check_range("y_range", y_range)
     background = [background] if isinstance(background, BaseTraceType) else list(background)
@@ -270,13 +352,13 @@ def slider_figure(
         if rng == "shared": rng = _shared_range(fig.data, axis, log)
         elif rng is not None and log: rng = [math.log10(v) if v > 0 else None for v in rng]
         if rng is not None: upd(range=rng, autorange=False)
+    if layout:
+        try: fig.update_layout(**layout)
+        except ValueError as e: raise ValueError(f"`layout` is not a valid plotly layout: {str(e).splitlines()[0]}") from e
     return fig
 
 # %% ../nbs/00_foundations/03_viz.ipynb #e8203e82
 _KINDS = ("int", "float", "log", "dropdown", "checkbox")
-_SPEC_KEYS = {"value", "min", "max", "step", "log", "options", "costly", "continuous_update", "label"}
-
-def _is_number(v) -> bool: return isinstance(v, Real) and not isinstance(v, bool)
 
 def _nice_step(x: float) -> float:
     "The largest of 1, 2, 5 × 10^k not above `x`: a slider step people can read."
@@ -299,37 +381,7 @@ class Control:
     costly: bool = False  # slow to recompute: sliders update when released (`continuous_update=False`)
     label: str | None = None  # text next to the widget; default the parameter name
 
-    @classmethod
-    def from_spec(cls, name: str, spec) -> Control:
-        "A validated `Control` from a shorthand spec; errors name `controls[name]`."
-        where = f"controls[{name!r}]"
-        if isinstance(spec, Control): c = spec
-        elif isinstance(spec, bool): c = cls("checkbox", spec)
-        elif isinstance(spec, tuple) and len(spec) in (2, 3) and all(map(_is_number, spec)): c = cls._slider(*spec)
-        elif isinstance(spec, (list, tuple)): c = cls("dropdown", options=tuple(spec))
-        elif isinstance(spec, Mapping): c = cls._from_dict(where, spec)
-        else: raise TypeError(f"`{where}` must be a (min, max[, step]) tuple, a list of options, a bool, "
-                              f"a dict or a Control, got {type(spec).__name__}")
-        return c._validated(where)
-
-    @classmethod
-    def _slider(cls, lo, hi, step=None, value=None, log=False, **kw) -> Control:
-        ints = all(isinstance(v, Integral) for v in (lo, hi, step, value) if v is not None)
-        return cls("log" if log else "int" if ints else "float", value, lo, hi, step, **kw)
-
-    @classmethod
-    def _from_dict(cls, where: str, d: Mapping) -> Control:
-        extra = sorted(set(d) - _SPEC_KEYS)
-        if extra: raise ValueError(f"`{where}` has unknown key(s) {extra}; known: {sorted(_SPEC_KEYS)}")
-        kw = dict(costly=d.get("costly", not d.get("continuous_update", True)), label=d.get("label"))
-        if "options" in d: return cls("dropdown", d.get("value"), options=tuple(d["options"]), **kw)
-        if "min" in d or "max" in d:
-            if "min" not in d or "max" not in d: raise ValueError(f"`{where}` needs both 'min' and 'max'")
-            return cls._slider(d["min"], d["max"], d.get("step"), d.get("value"), d.get("log", False), **kw)
-        if isinstance(d.get("value"), bool): return cls("checkbox", d["value"], **kw)
-        raise ValueError(f"`{where}` needs 'min' and 'max' (slider), 'options' (dropdown) or a bool 'value' (checkbox)")
-
-    def _validated(self, where: str) -> Control:
+    def validated(self, where: str = "control") -> Control:
         "This control with defaults filled in, or an error naming `where`."
         if self.kind not in _KINDS: raise ValueError(f"`{where}.kind` must be one of {list(_KINDS)}, got {self.kind!r}")
         check_type(f"{where}.costly", self.costly, bool)
@@ -389,6 +441,40 @@ class Control:
         vals = np.linspace(self.min, self.max, n)
         return [int(round(v)) for v in vals] if self.kind == "int" else [float(v) for v in vals]
 
+def slider(
+    min: float, max: float,  # the range; all ints (step and value included) give an integer slider
+    step: float | None = None,  # slider step (for `log`, a step of the base-10 exponent); None picks a readable one
+    *,
+    value: float | None = None,  # starting value; None picks the middle of the range
+    log: bool = False,  # logarithmic slider (min must be > 0)
+    costly: bool = False,  # slow to recompute: update when the slider is released
+    label: str | None = None,  # text next to the widget; default the parameter name
+) -> Control:
+    "An explorer slider over `[min, max]`."
+    ints = all(isinstance(v, Integral) and not isinstance(v, bool) for v in (min, max, step, value) if v is not None)
+    return Control("log" if log else "int" if ints else "float", value, min, max, step, costly=costly, label=label)
+
+def dropdown(
+    options: Sequence,  # the choices, in menu order
+    *,
+    value: Any = None,  # starting choice; None picks the first
+    costly: bool = False,  # slow to recompute (documents the control; menus always update on choice)
+    label: str | None = None,  # text next to the widget; default the parameter name
+) -> Control:
+    "An explorer dropdown menu over `options`."
+    if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
+        raise TypeError(f"`options` must be a list or tuple of choices, got {type(options).__name__}")
+    return Control("dropdown", value, options=tuple(options), costly=costly, label=label)
+
+def checkbox(
+    value: bool = False,  # starting state
+    *,
+    costly: bool = False,  # slow to recompute (documents the control)
+    label: str | None = None,  # text next to the widget; default the parameter name
+) -> Control:
+    "An explorer checkbox."
+    return Control("checkbox", value, costly=costly, label=label)
+
 # %% ../nbs/00_foundations/03_viz.ipynb #20df1adb
 CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
 
@@ -398,10 +484,8 @@ class _Entry:
     def __init__(self, figure): self.figure, self.png = figure, None
 
 def _png(fig: Figure) -> bytes:
-    "The figure rendered at its own size and dpi (no tight cropping, so successive frames line up)."
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()
+    "The figure as a compact PNG at its own size (no tight cropping, so successive frames line up)."
+    return png_bytes(fig, tight=False)
 
 def _natural_height(fig) -> int:
     "Pixels the figure needs, plus a small margin; a default when there is no figure yet."
@@ -438,12 +522,19 @@ def _device_control(fn, device: bool | None) -> Control | None:
     return Control("dropdown", next((n for n in names if n.split(":")[0] == want), names[0]), options=tuple(names))
 
 # %% ../nbs/00_foundations/03_viz.ipynb #023d9e37
+def _control(name: str, spec) -> Control:
+    "`spec` validated as the control for `name`, or a clear error saying how to make one."
+    if not isinstance(spec, Control):
+        raise TypeError(f"`controls[{name!r}]` must be a Control made by slider(), dropdown() or checkbox(), "
+                        f"got {type(spec).__name__}")
+    return spec.validated(f"controls[{name!r}]")
+
 class Explorer:
     "A live panel: controls from a spec, one `update(**params)` returning the figure, cached and timed."
     def __init__(
         self,
         fn: Callable[..., Any],  # fn(**params) -> matplotlib Figure or plotly Figure
-        controls: Mapping[str, Any],  # parameter name -> control spec (see `Control.from_spec`)
+        controls: Mapping[str, Control],  # parameter name -> `slider(...)`, `dropdown(...)` or `checkbox(...)`
         *,
         device: bool | None = None,  # device dropdown: None = when an accelerator is present and `fn` takes `device`
         height: int | None = None,  # output height in pixels; None = the first figure's height
@@ -456,7 +547,7 @@ class Explorer:
         if bad: raise ValueError(f"`controls` names must be Python identifiers, got {bad}")
         if "progress" in controls: raise ValueError("`controls` cannot use the name 'progress': `fn` receives the progress bar under it")
         if device is not None: check_type("device", device, bool)
-        ctrls = {n: Control.from_spec(n, s) for n, s in controls.items()}
+        ctrls = {n: _control(n, s) for n, s in controls.items()}
         if "device" not in ctrls and (dc := _device_control(fn, device)) is not None: ctrls["device"] = dc
         if not ctrls: raise ValueError("`controls` is empty: an explorer needs at least one control")
         _check_fn_params(fn, list(ctrls))
@@ -578,7 +669,7 @@ class Explorer:
         fig, where = self.figure, ", ".join(f"{k} = {v}" for k, v in self._values.items())
         if isinstance(fig, Figure):
             body = f'<img src="data:image/png;base64,{base64.b64encode(self._entry.png or _png(fig)).decode()}">'
-        elif isinstance(fig, BaseFigure): body = pio.to_html(fig, full_html=False, include_plotlyjs="cdn")
+        elif isinstance(fig, BaseFigure): body = pio.to_html(compact_figure(fig), full_html=False, include_plotlyjs="cdn")
         else: body = ""
         note = f"Live explorer shown at {where}; run the notebook to move its controls."
         return f'<figure>{body}<figcaption style="font-size:12px;color:#555">{html.escape(note)}</figcaption></figure>'

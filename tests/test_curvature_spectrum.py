@@ -109,7 +109,7 @@ def test_exact_spectrum_matches_eigvalsh(small64, dense_H):
 
 def test_lanczos_spectrum_matches_exact(small64, dense_H):
     s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=6, exact=False,
-                         num_probes=40, num_iters=60, generator=3)
+                         num_probes=40, num_iters=60, seed=3)
     ref = torch.linalg.eigvalsh(dense_H).numpy()
     assert s.method == "lanczos" and s.eigenvalues is None
     np.testing.assert_allclose(s.top_eigenvalues, ref[::-1][:6], rtol=1e-7)
@@ -120,8 +120,8 @@ def test_lanczos_spectrum_matches_exact(small64, dense_H):
 
 def test_lanczos_spectrum_is_seeded(small64):
     kw = dict(k=3, exact=False, num_probes=3, num_iters=20)
-    a = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, generator=5, **kw)
-    b = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, generator=as_generator(5), **kw)
+    a = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, seed=5, **kw)
+    b = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, seed=as_generator(5), **kw)
     assert np.array_equal(a.top_eigenvalues, b.top_eigenvalues) and a.trace == b.trace
 
 
@@ -153,13 +153,13 @@ def test_against_pyhessian(small64, dense_H):
     ref = torch.linalg.eigvalsh(dense_H).numpy()
     assert abs(ref[0]) < ref[::-1][2]  # power iteration targets |λ|: make sure the top 3 by magnitude are the top 3
     top_pyh, _ = hess.eigenvalues(top_n=3, maxIter=500, tol=1e-7)
-    ours = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False, generator=0)
+    ours = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False, seed=0)
     np.testing.assert_allclose(sorted(top_pyh, reverse=True), ours.top_eigenvalues, rtol=1e-2)
     np.testing.assert_allclose(ours.top_eigenvalues, ref[::-1][:3], rtol=1e-8)
     samples = np.array(hess.trace(maxIter=200, tol=1e-9))
     assert abs(samples.mean() - ref.sum()) < 4 * samples.std(ddof=1) / math.sqrt(len(samples))
     ours_trace = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False,
-                                  num_probes=50, num_iters=30, generator=1)
+                                  num_probes=50, num_iters=30, seed=1)
     assert abs(ours_trace.trace - samples.mean()) < 4 * math.hypot(ours_trace.trace_stderr, samples.std(ddof=1) / math.sqrt(len(samples)))
 
 
@@ -202,7 +202,7 @@ def test_explorer_updates():
 
 def test_on_device(device):
     p = cluster_problem(num_classes=3, width=8, n=100, steps=10, device=device)
-    s = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=3, exact=False, num_probes=2, num_iters=10, generator=0)
+    s = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=3, exact=False, num_probes=2, num_iters=10, seed=0)
     assert np.all(np.isfinite(s.top_eigenvalues)) and math.isfinite(s.trace)
     cpu = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=3, device="cpu")
     assert cpu.method == "exact"

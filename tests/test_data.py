@@ -463,7 +463,7 @@ BAD_CALLS = [
     (lambda: gaussian_clusters(10.0, 2, 3, 1.0), TypeError, "`n`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=-1), ValueError, "`seed`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=1.5), TypeError, "`seed`"),
-    (lambda: gaussian_clusters(10, 2, 3, 1.0, generator=3), TypeError, "`generator`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=3), TypeError, "`generator`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype=torch.int64), ValueError, "`dtype`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype="float32"), TypeError, "`dtype`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, device="warp-drive"), ValueError, "`device`"),

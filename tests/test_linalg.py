@@ -80,8 +80,8 @@ def test_linear_function_has_zero_hessian():
 
 def test_lanczos_top10_bottom5_match_eigvalsh(mlp_hessian):
     op, _, exact = mlp_hessian
-    top, vecs = lanczos(op, k=10, which="largest", generator=0)
-    bottom, bvecs = lanczos(op, k=5, which="smallest", generator=1)
+    top, vecs = lanczos(op, k=10, which="largest", seed=0)
+    bottom, bvecs = lanczos(op, k=5, which="smallest", seed=1)
     ref_top, ref_bottom = exact.flip(0)[:10], exact[:5]
     assert torch.all((top - ref_top).abs() <= 1e-6 * ref_top.abs())
     assert torch.all((bottom - ref_bottom).abs() <= 1e-6 * ref_bottom.abs())
@@ -95,7 +95,7 @@ def test_lanczos_top10_bottom5_match_eigvalsh(mlp_hessian):
 def test_lanczos_uses_far_fewer_hvps_than_dimension(mlp_hessian):
     op, _, _ = mlp_hessian
     op.reset_count()
-    lanczos(op, k=1, generator=0)
+    lanczos(op, k=1, seed=0)
     assert op.num_hvps < op.size / 10
 
 
@@ -103,15 +103,15 @@ def test_lanczos_handles_repeated_eigenvalues():
     vals = torch.tensor([5.0, 5.0, 5.0, 2.0, 1.0, 1.0, 0.5, 0.0], dtype=F64)
     Q, _ = torch.linalg.qr(torch.randn(8, 8, generator=as_generator(0), dtype=F64))
     A = Q @ torch.diag(vals) @ Q.T
-    top, _ = lanczos((A + A.T) / 2, k=4, generator=3)
+    top, _ = lanczos((A + A.T) / 2, k=4, seed=3)
     assert torch.allclose(top, torch.tensor([5.0, 5.0, 5.0, 2.0], dtype=F64), atol=1e-9)
 
 
 def test_lanczos_fixed_iterations_and_ghosts():
     spectrum = torch.cat([torch.linspace(0, 1, 200, dtype=F64), torch.tensor([3.0, 5.0, 8.0], dtype=F64)])
     D = torch.diag(spectrum)
-    T_full = lanczos_tridiagonal(D, 120, generator=1)
-    T_plain = lanczos_tridiagonal(D, 120, reorthogonalize=False, generator=1)
+    T_full = lanczos_tridiagonal(D, 120, seed=1)
+    T_plain = lanczos_tridiagonal(D, 120, reorthogonalize=False, seed=1)
     assert np.sum(np.abs(T_full.ritz()[0] - 8) < 1e-6) == 1
     assert np.sum(np.abs(T_plain.ritz()[0] - 8) < 1e-6) > 1
     op = DenseOperator(D)
@@ -126,8 +126,8 @@ def test_lanczos_extremes_of_random_symmetric_matrices(n, k, seed):
     M = torch.randn(n, n, generator=as_generator(seed), dtype=F64)
     A = (M + M.T) / 2
     exact = torch.linalg.eigvalsh(A)
-    top, _ = lanczos(A, k=k, generator=seed)
-    low, _ = lanczos(A, k=k, which="smallest", generator=seed)
+    top, _ = lanczos(A, k=k, seed=seed)
+    low, _ = lanczos(A, k=k, which="smallest", seed=seed)
     scale = exact.abs().max()
     assert torch.allclose(top, exact.flip(0)[:k], atol=1e-7 * scale)
     assert torch.allclose(low, exact[:k], atol=1e-7 * scale)
@@ -135,7 +135,7 @@ def test_lanczos_extremes_of_random_symmetric_matrices(n, k, seed):
 
 def test_slq_density_close_to_exact_spectrum(mlp_hessian):
     op, _, exact = mlp_hessian
-    sd = slq_density(op, num_probes=20, num_iters=80, generator=0)
+    sd = slq_density(op, num_probes=20, num_iters=80, seed=0)
     assert isinstance(sd, SpectralDensity)
     assert abs(sd.weights.sum() - 1) < 1e-10
     assert np.allclose(sd.weights.sum(axis=1), 1 / 20)
@@ -149,7 +149,7 @@ def test_slq_density_close_to_exact_spectrum(mlp_hessian):
 def test_slq_is_exact_for_low_degree_moments():
     "Gauss quadrature with m nodes integrates polynomials of degree < 2m exactly, for each probe."
     A = torch.diag(torch.linspace(-1, 3, 50, dtype=F64))
-    sd = slq_density(A, num_probes=1, num_iters=3, generator=0)
+    sd = slq_density(A, num_probes=1, num_iters=3, seed=0)
     z = torch.randint(0, 2, (50,), generator=as_generator(0)).to(F64) * 2 - 1
     q = z / math.sqrt(50)
     for power in range(1, 6):
@@ -158,10 +158,10 @@ def test_slq_is_exact_for_low_degree_moments():
 
 def test_hutchinson_within_three_standard_errors(mlp_hessian):
     op, _, exact = mlp_hessian
-    est = hutchinson_trace(op, num_probes=100, generator=0)
+    est = hutchinson_trace(op, num_probes=100, seed=0)
     assert abs(est.estimate - exact.sum().item()) <= 3 * est.stderr
     assert est.stderr > 0 and len(est.samples) == 100
-    gauss = hutchinson_trace(op, num_probes=100, generator=1, distribution="gaussian")
+    gauss = hutchinson_trace(op, num_probes=100, seed=1, distribution="gaussian")
     assert abs(gauss.estimate - exact.sum().item()) <= 3 * gauss.stderr
 
 
@@ -201,7 +201,7 @@ def test_function_operator_and_counts():
 def test_operator_follows_device(device):
     net, X, y = _mlp_problem(device=device, dtype=torch.float32)
     op = HessianOperator.from_model(net, nn.functional.cross_entropy, X, y)
-    vals, vecs = lanczos(op, k=2, generator=0)
+    vals, vecs = lanczos(op, k=2, seed=0)
     assert vals.device.type == device.type and vecs.device.type == device.type
     assert vals.dtype == torch.float32
 
@@ -261,7 +261,7 @@ def _matrix_with_spectrum(m, n, sig, seed=0):
 def test_randomized_svd_matches_exact_svd(m, n):
     from gradviz.linalg import randomized_svd
     A = _matrix_with_spectrum(m, n, 0.85 ** torch.arange(min(m, n), dtype=F64))
-    U, S, Vh = randomized_svd(A, 8, power_iters=2, generator=1)
+    U, S, Vh = randomized_svd(A, 8, power_iters=2, seed=1)
     Ue, Se, Vhe = torch.linalg.svd(A, full_matrices=False)
     assert U.shape == (m, 8) and S.shape == (8,) and Vh.shape == (8, n)
     assert float(((S - Se[:8]).abs() / Se[:8]).max()) < 1e-3
@@ -275,7 +275,7 @@ def test_randomized_svd_matches_exact_svd(m, n):
 def test_randomized_svd_is_exact_on_low_rank_matrices():
     from gradviz.linalg import randomized_svd
     A = _matrix_with_spectrum(60, 40, torch.tensor([5.0, 3.0, 1.0, 0.5], dtype=F64), seed=3)
-    U, S, Vh = randomized_svd(A, 4, oversample=2, power_iters=0, generator=0)
+    U, S, Vh = randomized_svd(A, 4, oversample=2, power_iters=0, seed=0)
     torch.testing.assert_close(U @ torch.diag(S) @ Vh, A, atol=1e-10, rtol=0)
     torch.testing.assert_close(S, torch.tensor([5.0, 3.0, 1.0, 0.5], dtype=F64), atol=1e-10, rtol=0)
 
@@ -284,9 +284,9 @@ def test_randomized_svd_power_iterations_help_and_seed_is_reproducible():
     from gradviz.linalg import randomized_svd
     sig = 0.95 ** torch.arange(100, dtype=F64)
     A = _matrix_with_spectrum(150, 100, sig, seed=2)
-    err = [float(((randomized_svd(A, 5, oversample=5, power_iters=q, generator=0).S - sig[:5]).abs() / sig[:5]).max()) for q in (0, 3)]
+    err = [float(((randomized_svd(A, 5, oversample=5, power_iters=q, seed=0).S - sig[:5]).abs() / sig[:5]).max()) for q in (0, 3)]
     assert err[1] < err[0] / 10
-    a, b = randomized_svd(A, 5, generator=7), randomized_svd(A, 5, generator=torch.Generator().manual_seed(7))
+    a, b = randomized_svd(A, 5, seed=7), randomized_svd(A, 5, seed=torch.Generator().manual_seed(7))
     torch.testing.assert_close(a.S, b.S, atol=0, rtol=0)
 
 
@@ -295,8 +295,8 @@ def test_randomized_svd_function_pair_equals_dense():
     A = _matrix_with_spectrum(50, 30, 0.7 ** torch.arange(30, dtype=F64), seed=4)
     calls = []
     pair = (lambda X: calls.append("A") or A @ X, lambda Y: calls.append("At") or A.T @ Y)
-    r = randomized_svd(pair, 6, power_iters=1, generator=0, shape=(50, 30), dtype=F64)
-    d = randomized_svd(A, 6, power_iters=1, generator=0)
+    r = randomized_svd(pair, 6, power_iters=1, seed=0, shape=(50, 30), dtype=F64)
+    d = randomized_svd(A, 6, power_iters=1, seed=0)
     torch.testing.assert_close(r.S, d.S, atol=1e-12, rtol=0)
     assert calls.count("A") == 2 and calls.count("At") == 2  # range + one power iteration + the final Qᵀ A
 
@@ -304,7 +304,7 @@ def test_randomized_svd_function_pair_equals_dense():
 def test_randomized_svd_float32_and_oversample_capped():
     from gradviz.linalg import randomized_svd
     A = _matrix_with_spectrum(20, 10, 0.5 ** torch.arange(10, dtype=F64)).float()
-    U, S, Vh = randomized_svd(A, 10, oversample=50, generator=0)  # ℓ capped at min(m, n)
+    U, S, Vh = randomized_svd(A, 10, oversample=50, seed=0)  # ℓ capped at min(m, n)
     assert S.dtype == torch.float32 and U.shape == (20, 10)
     torch.testing.assert_close(S, torch.linalg.svdvals(A), rtol=1e-4, atol=1e-6)
 
@@ -323,7 +323,7 @@ def test_randomized_svd_bad_input():
     with pytest.raises(TypeError, match="`A`"): randomized_svd([A], 1)
     with pytest.raises(ValueError, match="`shape`"): randomized_svd((lambda X: A @ X, lambda Y: A.T @ Y), 2)
     with pytest.raises(ValueError, match="`shape`"): randomized_svd((lambda X: A @ X, lambda Y: A.T @ Y), 2, shape=(6,))
-    with pytest.raises(TypeError, match="`generator`|`seed_or_generator`"): randomized_svd(A, 2, generator="x")
+    with pytest.raises(TypeError, match="`generator`|`seed_or_generator`"): randomized_svd(A, 2, seed="x")
 
 
 # ----------------------------------------------------------------------------- Gauss–Newton operator

@@ -263,14 +263,13 @@ def logistic_problem(
     conditioning: float = 100.0,  # κ: column scales run from 1 to 1/κ
     separation: float = 2.0,  # distance between the two cluster means (within-class std units)
     reg: float = 1e-3,  # L2 regularisation μ > 0 (makes f strongly convex)
-    seed: int = 0,  # seed for the data (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw the data from this generator instead
+    seed: int | torch.Generator = 0,  # seed for the data (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float64,  # float64: the method's acceptance test lives near round-off
 ) -> LogisticProblem:
     "A seeded, deliberately ill-conditioned logistic regression problem from two Gaussian clusters."
     _check_problem_args(n, dim, conditioning, separation, reg, dtype)
-    X, y = gaussian_clusters(n, dim, 2, separation, seed=seed, generator=generator, device=device, dtype=dtype)
+    X, y = gaussian_clusters(n, dim, 2, separation, seed=seed, seed=generator, device=device, dtype=dtype)
     return LogisticProblem(scale_features(X, conditioning), y.to(dtype), float(reg))
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #72adc1f6
@@ -330,8 +329,7 @@ def softmax_problem(
     separation: float = 2.0,  # distance between the nearest class means
     reg: float = 1e-3,  # L2 regularisation μ > 0
     reference_class: bool = True,  # fix the last class's logits at zero (removes the flat direction)
-    seed: int = 0,  # seed for the data (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw the data from this generator instead
+    seed: int | torch.Generator = 0,  # seed for the data (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
     dtype: torch.dtype = torch.float64,  # floating-point dtype of the features
 ) -> SoftmaxProblem:
@@ -339,7 +337,7 @@ def softmax_problem(
     _check_problem_args(n, dim, conditioning, separation, reg, dtype)
     check_int("num_classes", num_classes, minimum=2)
     check_type("reference_class", reference_class, bool)
-    X, y = gaussian_clusters(n, dim, num_classes, separation, seed=seed, generator=generator, device=device, dtype=dtype)
+    X, y = gaussian_clusters(n, dim, num_classes, separation, seed=seed, seed=generator, device=device, dtype=dtype)
     return SoftmaxProblem(scale_features(X, conditioning), y, num_classes, float(reg), reference_class)
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #40acb389

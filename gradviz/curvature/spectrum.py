@@ -70,8 +70,8 @@ def _exact_spectrum(op: SymmetricOperator, k: int) -> HessianSpectrum:
 def _lanczos_spectrum(op: SymmetricOperator, k: int, num_probes: int, num_iters: int, gen: torch.Generator) -> HessianSpectrum:
     "Top-k by Lanczos, density by SLQ, trace from the SLQ probes (each probe's first moment is zᵀHz)."
     before, p = op.num_matvecs, op.size
-    top = lanczos(op, k=k, generator=gen)[0].double().cpu().numpy()
-    density = slq_density(op, num_probes=num_probes, num_iters=min(num_iters, p), generator=gen)
+    top = lanczos(op, k=k, seed=gen)[0].double().cpu().numpy()
+    density = slq_density(op, num_probes=num_probes, num_iters=min(num_iters, p), seed=gen)
     per_probe = p * num_probes * np.sum(density.weights * density.nodes, axis=1)
     stderr = float(per_probe.std(ddof=1) / math.sqrt(num_probes)) if num_probes > 1 else float("nan")
     return HessianSpectrum(top, density, float(per_probe.mean()), stderr, p, "lanczos", op.num_matvecs - before)
@@ -82,7 +82,7 @@ def operator_spectrum(
     num_probes: int = 10,  # SLQ probes (Lanczos path)
     num_iters: int = 80,  # Lanczos steps per SLQ probe (Lanczos path)
     exact: bool | None = None,  # dense eigvalsh; None: exact when p ≤ EXACT_MAX_PARAMS
-    generator: int | torch.Generator | None = None,  # seed or generator for Lanczos and the SLQ probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
 ) -> HessianSpectrum:
     "The spectrum of a symmetric operator: exact for small p, Lanczos + SLQ otherwise."
     op = as_operator(op)
@@ -93,7 +93,7 @@ def operator_spectrum(
     if exact and op.size > EXACT_MAX_PARAMS:
         raise ValueError(f"`exact`=True needs p ≤ {EXACT_MAX_PARAMS} (got p = {op.size}); use exact=False for Lanczos/SLQ")
     if exact: return _exact_spectrum(op, k)
-    return _lanczos_spectrum(op, max(k, 1), num_probes, num_iters, as_generator(generator))
+    return _lanczos_spectrum(op, max(k, 1), num_probes, num_iters, as_generator(seed))
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #5833fe23
 def _as_values(name: str, values) -> np.ndarray:
@@ -147,13 +147,13 @@ def hessian_spectrum(
     num_probes: int = 10,  # SLQ probes (Lanczos path)
     num_iters: int = 80,  # Lanczos steps per SLQ probe (Lanczos path)
     exact: bool | None = None,  # dense eigvalsh; None: exact when p ≤ EXACT_MAX_PARAMS
-    generator: int | torch.Generator | None = None,  # seed or generator for Lanczos and the SLQ probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
     device: str | torch.device | None = None,  # where to compute; None follows the model
 ) -> HessianSpectrum:
     "Top eigenvalues, spectral density and trace of the training-loss Hessian ∇²_θ L."
     model, X, y = _on_device(model, X, y, device)
     op = HessianOperator.from_model(model, loss_fn, X, y)
-    return operator_spectrum(op, k=k, num_probes=num_probes, num_iters=num_iters, exact=exact, generator=generator)
+    return operator_spectrum(op, k=k, num_probes=num_probes, num_iters=num_iters, exact=exact, seed=generator)
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #a969597a
 @dataclass(frozen=True, eq=False)

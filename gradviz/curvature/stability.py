@@ -157,7 +157,7 @@ def sharpness_measures(
     op: SymmetricOperator | torch.Tensor,  # a Hessian operator, or a dense symmetric matrix
     exact: bool | None = None,  # dense eigenvalues; None: exact when the size is ≤ 500
     num_probes: int = 64,  # Hutchinson probes for trace and ‖H‖²_F when not exact
-    generator: int | torch.Generator | None = None,  # seed or generator for Lanczos and the probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the probes (None: `DEFAULT_SEED`)
 ) -> Sharpness:
     "λ_max(H), tr(H) and ‖H‖_F: dense for small problems, else Lanczos and Hutchinson."
     if isinstance(op, torch.Tensor): op = DenseOperator(op)
@@ -166,10 +166,10 @@ def sharpness_measures(
     if exact:
         eig = torch.linalg.eigvalsh(op.dense(max_size=3000))
         return Sharpness(float(eig[-1]), float(eig.sum()), float(eig.norm()))
-    g = as_generator(generator)
-    top = float(lanczos(op, 1, generator=g)[0][0])
+    g = as_generator(seed)
+    top = float(lanczos(op, 1, seed=g)[0][0])
     squared = FunctionOperator(lambda v: op._apply(op._apply(v)), op.size, op.dtype, op.device)
-    tr, sq = hutchinson_trace(op, num_probes, generator=g), hutchinson_trace(squared, num_probes, generator=g)
+    tr, sq = hutchinson_trace(op, num_probes, seed=g), hutchinson_trace(squared, num_probes, seed=g)
     return Sharpness(top, tr.estimate, math.sqrt(max(sq.estimate, 0.0)))
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #0aed459f
@@ -321,8 +321,8 @@ def train_recording(
     for t in range(steps + 1):
         if t % every == 0 or t == steps:
             op = HessianOperator.from_model(model, loss_fn, X, y)
-            top = float(lanczos(op, 1, generator=seed)[0][0])
-            tr = hutchinson_trace(op, num_probes, generator=seed).estimate
+            top = float(lanczos(op, 1, seed=seed)[0][0])
+            tr = hutchinson_trace(op, num_probes, seed=seed).estimate
             with torch.no_grad(): full = float(loss_fn(model(X), y))
             rec.append((t, full, top, tr, norm_fn(model)))
         if t == steps: break

@@ -108,7 +108,7 @@ def truncated_svd(
         U, S, Vh = torch.linalg.svd(M, full_matrices=False)
         U, S, Vh = U[:, :k], S[:k], Vh[:k]
     elif method == "gram": U, S, Vh = _gram_svd(M, k)
-    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, generator=generator)
+    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, seed=generator)
     keep = (S >= rtol * S[0]) & (S > atol)
     return TruncatedSVD(U[:, keep], S[keep], Vh[keep])
 
@@ -194,8 +194,7 @@ class History:
 
 def regression_1d(
     n: int = 2000,  # number of training points
-    seed: int = 0,  # seed for the inputs (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead
+    seed: int | torch.Generator = 0,  # seed for the inputs (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the data live (default cpu)
     dtype: torch.dtype = torch.float32,  # floating-point dtype
 ) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
@@ -259,8 +258,7 @@ def fit(
     batch_size: int = 128,  # minibatch size B (ignored by L-BFGS)
     lr: float = 0.1,  # step size η
     loss_fn: Callable = nn.functional.mse_loss,  # mean-reduced loss; per example when called on one
-    seed: int = 0,  # seed for the minibatch order (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # minibatch order (and randomized SVD) from this generator
+    seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
     X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,  # validation set (optional)
     X_grid: torch.Tensor | None = None,  # inputs where predictions are recorded (optional)
     progress=None,  # a `tqdm`-like wrapper for the epoch loop (e.g. `Explorer.progress`)

@@ -330,7 +330,7 @@ def run_gd(
     for t in range(steps + 1):
         loss = float(E(theta)); losses.append(loss)
         if not math.isfinite(loss) or loss > 1e6 * max(losses[0], 1e-12): diverged = True; break
-        if t % every == 0 or t == steps: rec.append((t, float(lanczos(HessianOperator(E, theta), 1, generator=seed)[0][0])))
+        if t % every == 0 or t == steps: rec.append((t, float(lanczos(HessianOperator(E, theta), 1, seed=seed)[0][0])))
         if t == steps: break
         h = lr if rule == "fixed" else dal_lr(E, theta, c, power, max_lr)
         theta = theta - h * gradient(E, theta); lrs.append(h)

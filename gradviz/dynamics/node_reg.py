@@ -279,8 +279,7 @@ class NeuralODE(nn.Module):
         weight: float = 0.0,  # w, the weight of the regulariser in the loss
         atol: float = 1e-6, rtol: float = 1e-6,  # solver tolerances
         t0: float = 0.0, t1: float = 1.0,  # integration interval
-        seed: int = 0,  # seed of the module's own generator for t* (ignored when `generator` is given)
-        generator: torch.Generator | None = None,  # draw t* from this generator instead
+        seed: int | torch.Generator = 0,  # seed of the module's own generator for t* (an int or a torch.Generator)
     ):
         super().__init__()
         self.field = check_type("field", field, nn.Module)

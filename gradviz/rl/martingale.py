@@ -82,8 +82,7 @@ def simulate_diffusion(
     x0_mean: float = 0.0,  # X_0 ~ N(x0_mean, x0_std²)
     x0_std: float = 1.0,  # spread of X_0
     base_steps: int | None = None,  # simulate on this finer grid (a multiple of K) and keep every (base_steps/K)-th point
-    seed: int = 0,  # seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # draw from this generator instead
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the paths live; `default_device()` if None
 ) -> Paths:
     "N paths of Brownian motion / Ornstein–Uhlenbeck with exact transitions; same seed and `base_steps` ⇒ nested paths."
@@ -225,8 +224,7 @@ def fit_martingale_loss(
     lr: float = 0.5,  # step of "sgd", in units of 1/‖D̄‖ (D̄: the loss's mean curvature), so it is scale free
     epochs: int = 20,  # passes over the paths for "sgd"
     batch_size: int = 50,  # episodes per update for "sgd"
-    seed: int = 0,  # shuffling seed for "sgd" (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # shuffle with this generator instead
+    seed: int | torch.Generator = 0,  # shuffling seed for "sgd" (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where to compute; follows `phi` if None
 ) -> torch.Tensor | IterativeFit:
     "Jia & Zhou's martingale loss: θ minimising ½E∫(G_t − J^θ_t)²dt (lstsq), or its gradient Monte Carlo (`IterativeFit`)."
@@ -296,8 +294,7 @@ def fit_td(
     lr: float = 0.5,  # step α per episode-sum, in units of 1/‖D̄‖ (no Δt rescaling needed)
     epochs: int = 20,  # passes over the paths
     batch_size: int = 50,  # episodes per update
-    seed: int = 0,  # shuffling seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # shuffle with this generator instead
+    seed: int | torch.Generator = 0,  # shuffling seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where to compute; follows `phi` if None
 ) -> IterativeFit:
     "TD(0) / TD(λ): θ ← θ + α·mean over a batch of episodes of Σ_k ξ_k δ_k (θ fixed within an episode)."
@@ -315,8 +312,7 @@ def fit_gtd(
     lr_w: float = 0.3,  # fast step β ∈ (0, 1] for w ≈ mean Σ ξδ
     epochs: int = 50,  # passes over the paths
     batch_size: int = 200,  # episodes per update
-    seed: int = 0,  # shuffling seed (ignored when `generator` is given)
-    generator: torch.Generator | None = None,  # shuffle with this generator instead
+    seed: int | torch.Generator = 0,  # shuffling seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where to compute; follows `phi` if None
 ) -> IterativeFit:
     "GTD: two-time-scale SGD on ½‖mean Σ_k ξ_k δ_k(θ)‖², w tracking the expectation, θ descending through it."
