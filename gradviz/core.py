@@ -20,9 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['DEFAULT_SEED', 'default_device', 'available_devices', 'resolve_device', 'as_generator', 'numpy_rng', 'check_type',
-           'check_int', 'check_float', 'check_choice', 'check_tensor', 'check_finite', 'check_same_length', 'progress',
-           'synchronize', 'Timer', 'Timing', 'time_call']
+__all__ = ['DEFAULT_SEED', 'default_device', 'available_devices', 'resolve_device', 'gpu_cell_size', 'as_generator', 'as_seed',
+           'numpy_rng', 'check_type', 'check_int', 'check_float', 'check_choice', 'check_tensor', 'check_finite',
+           'check_same_length', 'progress', 'synchronize', 'Timer', 'Timing', 'time_call']
 
 # %% ../nbs/00_foundations/00_core.ipynb #780f20fa
 _DEVICE_ENV = "GRADVIZ_DEVICE"
@@ -70,6 +70,19 @@ def resolve_device(
         except RuntimeError as e: raise ValueError(f"`device`={device!r} is not a torch device name") from e
     return next((d for d in map(_device_of, inputs) if d is not None), default_device())
 
+# %% ../nbs/00_foundations/00_core.ipynb #99540956
+_GPU_SIZE_ENV = "GRADVIZ_GPU_SIZE"
+
+def gpu_cell_size(
+    device: str | torch.device | None = None,  # the device the cell will use; None means `default_device()`
+) -> str:
+    "How big a `#| gpu` cell runs: 'full' on an accelerator, 'tiny' on a CPU; `$GRADVIZ_GPU_SIZE` overrides."
+    forced = os.environ.get(_GPU_SIZE_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("tiny", "full"): raise ValueError(f"{_GPU_SIZE_ENV}={forced!r}: expected 'tiny' or 'full'")
+        return forced
+    return "tiny" if resolve_device(device).type == "cpu" else "full"
+
 # %% ../nbs/00_foundations/00_core.ipynb #27b401c6
 DEFAULT_SEED = 0
 
@@ -93,16 +106,23 @@ def as_generator(
     return g
 
 # %% ../nbs/00_foundations/00_core.ipynb #4a199fcc
+def as_seed(
+    seed: int | torch.Generator | None = None,  # a seed (returned as is), or a torch generator to draw one from; None for `DEFAULT_SEED`
+    *,
+    name: str = "seed",  # the caller's argument name, for error messages
+) -> int:
+    "A non-negative integer seed from the book's one `seed` argument (an int or a `torch.Generator`)."
+    if isinstance(seed, torch.Generator): return int(torch.randint(2**62, (), generator=seed, device=seed.device))
+    as_generator(seed, name=name)  # the same checks and messages as for torch
+    return DEFAULT_SEED if seed is None else int(seed)
+
 def numpy_rng(
     seed: int | torch.Generator | None = None,  # a seed, or a torch generator to draw NumPy's seed from; None for `DEFAULT_SEED`
     *,
     name: str = "seed",  # the caller's argument name, for error messages
 ) -> np.random.Generator:
     "A NumPy generator from the book's one `seed` argument (an int or a `torch.Generator`)."
-    if isinstance(seed, torch.Generator):
-        return np.random.default_rng(int(torch.randint(2**62, (), generator=seed, device=seed.device)))
-    as_generator(seed, name=name)  # the same checks and messages as for torch
-    return np.random.default_rng(DEFAULT_SEED if seed is None else int(seed))
+    return np.random.default_rng(as_seed(seed, name=name))
 
 # %% ../nbs/00_foundations/00_core.ipynb #e59277ab
 def check_type(name: str, value, types: type | tuple[type, ...]):

@@ -10,20 +10,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from numbers import Real
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from . import core
 from .core import (
     as_generator, check_choice, check_float, check_int, check_same_length, check_tensor, check_type, resolve_device)
 
 # %% auto #0
-__all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tiny_cnn', 'Teacher', 'teacher_student',
-           'two_spirals', 'concentric_rings', 'tiny_images', 'PreferencePairs', 'preference_pairs', 'TinyLM', 'tiny_lm',
-           'sequence_logprob', 'next_token_loss', 'loss_function', 'train']
+__all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tiny_cnn', 'Teacher', 'Regression',
+           'teacher_student', 'two_spirals', 'concentric_rings', 'tiny_images', 'PreferencePairs', 'preference_pairs',
+           'TinyLM', 'tiny_lm', 'sequence_logprob', 'next_token_loss', 'loss_function', 'train']
 
 # %% ../nbs/00_foundations/04_data.ipynb #2d36396a
 def _float_dtype(dtype) -> torch.dtype:
@@ -218,6 +218,12 @@ class Teacher:
         return net
 
 # %% ../nbs/00_foundations/04_data.ipynb #56d35550
+class Regression(NamedTuple):
+    "A regression data set with the network that made it; unpacks as `X, y, teacher = ...`."
+    X: torch.Tensor  # inputs, shape (n, d)
+    y: torch.Tensor  # targets, shape (n, out_dim)
+    teacher: Teacher  # the frozen network behind the targets
+
 def teacher_student(
     n: int = 200,  # number of samples
     dim: int = 10,  # input dimension d
@@ -229,7 +235,7 @@ def teacher_student(
     seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where data and teacher live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype of data and teacher
-) -> tuple[torch.Tensor, torch.Tensor, Teacher]:
+) -> Regression:
     "Regression data `(X, y, teacher)`: `X` (n, d) standard normal, `y = teacher(X) + noise·ε` of shape (n, out_dim)."
     n, dim = check_int("n", n, minimum=1), check_int("dim", dim, minimum=1)
     out_dim = check_int("out_dim", out_dim, minimum=1)
@@ -246,7 +252,7 @@ def teacher_student(
     y = teacher64(X) + noise * _randn(g, n, out_dim)
     teacher = Teacher(tuple(_place(w, device, dtype) for w in ws),
                       tuple(None if b is None else _place(b, device, dtype) for b in bs), activation)
-    return _place(X, device, dtype), _place(y, device, dtype), teacher
+    return Regression(_place(X, device, dtype), _place(y, device, dtype), teacher)
 
 # %% ../nbs/00_foundations/04_data.ipynb #0c72dc15
 def two_spirals(
@@ -524,7 +530,7 @@ def train(
     batch_size: int | None = None,  # minibatch size B; None means full batch (B = n)
     optimizer: str | Callable = "sgd",  # "sgd", "adam", or a callable `(params, lr=lr)` → optimizer
     seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
-    progress: bool = False,  # show a tqdm progress bar with the current loss
+    progress: bool | Callable = False,  # True: a progress bar showing the loss; a callable wraps the step loop (`core.progress`)
     callback: Callable | None = None,  # `callback(t, model, loss)` after backward, before the update (gradients in `.grad`)
 ) -> torch.Tensor:
     "Train `model` in place and return the per-step batch loss as a CPU tensor of shape (steps,)."
@@ -544,7 +550,7 @@ def train(
     first = rate(0)
     opt, g = _make_optimizer(optimizer, params, first), as_generator(seed)
     batches = None if batch_size is None else _batch_indices(n, batch_size, g, X.device)
-    losses, bar = [], tqdm(range(steps), desc="train", disable=not progress, leave=False)
+    losses, bar = [], core.progress(range(steps), progress, desc="train", total=steps)
     for step in bar:
         idx = None if batches is None else next(batches)
         loss = loss_fn(model(X if idx is None else X[idx]), y if idx is None else y[idx])
@@ -554,5 +560,5 @@ def train(
             for group in opt.param_groups: group["lr"] = first if step == 0 else rate(step)
         opt.step()
         losses.append(loss.detach())
-        if progress and step % max(1, steps // 50) == 0: bar.set_postfix(loss=f"{loss.item():.4g}")
+        if hasattr(bar, "set_postfix") and step % max(1, steps // 50) == 0: bar.set_postfix(loss=f"{loss.item():.4g}")
     return torch.stack(losses).cpu()

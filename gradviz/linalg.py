@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import grad, jvp
 
 from .autodiff import flat_objective, model_function
-from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type
+from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 
 # %% auto #0
 __all__ = ['SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator', 'GaussNewtonOperator',
@@ -100,9 +100,9 @@ class DenseOperator(SymmetricOperator):
 class FunctionOperator(SymmetricOperator):
     "An operator from a function `v ↦ A v` that the caller promises is symmetric (e.g. a Gauss–Newton product)."
     def __init__(self, matvec: Callable[[torch.Tensor], torch.Tensor], size: int,
-                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+                 dtype: torch.dtype = torch.float32, device: str | torch.device | None = None):
         if not callable(matvec): raise TypeError(f"`matvec` must be callable, got {type(matvec).__name__}")
-        super().__init__(size, dtype, device)
+        super().__init__(size, dtype, resolve_device(device))
         self._fn = matvec
     def _matvec(self, v): return self._fn(v)
 

@@ -113,3 +113,57 @@ def test_every_public_definition_is_shown_with_its_docs(name, nb):
     missing = [a for a in mod.__all__ if (inspect.isfunction(getattr(mod, a)) or inspect.isclass(getattr(mod, a)))
                and getattr(getattr(mod, a), "__module__", name) == name and f"show_doc({a}" not in src]
     assert not missing, f"{nb.name}: no show_doc for {missing}"
+
+
+# ---------------------------------------------------------------- one convention each (CONTRIBUTING.md)
+def _exported_modules() -> list[str]:
+    return [name for name, _ in _exporting_notebooks()]
+
+
+def _public_callables(name: str):
+    "(qualified name, callable) for every exported function and class, and the public methods of those classes."
+    mod = importlib.import_module(name)
+    for attr in mod.__all__:
+        obj = getattr(mod, attr)
+        if getattr(obj, "__module__", None) != name: continue
+        if inspect.isfunction(obj): yield f"{name}.{attr}", obj
+        elif inspect.isclass(obj):
+            yield f"{name}.{attr}", obj
+            for m, f in vars(obj).items():
+                if isinstance(f, (staticmethod, classmethod)): f = f.__func__
+                if inspect.isfunction(f) and not m.startswith("_"): yield f"{name}.{attr}.{m}", f
+
+
+def _signature(fn):
+    try: return inspect.signature(fn)
+    except (TypeError, ValueError): return None
+
+
+TUPLE_RETURNS_OK = {  # tuples kept where torch has them: (eigenvalues, eigenvectors), (U, S, Vh), (value, grad)
+}
+
+
+@pytest.mark.parametrize("name", _exported_modules())
+def test_signatures_follow_the_conventions(name):
+    "Randomness through one `seed` (int or torch.Generator), `device=None`, `progress=False`, no bare tuples of 3+."
+    problems = []
+    for qual, fn in _public_callables(name):
+        sig = _signature(fn)
+        if sig is None: continue
+        for p in sig.parameters.values():
+            ann = str(p.annotation)
+            if p.name in ("generator", "rng", "gen") or "np.random.Generator" in ann or "numpy.random" in ann:
+                problems.append(f"{qual}: parameter `{p.name}`: randomness comes through `seed` (an int or a torch.Generator)")
+            if p.name == "seed" and "Generator" not in ann:
+                problems.append(f"{qual}: `seed` must accept a torch.Generator (annotation `int | torch.Generator`), got {ann!r}")
+            if p.name == "device" and p.default is not None and p.default is not p.empty:
+                problems.append(f"{qual}: `device` must default to None (follow the inputs), got {p.default!r}")
+            if p.name == "progress" and (p.default is not False or "Callable" not in ann):
+                problems.append(f"{qual}: `progress` must be `bool | Callable = False`, got {ann!r} = {p.default!r}")
+        ret = str(sig.return_annotation)
+        m = re.match(r"tuple\[(.*)\]$", ret.replace(" ", ""))
+        if m and qual not in TUPLE_RETURNS_OK and len(re.split(r",(?![^\[]*\])", m.group(1))) >= 3:
+            problems.append(f"{qual}: returns a bare tuple {ret}; return a frozen dataclass with named fields")
+        if re.match(r"dict\[.*tuple", ret.replace(" ", "")):
+            problems.append(f"{qual}: returns a dict of tuples {ret}; return a frozen dataclass")
+    assert not problems, "\n".join(problems)
