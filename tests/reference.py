@@ -107,3 +107,13 @@ def fd_hessian(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, e
                 H[i, j] = H[j, i] = (f(theta + ei + ej) - f(theta + ei - ej) - f(theta - ei + ej)
                                      + f(theta - ei - ej)) / (4 * eps * eps)
     return H
+
+
+def require_ref(module: str):
+    "Import a peer library used as a test-only reference: skip when absent, fail when `GRADVIZ_REQUIRE_REFS=1` (CI)."
+    import importlib
+    import os
+
+    import pytest
+    if os.environ.get("GRADVIZ_REQUIRE_REFS", "") == "1": return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"peer library {module} is not installed (pip install -e '.[ref]')")

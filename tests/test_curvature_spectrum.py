@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from reference import require_ref
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -145,8 +146,9 @@ def test_width_adds_near_zero_eigenvalues_and_classes_add_outliers():
 
 
 # ----------------------------------------------------------------------------- PyHessian (optional reference)
+@pytest.mark.ref
 def test_against_pyhessian(small64, dense_H):
-    pyhessian = pytest.importorskip("pyhessian")
+    pyhessian = require_ref("pyhessian")
     warnings.filterwarnings("ignore", message=".*create_graph=True.*")
     torch.manual_seed(0)  # PyHessian draws its vectors from torch's global generator
     hess = pyhessian.hessian(small64.model, F.cross_entropy, data=(small64.X, small64.y), cuda=False)

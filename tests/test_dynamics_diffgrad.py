@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import require_ref
 import torch
 from torch import nn
 
@@ -216,10 +217,11 @@ def test_previous_gradient_survives_in_place_grad_mutation():
 
 
 # ---------------------------------------------------------------------------- peer libraries (test-only references)
+@pytest.mark.ref
 @pytest.mark.parametrize("module, cls", [("torch_optimizer", "DiffGrad"), ("pytorch_optimizer", "DiffGrad")])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_peer_implementation(module, cls, seed):
-    peer = getattr(pytest.importorskip(module), cls)
+    peer = getattr(require_ref(module), cls)
     for betas in ((0.9, 0.999), (0.95, 0.99)):
         ours, _ = _run_quadratic(lambda p: DiffGrad(p, lr=0.03, betas=betas), steps=50, seed=seed)
         ref, _ = _run_quadratic(lambda p: peer(p, lr=0.03, betas=betas), steps=50, seed=seed)
