@@ -159,7 +159,7 @@ class ProductClock:
 
 
 def overhead_stats(run_times, bare_times, batch: int, hvps: int, inside) -> dict:
-    """Three views of (run time) / (its products' time): the DESIGN ratio of medians; the median of per-round
+    """Three views of (run time) / (its products' time): the target's ratio of medians; the median of per-round
     ratios (each run paired with the bare products timed just before it); and total / seconds spent inside
     products during the run itself, which is insensitive to load changes between the two measurements."""
     hvp_s = median(bare_times) / batch

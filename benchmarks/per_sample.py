@@ -2,7 +2,7 @@
 
     python -m benchmarks.per_sample [--quick] [--threads N] [--repeat R] [--device D]
 
-DESIGN target: at batch 256, at least 10x faster than the loop. Both are timed in interleaved
+Target (CONTRIBUTING.md): at batch 256, at least 10x faster than the loop. Both are timed in interleaved
 rounds of the same run; the loop is the obvious baseline a reader would write (one forward and
 one backward per sample, gradients concatenated). Two models: a teaching-scale MLP like the ones
 the chapters use (where per-call overhead dominates the loop, and the target is checked) and a

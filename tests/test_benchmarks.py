@@ -22,25 +22,33 @@ def _dig(d, path):
     return d
 
 
-def _run_quick(module: str, tmp_path, timeout: int = 180) -> dict:
-    "Run `python -m benchmarks.<module> --quick` on one thread into `tmp_path`; its JSON results."
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--quick", "--results-dir", str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return json.loads((tmp_path / f"{module}_quick.json").read_text())
-
-
 @pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
+def quick_dir(tmp_path_factory):
+    "One smoke run of every module (`python -m benchmarks --quick`): the results directory and what it printed."
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--results-dir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    path = out / "hessian_quick.json"
-    assert path.exists(), proc.stdout[-2000:]
-    return json.loads(path.read_text()), proc.stdout
+    return out, proc.stdout
+
+
+def _quick(quick_dir, module: str) -> dict:
+    path = quick_dir[0] / f"{module}_quick.json"
+    assert path.exists(), quick_dir[1][-2000:]
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def quick_results(quick_dir):
+    return _quick(quick_dir, "hessian"), quick_dir[1]
+
+
+def test_every_benchmark_module_runs_from_the_top(quick_dir):
+    from benchmarks import MODULES
+    present = {p.stem for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")}
+    assert set(MODULES) == present
+    for name in MODULES: assert (quick_dir[0] / f"{name}_quick.json").exists(), name
 
 
 def test_top_level_keys(quick_results):
@@ -113,8 +121,8 @@ def test_targets_are_well_formed(quick_results):
         if t["met"] is not None: assert _finite(t["value"])
 
 
-def test_per_sample_benchmark_runs(tmp_path):
-    res = _run_quick("per_sample", tmp_path)
+def test_per_sample_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "per_sample")
     assert res["benchmark"] == "per_sample" and set(res["models"]) == {"teaching", "wide"}
     for model in res["models"].values():
         for row in model["rows"]:
@@ -122,8 +130,8 @@ def test_per_sample_benchmark_runs(tmp_path):
     assert res["target"]["met"] in (True, False)
 
 
-def test_sven_benchmark_runs(tmp_path):
-    res = _run_quick("sven", tmp_path)
+def test_sven_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "sven")
     assert res["benchmark"] == "sven" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
     for model in res["models"].values():
         assert set(model["ratio_sven_over_adam"]) == {"exact", "gram", "randomized"}
@@ -133,8 +141,8 @@ def test_sven_benchmark_runs(tmp_path):
             assert rec["repeat"] == len(rec["times_s"]) == 1 and all(_finite(t) and t > 0 for t in rec["times_s"])
 
 
-def test_spectrum_benchmark_runs(tmp_path):
-    res = _run_quick("spectrum", tmp_path)
+def test_spectrum_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "spectrum")
     assert res["benchmark"] == "spectrum" and res["config"]["quick"] is True
     assert _finite(res["gradviz"]["rel_err"]) and res["gradviz"]["rel_err"] < 1e-2
     assert _finite(res["gradviz"]["trace"]) and _finite(res["timing"]["gradviz"]["median_s"])
@@ -144,8 +152,8 @@ def test_spectrum_benchmark_runs(tmp_path):
         assert _finite(res["timing"]["speedup_gradviz_over_pyhessian"]) and _finite(res["pyhessian"]["trace"])
 
 
-def test_optimizers_benchmark_runs(tmp_path):
-    res = _run_quick("optimizers", tmp_path)
+def test_optimizers_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "optimizers")
     assert res["benchmark"] == "optimizers" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
     assert set(res["sets"]) == {"many_small", "few_large"}
     for s in res["sets"].values():
@@ -164,3 +172,13 @@ def test_optimizers_benchmark_runs(tmp_path):
     for t in res["targets"]:
         assert t["met"] in (True, False, None)
         if t["met"] is None: assert any("not installed" in n for n in res["notes"])
+
+
+def test_explorers_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "explorers")
+    assert res["benchmark"] == "explorers" and res["summary"]["explorers"] == 1 and res["summary"]["errors"] == 0
+    for r in res["explorers"].values():
+        assert _finite(r["first_update_s"]) and _finite(r["cached_update_s"])
+        for c in r["controls"].values():
+            assert _finite(c["median_s"]) and c["on_release"] in (True, False)
+            assert c["meets_target"] is None if c["on_release"] else c["meets_target"] in (True, False)
