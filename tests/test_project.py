@@ -167,3 +167,61 @@ def test_signatures_follow_the_conventions(name):
         if re.match(r"dict\[.*tuple", ret.replace(" ", "")):
             problems.append(f"{qual}: returns a dict of tuples {ret}; return a frozen dataclass")
     assert not problems, "\n".join(problems)
+
+
+def test_gpu_cell_runner_reports_each_gpu_cell(tmp_path):
+    "tools/run_gpu_cells.py runs a notebook top to bottom, skips `notest` cells and reports the gpu cells' results."
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 2"),
+        nbformat.v4.new_code_cell("#| notest\nraise SystemExit('a notest cell must not run')"),
+        nbformat.v4.new_code_cell("#| gpu\nfrom gradviz.core import gpu_cell_size\nprint(gpu_cell_size(), x * 21)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(nb, path)
+    res = subprocess.run([sys.executable, str(ROOT / "tools/run_gpu_cells.py"), str(path), "--size", "tiny",
+                          "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    import json
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [c["cell"] for c in report["cells"]] == [2] and report["cells"][0]["output"] == "tiny 42"
+    assert "tiny 42" in (tmp_path / "report.md").read_text()
+
+
+# ---------------------------------------------------------------- what the notebooks save (CONTRIBUTING.md, "Weight")
+MAX_NOTEBOOK_BYTES = 1_000_000
+MAX_BOOK_BYTES = 12_000_000
+
+
+def test_notebooks_are_light():
+    "No notebook over 1 MB with its saved outputs, the whole book under 12 MB."
+    sizes = {nb: (NBS / nb).stat().st_size for nb in _notebooks()}
+    heavy = {nb: f"{s / 1e6:.2f} MB" for nb, s in sizes.items() if s > MAX_NOTEBOOK_BYTES}
+    assert not heavy, f"notebooks over {MAX_NOTEBOOK_BYTES / 1e6:g} MB: {heavy}"
+    assert sum(sizes.values()) < MAX_BOOK_BYTES, f"the book weighs {sum(sizes.values()) / 1e6:.1f} MB"
+
+
+def test_notebooks_save_no_widget_state():
+    "Widget state and bare widget outputs (finished progress bars) are not saved; an Explorer keeps its snapshot."
+    import json
+    problems = []
+    for name in _notebooks():
+        nb = json.loads((NBS / name).read_text())
+        if "widgets" in nb.get("metadata", {}): problems.append(f"{name}: saved widget state")
+        for i, cell in enumerate(nb["cells"]):
+            for out in cell.get("outputs", []):
+                if "application/vnd.jupyter.widget-view+json" in out.get("data", {}):
+                    problems.append(f"{name}: cell {i} saved a widget view (run it with tools/run_notebooks.py)")
+    assert not problems, "\n".join(problems)
+
+
+def test_github_workflows_run_the_ci_job_and_publish_the_book():
+    "A fork gets CI (the same job as .ci/run) and a published book (Quarto from the saved outputs)."
+    wf = ROOT / ".github" / "workflows"
+    test, deploy = yaml.safe_load((wf / "test.yaml").read_text()), yaml.safe_load((wf / "deploy.yaml").read_text())
+    steps = [s.get("run", "") for s in test["jobs"]["test"]["steps"]]
+    assert any(s.strip() == "bash .ci/run" for s in steps)
+    assert "download.pytorch.org/whl/cpu" in test["jobs"]["test"]["env"]["PIP_INDEX_URL"]
+    build = [s.get("run", "") + s.get("uses", "") for s in deploy["jobs"]["build"]["steps"]]
+    assert any("quarto-actions/setup" in s for s in build) and any(s.strip() == "nbdev-docs" for s in build)
+    assert any("torch==2.13.0" in s and '".[dev]"' in s for s in build)
