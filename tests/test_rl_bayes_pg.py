@@ -5,11 +5,13 @@ import plotly.graph_objects as go
 import pytest
 import scipy.stats
 import torch
+from matplotlib.figure import Figure
 
-from gradviz.rl.bayes_pg import (BAC_SETTINGS, ESTIMATORS, LQ_METHODS, GaussianBandit, GradientPosterior, LinearQuadratic,
-                                 Rollout, bac_gradient, bpg_figure, bpg_model1, bpg_model2, estimate, explore_bpg,
-                                 gradient_mse, learning_curve, lq_gradient, mc_gradient, prior_coverage, rbf_kernel,
-                                 td_matrix)
+from gradviz.rl.bayes_pg import (BAC_SETTINGS, ESTIMATORS, LQ_METHODS, BanditSample, Coverage, ErrorCurve, GaussianBandit,
+                                 GradientPosterior, LinearQuadratic, Rollout, bac_gradient, bpg_figure, bpg_model1,
+                                 bpg_model2, estimate, estimate_cloud_figure, estimate_cloud_traces, explore_bpg,
+                                 gradient_mse, learning_curve, lq_gradient, mc_gradient, plot_learning_curves,
+                                 plot_mse_curves, plot_posterior_ellipses, prior_coverage, rbf_kernel, td_matrix)
 
 F64 = torch.float64
 
@@ -94,8 +96,8 @@ def test_model1_against_dense_definition():
 def test_model1_kernel_integrals_by_monte_carlo():
     bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), policy_std=0.7)
     G = bandit.fisher()
-    _, u, _ = bandit.sample(torch.zeros(3, dtype=F64), 200_000, generator=2)
-    _, ui, _ = bandit.sample(torch.zeros(3, dtype=F64), 3, generator=3)
+    _, u, _ = bandit.sample(torch.zeros(3, dtype=F64), 200_000, seed=2)
+    _, ui, _ = bandit.sample(torch.zeros(3, dtype=F64), 3, seed=3)
     Gi = torch.linalg.inv(G)
     z_mc = ((1 + u @ Gi @ ui.T) ** 2).mean(0)
     z_cf = 1 + (ui @ Gi @ ui.T).diagonal()
@@ -108,9 +110,9 @@ def test_model1_kernel_integrals_by_monte_carlo():
 
 def test_posterior_covariances_symmetric_psd():
     bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64))
-    _, u, R = bandit.sample(torch.zeros(3, dtype=F64), 30, repeats=100, generator=4)
+    _, u, R = bandit.sample(torch.zeros(3, dtype=F64), 30, repeats=100, seed=4)
     lq = LinearQuadratic()
-    ro = lq.rollout(-0.5, 5, generator=0)
+    ro = lq.rollout(-0.5, 5, seed=0)
     G = torch.tensor([[lq.fisher(-0.5)]], dtype=F64)
     covs = [bpg_model1(u, R, bandit.fisher()).cov, bpg_model2(u, R, bandit.fisher()).cov]
     for nm in ("td", "mc"):
@@ -136,7 +138,7 @@ def test_gradient_posterior_covers_and_ellipse():
 def test_mc_gradient_and_baseline_are_unbiased():
     bandit = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), noise=0.1)
     th = torch.tensor([0.3, 0.0, -0.2], dtype=F64)
-    _, u, R = bandit.sample(th, 10, repeats=20_000, generator=6)
+    _, u, R = bandit.sample(th, 10, repeats=20_000, seed=6)
     truth = bandit.true_gradient(th)
     for b in (False, True):
         est = mc_gradient(u, R, baseline=b).mean
@@ -155,13 +157,18 @@ def test_mc_covariance_is_sample_covariance_over_m():
 def test_coverage_well_specified_linear_case():
     for M in (5, 20, 100):
         out = prior_coverage(M, 1000, seed=M)
-        assert 0.93 <= out["coverage"] <= 0.97
-        assert out["mse_bpg2"] < out["mse_mc"] / 10
+        assert isinstance(out, Coverage) and 0.93 <= out.coverage <= 0.97
+        assert out.mse_bpg2 < out.mse_mc / 10
 
 
 def test_coverage_check_can_fail():
-    assert prior_coverage(20, 1000, sigma2=0.25 / 4, seed=1)["coverage"] < 0.9
-    assert prior_coverage(20, 1000, sigma2=0.25 * 9, seed=1)["coverage"] > 0.99
+    assert prior_coverage(20, 1000, sigma2=0.25 / 4, seed=1).coverage < 0.9
+    assert prior_coverage(20, 1000, sigma2=0.25 * 9, seed=1).coverage > 0.99
+
+
+def test_coverage_takes_a_generator():
+    a = prior_coverage(10, 100, seed=torch.Generator().manual_seed(3))
+    assert a == prior_coverage(10, 100, seed=torch.Generator().manual_seed(3))
 
 
 # ---------------------------------------------------------------- environments
@@ -178,7 +185,7 @@ def test_bandit_gradients_closed_form_vs_finite_differences():
 def test_bandit_expected_return_by_monte_carlo():
     b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64), policy_std=0.8, noise=0.3)
     th = torch.tensor([0.2, -0.1, 0.4], dtype=F64)
-    _, _, R = b.sample(th, 200_000, generator=9)
+    _, _, R = b.sample(th, 200_000, seed=9)
     assert abs(R.mean().item() - b.expected_return(th)) < 4 * R.std().item() / 200_000 ** 0.5
 
 
@@ -187,7 +194,7 @@ def test_lq_gradient_closed_form_vs_finite_differences_and_monte_carlo(theta):
     lq = LinearQuadratic()
     fd = (lq.expected_return(theta + 1e-6) - lq.expected_return(theta - 1e-6)) / 2e-6
     assert abs(fd - lq.true_gradient(theta)) < 1e-6 * max(1.0, abs(fd))
-    ro = lq.rollout(theta, 100_000, generator=2)
+    ro = lq.rollout(theta, 100_000, seed=2)
     g = ro.returns() * ro.trajectory_scores()[:, 0]
     assert abs(g.mean().item() - lq.true_gradient(theta)) < 4 * g.std().item() / len(g) ** 0.5
     assert abs(ro.returns().mean().item() - lq.expected_return(theta)) < 4 * ro.returns().std().item() / len(g) ** 0.5
@@ -195,18 +202,28 @@ def test_lq_gradient_closed_form_vs_finite_differences_and_monte_carlo(theta):
 
 def test_lq_moments_against_simulation():
     lq = LinearQuadratic(horizon=6, gamma=0.9)
-    ro = lq.rollout(-0.4, 100_000, generator=3)
+    ro = lq.rollout(-0.4, 100_000, seed=3)
     P = (ro.states ** 2).mean(0).numpy()
     P_cf, _, w = lq._moments(-0.4)
     np.testing.assert_allclose(P, P_cf, rtol=0.02)
     assert abs(((ro.scores ** 2) @ torch.tensor(w)).mean().item() / lq.fisher(-0.4) - 1) < 0.02
 
 
+def test_bandit_sample_is_named_and_seeded():
+    b = GaussianBandit(torch.tensor([1.0, -0.5], dtype=F64), policy_std=0.5)
+    s = b.sample(torch.zeros(2, dtype=F64), 7, repeats=3, seed=1)
+    assert isinstance(s, BanditSample) and s.actions.shape == (3, 7, 2) and s.returns.shape == (3, 7)
+    torch.testing.assert_close(s.scores, s.actions / 0.25)   # u = (a − θ)/s²
+    g = torch.Generator().manual_seed(1)
+    assert torch.equal(b.sample(torch.zeros(2, dtype=F64), 7, repeats=3, seed=g).actions, s.actions)
+    assert not torch.equal(b.sample(torch.zeros(2, dtype=F64), 7, repeats=3, seed=g).actions, s.actions)
+
+
 def test_rollout_shapes_and_dones():
-    ro = LinearQuadratic(horizon=4).rollout(-0.5, 3, generator=0)
+    ro = LinearQuadratic(horizon=4).rollout(-0.5, 3, seed=0)
     assert isinstance(ro, Rollout) and ro.states.shape == (3, 4) and ro.trajectory_scores().shape == (3, 1)
     assert ro.dones().tolist() == [False, False, False, True] * 3
-    assert torch.equal(LinearQuadratic().rollout(-0.5, 3, generator=5).states, LinearQuadratic().rollout(-0.5, 3, generator=5).states)
+    assert torch.equal(LinearQuadratic().rollout(-0.5, 3, seed=5).states, LinearQuadratic().rollout(-0.5, 3, seed=5).states)
 
 
 # ---------------------------------------------------------------- BAC
@@ -221,7 +238,7 @@ def test_td_matrix():
 @pytest.mark.parametrize("noise_model", ["td", "mc"])
 def test_bac_reduces_to_model2_without_state_kernel_and_discount(noise_model):
     lq = LinearQuadratic()
-    ro = lq.rollout(-0.4, 4, generator=9)
+    ro = lq.rollout(-0.4, 4, seed=9)
     G = torch.tensor([[lq.fisher(-0.4)]], dtype=F64)
     u, r = ro.scores.reshape(-1, 1), ro.rewards.reshape(-1)
     bac = bac_gradient(ro.states.reshape(-1), u, r, ro.dones(), G, sigma2=0.3, gamma=0.0, state_amplitude=0.0, amplitude=2.0, noise_model=noise_model)
@@ -264,7 +281,7 @@ def test_state_kernel_integrates_to_zero_against_the_policy():
 
 def test_bac_mc_noise_less_biased_than_td_noise():
     lq, th = LinearQuadratic(), -0.6
-    batches = [lq.rollout(th, 5, generator=500 + k) for k in range(60)]
+    batches = [lq.rollout(th, 5, seed=500 + k) for k in range(60)]
     est = {m: np.array([lq_gradient(m, lq, b, th).mean.item() for b in batches]) for m in ("BAC", "BAC, MC-GPTD noise", "REINFORCE")}
     g = lq.true_gradient(th)
     assert abs(est["BAC"].mean() - g) > 0.5 * abs(g)
@@ -277,9 +294,14 @@ def test_bac_mc_noise_less_biased_than_td_noise():
 def test_gradient_mse_structure_and_reproducibility():
     b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64))
     a = gradient_mse(b, torch.zeros(3, dtype=F64), (5, 20), repeats=50, seed=3)
-    assert set(a) == set(ESTIMATORS) and a["MC"]["mean"].shape == (2,)
+    assert set(a) == set(ESTIMATORS) and isinstance(a["MC"], ErrorCurve) and a["MC"].mean.shape == (2,)
     b2 = gradient_mse(b, torch.zeros(3, dtype=F64), (5, 20), repeats=50, seed=3)
-    np.testing.assert_array_equal(a["BPG-1"]["mean"], b2["BPG-1"]["mean"])
+    np.testing.assert_array_equal(a["BPG-1"].mean, b2["BPG-1"].mean)
+    _, u, R = b.sample(torch.zeros(3, dtype=F64), 20, repeats=50, seed=23)   # the batches at M = 20 use seed + M
+    err = ((mc_gradient(u, R).mean - b.true_gradient(torch.zeros(3, dtype=F64))) ** 2).sum(-1)
+    np.testing.assert_allclose([a["MC"].mean[1], a["MC"].median[1]], [err.mean().item(), err.median().item()], rtol=1e-12)
+    fig = plot_mse_curves({"one": a, "two": b2}, (5, 20), title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[0].lines) == 2 * len(ESTIMATORS) + 1
 
 
 def test_learning_curve_exact_and_seeded():
@@ -288,14 +310,41 @@ def test_learning_curve_exact_and_seeded():
     assert c1.shape == (6,) and c1[0] == lq.expected_return(-0.2)
     np.testing.assert_array_equal(c1, learning_curve("BAC", lq, updates=5, lr=0.03, seed=1))
     assert c1[-1] > c1[0]
+    fig = plot_learning_curves({"BAC": np.stack([c1, c1 + 0.1])}, optimum=lq.expected_return(-0.91), title="t", ylim=(-30, 0))
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and fig.axes[0].get_ylim() == (-30, 0)
+    assert len(fig.axes[0].lines) == 2
 
 
-def test_explorer_updates_and_is_fast():
+def test_posterior_ellipse_figure_counts_misses():
+    truth = torch.zeros(2, dtype=F64)
+    hit = GradientPosterior(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
+    miss = GradientPosterior(torch.full((2,), 5.0, dtype=F64), torch.eye(2, dtype=F64))
+    fig = plot_posterior_ellipses({"A": [hit, miss, miss]}, truth)
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "A: 2 of 3 miss"
+
+
+def test_estimate_clouds():
+    b = GaussianBandit(torch.tensor([1.0, -0.5, 2.0], dtype=F64))
+    th = torch.zeros(3, dtype=F64)
+    tr = estimate_cloud_traces(b, th, 10, repeats=30, seed=4)
+    assert len(tr) == 3 and all(len(t.x) == 30 for t in tr)
+    _, u, R = b.sample(th, 10, repeats=30, seed=4)
+    np.testing.assert_allclose(tr[1].x, bpg_model1(u, R, b.fisher()).mean[:, 0].numpy(), rtol=1e-12)
+    fig = estimate_cloud_figure(b, th, (5, 10), estimators=("MC", "BPG-2"), repeats=30, seed=0, title="t")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 1 + 2 * 2 and len(fig.layout.sliders[0].steps) == 2
+    np.testing.assert_allclose(fig.data[1 + 2].x, estimate_cloud_traces(b, th, 10, ("MC", "BPG-2"), 30, seed=10)[0].x)
+
+
+def test_explorer_updates():
     ex = explore_bpg()
+    assert set(ex.controls) == {"num_samples", "model", "reward", "sigma2", "amplitude", "policy_std"}
     fig = ex.update(num_samples=30, model="BPG-1", reward="quadratic")
     assert isinstance(fig, go.Figure) and len(fig.data) == 8
-    assert ex.latency(repeat=3, name="num_samples").median < 0.5  # generous: the notebook asserts < 150 ms
+    other = ex.update(num_samples=60)
+    assert other is not fig and other.layout.title.text != fig.layout.title.text
+    assert len(other.data[1].x) == 100
     assert isinstance(bpg_figure(10, "MC", "linear"), go.Figure)
+    assert bpg_figure(seed=torch.Generator().manual_seed(0)).layout.title.text.startswith("BPG-2, linear reward, M = 20")
 
 
 # ---------------------------------------------------------------- bad input
@@ -337,6 +386,19 @@ def test_bad_input_raises_naming_the_argument():
     with pytest.raises(ValueError, match="`lr`"): learning_curve("BAC", LinearQuadratic(), lr=0.0)
     with pytest.raises(ValueError, match="`num_samples`"): prior_coverage(1)
     with pytest.raises(ValueError, match="`sigma2`"): prior_coverage(5, sigma2=-1.0)
+    with pytest.raises(ValueError, match="`seed`"): prior_coverage(5, seed=-1)
+    with pytest.raises(TypeError, match="`seed`"): GaussianBandit(torch.zeros(2, dtype=F64)).sample(torch.zeros(2, dtype=F64), 3, seed=0.5)
+    with pytest.raises(TypeError, match="`seed`"): LinearQuadratic().rollout(-0.5, 2, seed="1")
+    with pytest.raises(TypeError, match="`bandit`"): estimate_cloud_figure("bandit", torch.zeros(3, dtype=F64))
+    with pytest.raises(ValueError, match="`sample_counts\\[0\\]`"):
+        estimate_cloud_figure(GaussianBandit(torch.zeros(3, dtype=F64)), torch.zeros(3, dtype=F64), (1, 5))
+    with pytest.raises(ValueError, match="`sample_counts\\[1\\]`"):
+        gradient_mse(GaussianBandit(torch.zeros(3, dtype=F64)), torch.zeros(3, dtype=F64), (5, 0))
+    with pytest.raises(ValueError, match="`name`"):
+        estimate_cloud_traces(GaussianBandit(torch.zeros(3, dtype=F64)), torch.zeros(3, dtype=F64), 5, estimators=("BAC",))
+    with pytest.raises(ValueError, match="`model`|`name`"): bpg_figure(model="BAC")
+    with pytest.raises(ValueError, match="`reward`"): bpg_figure(reward="cubic")
+    with pytest.raises(ValueError, match="`updates`"): learning_curve("BAC", LinearQuadratic(), updates=0)
 
 
 def test_devices(device):
@@ -345,6 +407,6 @@ def test_devices(device):
         post = f(U, y, G, 0.1)
         assert post.mean.device.type == device.type and post.cov.device.type == device.type
     b = GaussianBandit(torch.tensor([1.0, 2.0], dtype=F64, device=device))
-    _, u, R = b.sample(torch.zeros(2, dtype=F64, device=device), 5, generator=0)
+    _, u, R = b.sample(torch.zeros(2, dtype=F64, device=device), 5, seed=0)
     assert u.device.type == device.type
-    assert LinearQuadratic().rollout(-0.5, 2, generator=0, device=device).states.device.type == device.type
+    assert LinearQuadratic().rollout(-0.5, 2, seed=0, device=device).states.device.type == device.type

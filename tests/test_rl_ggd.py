@@ -9,11 +9,12 @@ import scipy.stats
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.rl.ggd import (LOSSES, GGDFit, NoisyChain, TDRun, biev_weights, effective_batch_size, excess_kurtosis,
-                            explore_ggd_td, fit_ggd_shape, ggd_density, ggd_entropy, ggd_kurtosis, ggd_nll,
-                            ggd_shape_traces, ggd_td_figure, ggd_variance, noisy_chain, plot_ggd_moments,
-                            plot_ggd_shapes, plot_learned_beta, plot_rmse, rmse_table, sample_ggd, sample_transitions,
-                            td_loss, train_td_critic, unit_variance_alpha)
+from gradviz.rl.ggd import (LOSSES, SLIDER_BETAS, BIEVWeights, GGDFit, MeanSD, NoisyChain, TDRun, biev_weights,
+                            effective_batch_size, excess_kurtosis, explore_ggd_td, family_groups, fit_ggd_shape,
+                            ggd_density, ggd_entropy, ggd_kurtosis, ggd_nll, ggd_shape_slider_figure, ggd_shape_traces,
+                            ggd_td_figure, ggd_variance, noisy_chain, plot_ggd_moments, plot_ggd_shapes,
+                            plot_learned_beta, plot_rmse, rmse_table, sample_ggd, sample_transitions, td_loss,
+                            train_td_critic, unit_variance_alpha)
 
 F64 = torch.float64
 BETAS = np.geomspace(0.3, 10, 25)
@@ -118,6 +119,18 @@ def test_sample_ggd_is_seeded_and_matches_its_distribution():
     assert u.abs().max() <= 2.0 and abs(u.var().item() - 4 / 3) < 0.1
 
 
+def test_sample_ggd_seed_is_numpys_seed_or_a_torch_generator():
+    "An int seeds NumPy directly (scipy's own draws); a torch.Generator gives one seed, reproducibly."
+    ref = scipy.stats.gennorm.rvs(0.9, scale=1.5, size=50, random_state=np.random.default_rng(7))
+    np.testing.assert_array_equal(sample_ggd(50, 0.9, 1.5, seed=7, device="cpu").numpy(), ref)
+    a = sample_ggd(50, 0.9, seed=torch.Generator().manual_seed(1), device="cpu")
+    b = sample_ggd(50, 0.9, seed=torch.Generator().manual_seed(1), device="cpu")
+    assert torch.equal(a, b) and not torch.equal(a, sample_ggd(50, 0.9, seed=1, device="cpu"))
+    ch = noisy_chain(device="cpu")
+    t1, t2 = (sample_transitions(ch, 200, seed=torch.Generator().manual_seed(3), device="cpu") for _ in range(2))
+    assert torch.equal(t1.reward, t2.reward) and torch.equal(t1.state, t2.state)
+
+
 # ---------------------------------------------------------------- BIEV
 
 def test_excess_kurtosis_equals_scipy():
@@ -127,6 +140,8 @@ def test_excess_kurtosis_equals_scipy():
 
 def test_biev_equal_variances_uniform_and_zero_xi():
     d = torch.randn(1, 5, dtype=F64, generator=torch.Generator().manual_seed(0)).expand(32, 5)
+    out = biev_weights(d, 16)
+    assert isinstance(out, BIEVWeights) and out.weights.shape == (32,) and isinstance(out.xi, float)
     for direction in ("divide", "multiply"):
         w, xi = biev_weights(d, 16, direction=direction)
         np.testing.assert_allclose(w.numpy(), np.full(32, 1 / 32), rtol=0, atol=1e-15)
@@ -178,6 +193,7 @@ def test_chain_values_solve_bellman_and_match_monte_carlo():
     np.testing.assert_allclose(P.sum(1).numpy(), np.ones(10), atol=0)
     np.testing.assert_allclose((ch.mean_rewards + ch.gamma * P @ V).numpy(), V.numpy(), atol=1e-13)
     buf = sample_transitions(ch, 40_000, seed=5, device="cpu")
+    assert torch.equal(buf.state, torch.from_numpy(np.random.default_rng(5).integers(0, 10, 40_000)))
     td = buf.reward + ch.gamma * V[buf.next_state] - V[buf.state]
     for s in range(10):
         m = buf.state == s
@@ -239,23 +255,50 @@ def test_rmse_table_and_plots(small_runs):
     groups = {"a": slice(0, 4), "b": slice(4, 10)}
     t = rmse_table(runs, ch, groups)
     err = runs["mse"].values.mean(1) - ch.true_values()
-    np.testing.assert_allclose(t["mse"]["all"][0], err.pow(2).mean(-1).sqrt().mean().item(), rtol=1e-12)
-    np.testing.assert_allclose(t["mse"]["all"][0], runs["mse"].rmse[:, -1].mean().item(), rtol=1e-12)
-    for fig in (plot_rmse(runs, ch, groups), plot_learned_beta(runs["ggd"], ch), plot_ggd_shapes(), plot_ggd_moments()):
-        assert isinstance(fig, Figure)
+    assert isinstance(t["mse"]["all"], MeanSD) and list(t["mse"]) == ["all", "a", "b"]
+    np.testing.assert_allclose(t["mse"]["all"].mean, err.pow(2).mean(-1).sqrt().mean().item(), rtol=1e-12)
+    np.testing.assert_allclose(t["mse"]["all"].mean, runs["mse"].rmse[:, -1].mean().item(), rtol=1e-12)
+    np.testing.assert_allclose(t["mse"]["b"].std, err[:, 4:].pow(2).mean(-1).sqrt().std().item(), rtol=1e-12)
+    fig = plot_rmse(runs, ch, groups, title="left", group_title="right")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["left", "right"] and len(fig.axes[0].lines) == len(LOSSES)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["all", "a", "b"]
+    fig = plot_learned_beta(runs["ggd"], ch, title="β")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and fig.axes[0].get_title() == "β"
+    assert len(plot_ggd_shapes(betas=(1.0, 2.0)).axes[0].lines) == 3
+    assert len(plot_ggd_moments().axes) == 3
 
 
-def test_shape_traces_and_explorer():
+def test_family_groups():
+    ch = noisy_chain(device="cpu")
+    assert family_groups(ch) == {"Laplace (β = 1)": slice(0, 4), "Gaussian (β = 2)": slice(4, 7), "uniform (β = ∞)": slice(7, 10)}
+    assert family_groups(noisy_chain(("ggd",) * 3, shape=0.7, device="cpu")) == {"GGD (β = 0.7)": slice(0, 3)}
+
+
+def test_shape_traces_and_slider_figure():
     tr = ggd_shape_traces(1.5)
     assert len(tr) == 4 and all(isinstance(t, go.Scatter) for t in tr)
     y, x = np.asarray(tr[0].y), np.asarray(tr[0].x)
     assert abs(np.trapezoid(y, x) - 1) < 1e-3 and abs(np.trapezoid(x**2 * y, x) - 1) < 5e-3
+    fig = ggd_shape_slider_figure()
+    assert isinstance(fig, go.Figure) and len(fig.data) == 4 * len(SLIDER_BETAS)
+    assert [s.label for s in fig.layout.sliders[0].steps] == [f"{b:g}" for b in SLIDER_BETAS]
+    assert sum(bool(t.visible) for t in fig.data) == 4 and fig.layout.yaxis2.type == "log"
+    assert len(ggd_shape_slider_figure(betas=(1.0, 2.0), active=0).data) == 8
+
+
+def test_td_figure_and_explorer():
     fig = ggd_td_figure(beta=2.0, noise="ggd", members=4, min_ess=8, lam=0.0)
     assert isinstance(fig, go.Figure) and len(fig.data) == 5
+    assert [type(t).__name__ for t in fig.data] == ["Scatter", "Scatter", "Bar", "Scatter", "Bar"]
     ex = explore_ggd_td()
+    assert set(ex.controls) == {"beta", "alpha", "noise", "members", "min_ess", "lam"}
     f1 = ex.update(beta=2.0)
     assert ex.update(beta=2.0) is f1
-    assert ex.latency(repeat=3, name="beta").median < 0.5
+    f2 = ex.update(beta=3.0)
+    assert f2 is not f1 and not np.array_equal(np.asarray(f2.data[0].y), np.asarray(f1.data[0].y))
+    f3 = ex.update(noise="laplace")
+    assert not np.array_equal(np.asarray(f3.data[2].y), np.asarray(f2.data[2].y))
 
 
 # ---------------------------------------------------------------- bad input
@@ -298,6 +341,15 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="`noise`"): ggd_td_figure(noise="cauchy")
     with pytest.raises(ValueError, match="`members`"): ggd_td_figure(members=2)
     with pytest.raises(ValueError, match="`beta`"): ggd_shape_traces(0.0)
+    with pytest.raises(ValueError, match="`seed`"): sample_ggd(10, 1.0, seed=-1)
+    with pytest.raises(TypeError, match="`seed`"): sample_ggd(10, 1.0, seed=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="`seed`"): sample_transitions(ch, 10, seed="0")
+    with pytest.raises(TypeError, match="`chain`"): family_groups(ch.noise)
+    with pytest.raises(ValueError, match="`chain`"): family_groups(noisy_chain(("laplace", "uniform", "laplace"), device="cpu"))
+    with pytest.raises(TypeError, match="`betas`"): ggd_shape_slider_figure(betas=())
+    with pytest.raises(ValueError, match="`betas\\[1\\]`"): ggd_shape_slider_figure(betas=(1.0, -1.0))
+    with pytest.raises(ValueError, match="`active`"): ggd_shape_slider_figure(betas=(1.0, 2.0), active=5)
+    with pytest.raises(TypeError, match="`progress`"): train_td_critic(ch, steps=2, progress="yes")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -2,14 +2,18 @@
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from gradviz.rl.martingale import (
-    IterativeFit, Paths, coarsen, continuous_limits, convergence_rates, exact_transition, explore_martingale, family_value,
-    fit_gtd, fit_lstd, fit_martingale_loss, fit_method, fit_mstde, fit_td, martingale_figure, martingale_loss,
-    mesh_study, predicted_quadratic_variation, quadratic_family, realized_quadratic_variation, returns_to_go,
-    simulate_diffusion, td_errors, td_test_functions, theta_star_brownian, true_value)
+    ConvergenceRate, GaussianStep, IterativeFit, LinearFamily, Paths, coarsen, continuous_limits, convergence_rates,
+    exact_transition, explore_martingale, family_value, fit_gtd, fit_lstd, fit_martingale_loss, fit_method, fit_mstde,
+    fit_td, martingale_figure, martingale_loss, mesh_slider_figure, mesh_study, plot_convergence, plot_parameters_vs_dt,
+    plot_quadratic_variation, predicted_quadratic_variation, quadratic_family, realized_quadratic_variation,
+    returns_to_go, seed_study, simulate_diffusion, td_errors, td_test_functions, theta_star_brownian, true_value,
+    value_traces)
 
 KS = (10, 50, 200, 1000)
 
@@ -31,6 +35,7 @@ def small():
 
 def test_exact_transition_closed_forms():
     assert exact_transition(0.25, 2.0, 0.0) == (1.0, 1.0)
+    assert isinstance(exact_transition(0.25), GaussianStep) and exact_transition(0.25, 2.0).s == 1.0
     a, s = exact_transition(0.5, 1.5, 0.8)
     assert a == pytest.approx(math.exp(-0.4), abs=1e-15)
     assert s**2 == pytest.approx(2.25 * (1 - math.exp(-0.8)) / 1.6, rel=1e-14)
@@ -67,7 +72,7 @@ def test_common_random_numbers_and_seeding():
     fine = simulate_diffusion(30, 1000, kappa=0.5, seed=2, device="cpu")
     for K in (10, 50, 200):
         assert torch.equal(simulate_diffusion(30, K, kappa=0.5, base_steps=1000, seed=2, device="cpu").X, coarsen(fine, K).X)
-    assert torch.equal(fine.X, simulate_diffusion(30, 1000, kappa=0.5, generator=torch.Generator().manual_seed(2), device="cpu").X)
+    assert torch.equal(fine.X, simulate_diffusion(30, 1000, kappa=0.5, seed=torch.Generator().manual_seed(2), device="cpu").X)
     assert not torch.equal(fine.X, simulate_diffusion(30, 1000, kappa=0.5, seed=3, device="cpu").X)
     assert fine.dt == pytest.approx(1e-3) and fine.times[-1].item() == pytest.approx(1.0) and fine.n_steps == 1000
 
@@ -91,6 +96,8 @@ def test_theta_star_reproduces_true_value(small):
         f, b = quadratic_family(ps)
         torch.testing.assert_close(family_value(theta_star_brownian(sigma), f, b), true_value(ps.times, ps.X, sigma=sigma), rtol=0, atol=1e-12)
     assert (phi[:, -1] == 0).all() and torch.equal(base[:, -1], p.X[:, -1] ** 2)   # terminal condition for every θ
+    fam = quadratic_family(p)
+    assert isinstance(fam, LinearFamily) and fam.phi is not None and torch.equal(fam.base, base)
 
 
 # --- estimators -------------------------------------------------------------------------------
@@ -203,8 +210,15 @@ def test_quadratic_variation_gap_is_exact():
 def test_ou_convergence_is_first_order():
     Ks = (5, 10, 20, 50, 100, 1000)
     study = mesh_study(simulate_diffusion(2000, 1000, kappa=1.0, seed=0, device="cpu"), Ks)
-    for m, (dts, d, slope) in convergence_rates(study, Ks).items(): assert 0.7 < slope < 1.3, (m, slope)
+    rates = convergence_rates(study, Ks)
+    for m, r in rates.items():
+        assert isinstance(r, ConvergenceRate) and 0.7 < r.slope < 1.3, (m, r.slope)
+        np.testing.assert_allclose(r.distance, (study[m][:-1] - study[m][-1]).norm(dim=1).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(r.dt, [1 / K for K in Ks[:-1]], rtol=1e-15)
     assert (study["ML"][-1] - study["LSTD"][-1]).abs().max() > 0.1   # different projections when misspecified
+    fig = plot_convergence(rates, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and len(fig.axes[0].lines) == len(rates) + 1
+    assert fig.axes[0].get_title() == "t"
 
 
 def test_device_follows_inputs_and_explicit_device(device):
@@ -234,10 +248,48 @@ def test_continuous_limits_match_simulation():
 
 def test_explorer_updates_every_method():
     ex = explore_martingale()
+    assert set(ex.controls) >= {"method", "n_steps", "n_paths", "kappa", "sigma", "lam"}
     for m in ("ML", "LSTD", "TD(0)", "TD(λ)", "GTD", "MSTDE"):
         fig = ex.update(method=m, n_paths=300, n_steps=20)
-        assert len(fig.data) == (2 if m == "ML" else 3)
+        assert isinstance(fig, go.Figure) and len(fig.data) == (2 if m == "ML" else 3)
+    moved = ex.update(kappa=1.5)
+    assert moved is not fig and not np.array_equal(np.asarray(moved.data[0].y), np.asarray(fig.data[0].y))
     assert len(martingale_figure(kappa=1.5).data) == 3
+
+
+def test_fit_method_matches_the_estimators_and_takes_a_generator(small):
+    p, phi, base = small
+    torch.testing.assert_close(fit_method("LSTD", phi, base, p.dt), fit_lstd(phi, base, p.dt))
+    torch.testing.assert_close(fit_method("TD(λ)", phi, base, p.dt, lam=0.3, seed=2), fit_td(phi, base, p.dt, lam=0.3, seed=2).theta)
+    a = fit_method("GTD", phi, base, p.dt, seed=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, fit_gtd(phi, base, p.dt, seed=torch.Generator().manual_seed(5)).theta)
+
+
+def test_value_traces_and_mesh_slider_figure():
+    star = theta_star_brownian(0.8)
+    tr = value_traces({"θ*": star}, sigma=0.8)
+    assert len(tr) == 2 and all(isinstance(t, go.Scatter) for t in tr)
+    np.testing.assert_allclose(tr[1].y, tr[0].y, atol=1e-12)
+    study = {"A": torch.stack([star, star + 0.1]), "B": torch.stack([star, star - 0.1])}
+    fig = mesh_slider_figure(study, (10, 20), sigma=0.8)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 3 and len(fig.layout.sliders[0].steps) == 2
+    assert fig.layout.sliders[0].active == 1
+
+
+def test_static_figures():
+    fine = simulate_diffusion(200, 40, seed=0, device="cpu")
+    study = mesh_study(fine, (5, 10, 40))
+    fig = plot_parameters_vs_dt(study, (5, 10, 40), truth=theta_star_brownian(), title="θ")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[0].lines) == len(study) + 1
+    fig = plot_quadratic_variation(fine, lambda t, x: true_value(t, x), lambda t, x: 2 * x, (5, 10, 20), n_show=2)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[0].lines) == 4
+
+
+def test_seed_study_repeats_mesh_study():
+    out = seed_study(2, 300, (5, 10), methods=("ML", "MSTDE"), seed=4)
+    assert set(out) == {"ML", "MSTDE"} and out["ML"].shape == (2, 2, 2)
+    again = mesh_study(simulate_diffusion(300, 10, seed=5), (5, 10), ("ML",))
+    torch.testing.assert_close(out["ML"][1], again["ML"])
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -251,7 +303,8 @@ def test_bad_input_names_the_argument(small):
     with pytest.raises(ValueError, match="`n_paths`"): simulate_diffusion(0, 10)
     with pytest.raises(ValueError, match="`base_steps`"): simulate_diffusion(10, 10, base_steps=25)
     with pytest.raises(ValueError, match="`T`"): simulate_diffusion(10, 10, T=0.0)
-    with pytest.raises(TypeError, match="`generator`"): simulate_diffusion(10, 10, generator=3)
+    with pytest.raises(TypeError, match="`seed`"): simulate_diffusion(10, 10, seed="3")
+    with pytest.raises(TypeError, match="`seed`"): fit_td(phi, base, p.dt, seed=1.5)
     with pytest.raises(ValueError, match="`seed`"): simulate_diffusion(10, 10, seed=-1)
     with pytest.raises(ValueError, match="`n_steps`"): coarsen(p, 7)
     with pytest.raises(TypeError, match="`paths`"): quadratic_family(p.X)
@@ -273,3 +326,10 @@ def test_bad_input_names_the_argument(small):
     with pytest.raises(ValueError, match="`method`"): fit_method("SARSA", phi, base, p.dt)
     with pytest.raises(ValueError, match="`sigma`"): predicted_quadratic_variation(base, -1.0, p.dt)
     with pytest.raises(ValueError, match="`values`"): realized_quadratic_variation(base[0])
+    with pytest.raises(ValueError, match="`study"): convergence_rates({"ML": torch.zeros(3, 2)}, (5, 10, 20, 40))
+    with pytest.raises(ValueError, match="`n_steps`"): convergence_rates({"ML": torch.zeros(2, 2)}, (10, 20))
+    with pytest.raises(ValueError, match="`study`"): mesh_slider_figure({"ML": torch.zeros(3, 2)}, (5, 10))
+    with pytest.raises(ValueError, match="`x_max`"): value_traces({"ML": torch.zeros(2)}, x_max=0.0)
+    with pytest.raises(ValueError, match="`repeats`"): seed_study(0, 10, (5,))
+    with pytest.raises(ValueError, match="`method`"): martingale_figure("SARSA")
+    with pytest.raises(ValueError, match="`n_show`"): plot_quadratic_variation(p, true_value, lambda t, x: 2 * x, (10,), n_show=0)

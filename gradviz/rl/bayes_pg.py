@@ -8,7 +8,7 @@ Docs: https://gradviz.github.io/gradviz/30_rl/bayes_pg.html.md"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,15 +16,16 @@ import scipy.stats
 import torch
 from matplotlib.figure import Figure
 
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
-from ..viz import PALETTE, Explorer, subplots
+from .. import core
+from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['BANDIT_REWARDS', 'NOISE_MODELS', 'ESTIMATORS', 'LQ_METHODS', 'BAC_SETTINGS', 'GradientPosterior', 'bpg_model2',
-           'bpg_model1', 'mc_gradient', 'GaussianBandit', 'Rollout', 'LinearQuadratic', 'td_matrix', 'rbf_kernel',
-           'bac_gradient', 'prior_coverage', 'estimate', 'gradient_mse', 'plot_mse_curves', 'plot_posterior_ellipses',
-           'lq_gradient', 'learning_curve', 'plot_learning_curves', 'estimate_cloud_traces', 'bpg_figure',
-           'explore_bpg']
+           'bpg_model1', 'mc_gradient', 'BanditSample', 'GaussianBandit', 'Rollout', 'LinearQuadratic', 'td_matrix',
+           'rbf_kernel', 'bac_gradient', 'Coverage', 'prior_coverage', 'estimate', 'ErrorCurve', 'gradient_mse',
+           'plot_mse_curves', 'plot_posterior_ellipses', 'lq_gradient', 'learning_curve', 'plot_learning_curves',
+           'estimate_cloud_traces', 'estimate_cloud_figure', 'bpg_figure', 'explore_bpg']
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #989b3c05
 @dataclass(frozen=True)
@@ -50,9 +51,8 @@ class GradientPosterior:
         n = self.mean.shape[0]
         i, j = check_int("i", i, 0, n - 1), check_int("j", j, 0, n - 1)
         level = check_float("level", level, minimum=0, maximum=1, strict=True)
-        S = self.cov[[i, j]][:, [i, j]]
-        w, V = torch.linalg.eigh(S)
-        t = torch.linspace(0, 2 * np.pi, check_int("points", points, minimum=3), dtype=S.dtype, device=S.device)
+        w, V = torch.linalg.eigh(self.cov[[i, j]][:, [i, j]])
+        t = torch.linspace(0, 2 * np.pi, check_int("points", points, minimum=3), dtype=w.dtype, device=w.device)
         circle = torch.stack([t.cos(), t.sin()], 1) * (scipy.stats.chi2.ppf(level, 2) * w.clamp_min(0)).sqrt()
         return self.mean[[i, j]] + circle @ V.mT
 
@@ -63,7 +63,8 @@ def _trajectory_data(scores, returns, fisher, sigma2, amplitude, device):
     if scores.ndim < 2: raise ValueError(f"`scores` must have shape (..., M, n), got {tuple(scores.shape)}")
     returns = check_tensor("returns", returns, floating=True)
     if returns.shape != scores.shape[:-1]:
-        raise ValueError(f"`returns` must have shape {tuple(scores.shape[:-1])} (one per row of `scores`), got {tuple(returns.shape)}")
+        raise ValueError(f"`returns` must have shape {tuple(scores.shape[:-1])} (one per row of `scores`), "
+                         f"got {tuple(returns.shape)}")
     n = scores.shape[-1]
     fisher = check_tensor("fisher", fisher, shape=(n, n), floating=True)
     sigma2 = check_float("sigma2", sigma2, minimum=0)
@@ -80,7 +81,8 @@ def _cholesky(name: str, A: torch.Tensor, hint: str) -> torch.Tensor:
 
 def _fisher_solve(G: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     "G⁻¹B for a symmetric positive definite Fisher matrix G."
-    if not bool(torch.allclose(G, G.mT, rtol=1e-8, atol=1e-12 * float(G.abs().max()))): raise ValueError("`fisher` must be symmetric")
+    if not bool(torch.allclose(G, G.mT, rtol=1e-8, atol=1e-12 * float(G.abs().max()))):
+        raise ValueError("`fisher` must be symmetric")
     return torch.cholesky_solve(B, _cholesky("fisher", G, "must be positive definite"))
 
 def _gram_solve(K: torch.Tensor, nugget: float, B: torch.Tensor) -> torch.Tensor:
@@ -131,7 +133,8 @@ def mc_gradient(
     device: str | torch.device | None = None,  # where to compute; follows `scores` if None
 ) -> GradientPosterior:
     "REINFORCE: the Monte-Carlo mean of R(ξ_i)u(ξ_i), with its sample covariance / M."
-    eye = torch.eye(scores.shape[-1], dtype=scores.dtype) if isinstance(scores, torch.Tensor) and scores.ndim >= 2 else None
+    ok = isinstance(scores, torch.Tensor) and scores.ndim >= 2
+    eye = torch.eye(scores.shape[-1], dtype=scores.dtype) if ok else None
     U, y, _, _, _ = _trajectory_data(scores, returns, eye, 0.0, 1.0, device)
     check_type("baseline", baseline, bool)
     M = check_int("M (rows of `scores`)", U.shape[-2], minimum=2)
@@ -142,6 +145,12 @@ def mc_gradient(
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #bebadfc1
 BANDIT_REWARDS = ("quadratic", "linear")
+
+class BanditSample(NamedTuple):
+    "Pulls of a bandit arm: actions ([repeats,] M, d), their scores (…, M, d) and noisy returns (…, M)."
+    actions: torch.Tensor  # a = θ + s·ε
+    scores: torch.Tensor  # u = ∇θ log N(a; θ, s²I) = ε/s
+    returns: torch.Tensor  # R(a) plus N(0, τ²) noise
 
 @dataclass(frozen=True)
 class GaussianBandit:
@@ -158,7 +167,8 @@ class GaussianBandit:
         check_float("noise", self.noise, minimum=0)
 
     def _theta(self, theta) -> torch.Tensor:
-        return check_tensor("theta", torch.as_tensor(theta, dtype=self.target.dtype, device=self.target.device), shape=self.target.shape)
+        th = torch.as_tensor(theta, dtype=self.target.dtype, device=self.target.device)
+        return check_tensor("theta", th, shape=self.target.shape)
 
     def expected_return(self, theta) -> float:
         "η(θ) in closed form."
@@ -176,15 +186,16 @@ class GaussianBandit:
         return torch.eye(len(self.target), dtype=self.target.dtype, device=self.target.device) / self.policy_std ** 2
 
     def sample(self, theta, num_samples: int, repeats: int | None = None,
-               generator: int | torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        "(actions, scores, returns) for `num_samples` pulls, shapes ([repeats,] M, d), (…, M, d), (…, M)."
+               seed: int | torch.Generator = 0) -> BanditSample:
+        "`num_samples` pulls at θ (or `repeats` independent batches of them), drawn on the target's device."
         th, M = self._theta(theta), check_int("num_samples", num_samples, minimum=1)
         shape = (() if repeats is None else (check_int("repeats", repeats, minimum=1),)) + (M,)
-        g, dev, dt = as_generator(generator, self.target.device), self.target.device, self.target.dtype
+        g, dev, dt = core.as_generator(seed, self.target.device), self.target.device, self.target.dtype
         eps = torch.randn(shape + (len(th),), generator=g, dtype=dt, device=dev)
         a = th + self.policy_std * eps
         mean_r = a @ self.target if self.reward == "linear" else -((a - self.target) ** 2).sum(-1)
-        return a, eps / self.policy_std, mean_r + self.noise * torch.randn(shape, generator=g, dtype=dt, device=dev)
+        noise = self.noise * torch.randn(shape, generator=g, dtype=dt, device=dev)
+        return BanditSample(a, eps / self.policy_std, mean_r + noise)
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #dfb9cf0b
 @dataclass(frozen=True)
@@ -222,9 +233,10 @@ class LinearQuadratic:
     init_std: float = 1.0  # σ₀
 
     def __post_init__(self):
-        check_int("horizon", self.horizon, minimum=1); check_float("gamma", self.gamma, minimum=0, maximum=1)
-        check_float("policy_std", self.policy_std, minimum=0, strict=True); check_float("noise", self.noise, minimum=0)
-        check_float("action_cost", self.action_cost, minimum=0); check_float("init_std", self.init_std, minimum=0)
+        check_int("horizon", self.horizon, minimum=1)
+        check_float("gamma", self.gamma, minimum=0, maximum=1)
+        check_float("policy_std", self.policy_std, minimum=0, strict=True)
+        for name in ("noise", "action_cost", "init_std"): check_float(name, getattr(self, name), minimum=0)
 
     def _moments(self, theta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         "P_t = E[x_t²], dP_t/dθ and the weights γ^t, for t < T."
@@ -249,16 +261,18 @@ class LinearQuadratic:
         P, _, w = self._moments(theta)
         return float((w if check_type("discounted", discounted, bool) else np.ones_like(w)) @ P) / self.policy_std ** 2
 
-    def rollout(self, theta: float, episodes: int, generator: int | torch.Generator | None = None,
+    def rollout(self, theta: float, episodes: int, seed: int | torch.Generator = 0,
                 device: str | torch.device | None = None) -> Rollout:
         "Simulate `episodes` episodes under θ (float64)."
         th, E = check_float("theta", theta), check_int("episodes", episodes, minimum=1)
-        dev = resolve_device(device); g = as_generator(generator, dev)
+        dev = resolve_device(device)
+        g = core.as_generator(seed, dev)
         rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64, device=dev)
         x, eps, w = self.init_std * rand(E), rand(E, self.horizon), self.noise * rand(E, self.horizon)
         xs, acts = [], []
         for t in range(self.horizon):
-            acts.append(th * x + self.policy_std * eps[:, t]); xs.append(x)
+            xs.append(x)
+            acts.append(th * x + self.policy_std * eps[:, t])
             x = x + acts[-1] + w[:, t]
         X, A = torch.stack(xs, 1), torch.stack(acts, 1)
         return Rollout(X, A, -X ** 2 - self.action_cost * A ** 2, eps * X / self.policy_std, self.gamma)
@@ -272,7 +286,8 @@ def td_matrix(
     "The GPTD observation matrix H (N, N): rows e_t − γ e_{t+1}, without the −γ at episode ends."
     dones = check_tensor("dones", dones, ndim=1)
     if dones.dtype != torch.bool: raise TypeError(f"`dones` must be a bool tensor, got {dones.dtype}")
-    if len(dones) == 0 or not bool(dones[-1]): raise ValueError("`dones` must end with True (the data must hold whole episodes)")
+    if len(dones) == 0 or not bool(dones[-1]):
+        raise ValueError("`dones` must end with True (the data must hold whole episodes)")
     gamma = check_float("gamma", gamma, minimum=0, maximum=1)
     H = torch.eye(len(dones), dtype=dtype, device=dones.device)
     t = torch.nonzero(~dones[:-1])[:, 0]
@@ -293,6 +308,18 @@ def rbf_kernel(
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #5f910006
 NOISE_MODELS = ("td", "mc")
 
+def _bac_data(states, scores, rewards, dones, fisher, sigma2, gamma, amplitude, device):
+    "Validated (X, U, r, G, H, A) for `bac_gradient`: states, scores, rewards, Fisher, GPTD matrix, amplitude."
+    scores = check_tensor("scores", scores, ndim=2, floating=True)
+    rewards = check_tensor("rewards", rewards, ndim=1, floating=True)
+    if len(rewards) != len(scores):
+        raise ValueError(f"`rewards` has {len(rewards)} entries but `scores` has {len(scores)} rows")
+    U, r, G, _, A = _trajectory_data(scores, rewards, fisher, sigma2, amplitude, device)
+    states = check_tensor("states", states, ndim=(1, 2), floating=True)
+    if len(states) != len(U): raise ValueError(f"`states` has {len(states)} rows but `scores` has {len(U)}")
+    H = td_matrix(check_tensor("dones", dones, shape=(len(U),)).to(U.device), gamma, U.dtype)
+    return states.reshape(len(U), -1).to(U.device, U.dtype), U, r, G, H, A
+
 def bac_gradient(
     states: torch.Tensor,  # (N,) or (N, dx) states x_t of whole episodes, stacked
     scores: torch.Tensor,  # (N, n) per-step scores u_t = ∇θ log μ(a_t | x_t; θ)
@@ -308,23 +335,32 @@ def bac_gradient(
     device: str | torch.device | None = None,  # where to compute; follows `scores` if None
 ) -> GradientPosterior:
     "Ghavamzadeh et al.'s Bayesian actor-critic: a GPTD critic on Q(x, a) with kernel k_x + k_F; posterior of ∇η."
-    scores, rewards = check_tensor("scores", scores, ndim=2, floating=True), check_tensor("rewards", rewards, ndim=1, floating=True)
-    if len(rewards) != len(scores): raise ValueError(f"`rewards` has {len(rewards)} entries but `scores` has {len(scores)} rows")
-    U, r, G, nugget, A = _trajectory_data(scores, rewards, fisher, sigma2, amplitude, device)
-    states = check_tensor("states", states, ndim=(1, 2), floating=True)
-    if len(states) != len(U): raise ValueError(f"`states` has {len(states)} rows but `scores` has {len(U)}")
-    X = states.reshape(len(U), -1).to(U.device, U.dtype)
-    H = td_matrix(check_tensor("dones", dones, shape=(len(U),)).to(U.device), gamma, U.dtype)
-    check_float("state_width", state_width, minimum=0, strict=True); check_float("state_amplitude", state_amplitude, minimum=0)
+    X, U, r, G, H, A = _bac_data(states, scores, rewards, dones, fisher, sigma2, gamma, amplitude, device)
+    check_float("state_width", state_width, minimum=0, strict=True)
+    check_float("state_amplitude", state_amplitude, minimum=0)
     K = rbf_kernel(X, state_width, state_amplitude) + A * U @ _fisher_solve(G, U.mT)
-    check_choice("noise_model", noise_model, NOISE_MODELS)
-    if noise_model == "mc": K = K + sigma2 * torch.eye(len(U), dtype=U.dtype, device=U.device)
+    if check_choice("noise_model", noise_model, NOISE_MODELS) == "mc":
+        K = K + sigma2 * torch.eye(len(U), dtype=U.dtype, device=U.device)
     sol = _gram_solve(H @ K @ H.mT, 0.0 if noise_model == "mc" else sigma2, torch.cat([r[:, None], H @ U], 1))
     alpha, CU = H.mT @ sol[:, :1], H.mT @ sol[:, 1:]
     cov = A * G - A ** 2 * U.mT @ CU
     return GradientPosterior(A * (U.mT @ alpha)[:, 0], (cov + cov.mT) / 2)
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #988609ef
+@dataclass(frozen=True)
+class Coverage:
+    "How often Model 2's ellipsoids held the true gradient, and the errors of its mean and of plain Monte Carlo."
+    coverage: float  # fraction of repeats whose `level` ellipsoid contains c
+    mse_bpg2: float  # mean ‖ĝ − c‖² of the Model-2 posterior mean
+    mse_mc: float  # the same for plain Monte Carlo (REINFORCE)
+
+def _linear_prior_draws(M: int, R: int, d: int, A: float, tau: float, s: float, g: torch.Generator, dev):
+    "Per repeat: c ~ N(0, A·I/s²), scores u = ε/s of M pulls at θ = 0, returns y = s²uᵀc + N(0, τ²)."
+    c = (A ** 0.5 / s) * torch.randn(R, d, generator=g, dtype=torch.float64, device=dev)
+    u = torch.randn(R, M, d, generator=g, dtype=torch.float64, device=dev) / s
+    y = s ** 2 * (u @ c[:, :, None])[..., 0] + tau * torch.randn(R, M, generator=g, dtype=torch.float64, device=dev)
+    return c, u, y
+
 def prior_coverage(
     num_samples: int,  # M, pulls per gradient estimate
     repeats: int = 1000,  # independent (c, data) draws
@@ -334,23 +370,19 @@ def prior_coverage(
     sigma2: float | None = None,  # the σ² Model 2 is told; None = τ² (well-specified)
     policy_std: float = 1.0,  # s
     level: float = 0.95,  # ellipsoid level
-    seed: int = 0,  # seed for c and the pulls
-    device: str | torch.device | None = None,  # where to compute
-) -> dict:
+    seed: int | torch.Generator = 0,  # seed for c and the pulls
+    device: str | torch.device | None = None,  # where to compute; `default_device()` if None
+) -> Coverage:
     "Model 2's ellipsoid coverage when the linear reward's c is drawn from the prior; also MSEs of BPG-2 and MC."
     M, R = check_int("num_samples", num_samples, minimum=2), check_int("repeats", repeats, minimum=1)
     d, A = check_int("dim", dim, minimum=1), check_float("amplitude", amplitude, minimum=0, strict=True)
     tau = check_float("noise", noise, minimum=0, strict=True)
     s2 = tau ** 2 if sigma2 is None else check_float("sigma2", sigma2, minimum=0)
-    dev = resolve_device(device)
-    g = as_generator(check_int("seed", seed, minimum=0), dev)
-    s = check_float("policy_std", policy_std, minimum=0, strict=True)
-    c = (A ** 0.5 / s) * torch.randn(R, d, generator=g, dtype=torch.float64, device=dev)
-    u = torch.randn(R, M, d, generator=g, dtype=torch.float64, device=dev) / s
-    y = s ** 2 * (u @ c[:, :, None])[..., 0] + tau * torch.randn(R, M, generator=g, dtype=torch.float64, device=dev)
+    s, dev = check_float("policy_std", policy_std, minimum=0, strict=True), resolve_device(device)
+    c, u, y = _linear_prior_draws(M, R, d, A, tau, s, core.as_generator(seed, dev), dev)
     post = bpg_model2(u, y, torch.eye(d, dtype=torch.float64, device=dev) / s ** 2, s2, amplitude=A)
     mse = lambda m: ((m - c) ** 2).sum(-1).mean().item()
-    return {"coverage": post.covers(c, level).double().mean().item(), "mse_bpg2": mse(post.mean), "mse_mc": mse(mc_gradient(u, y).mean)}
+    return Coverage(post.covers(c, level).double().mean().item(), mse(post.mean), mse(mc_gradient(u, y).mean))
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #da7d2056
 ESTIMATORS = ("MC", "MC + baseline", "BPG-1", "BPG-2")
@@ -368,6 +400,13 @@ def estimate(
     if name.startswith("MC"): return mc_gradient(scores, returns, baseline=name == "MC + baseline")
     return (bpg_model1 if name == "BPG-1" else bpg_model2)(scores, returns, fisher, sigma2, amplitude)
 
+# %% ../../nbs/30_rl/32_bayes_pg.ipynb #ed951688
+@dataclass(frozen=True, eq=False)
+class ErrorCurve:
+    "Squared gradient errors ‖ĝ − ∇η‖² over repeats, one entry per sample count M."
+    mean: np.ndarray  # mean over repeats
+    median: np.ndarray  # median over repeats (BPG's errors are heavy-tailed at small M)
+
 def gradient_mse(
     bandit: GaussianBandit,  # the environment
     theta,  # policy mean θ, shape (d,)
@@ -376,33 +415,33 @@ def gradient_mse(
     sigma2: float = 1e-2,  # nugget for BPG
     amplitude: float = 1.0,  # kernel amplitude for BPG
     estimators: Sequence[str] = ESTIMATORS,  # which estimators
-    seed: int = 0,  # seed (M is added, so every M sees fresh data)
-) -> dict[str, dict[str, np.ndarray]]:
+    seed: int | torch.Generator = 0,  # seed; the batches at M use seed + M, so every M sees fresh data
+) -> dict[str, ErrorCurve]:
     "Mean and median of ‖ĝ − ∇η‖² over `repeats` batches, per estimator and sample count."
     check_type("bandit", bandit, GaussianBandit)
     Ms = [check_int(f"sample_counts[{i}]", m, minimum=2) for i, m in enumerate(sample_counts)]
-    truth, G = bandit.true_gradient(theta), bandit.fisher()
-    out = {e: {"mean": np.zeros(len(Ms)), "median": np.zeros(len(Ms))} for e in estimators}
-    for k, M in enumerate(Ms):
-        _, u, R = bandit.sample(theta, M, repeats=repeats, generator=check_int("seed", seed, minimum=0) + M)
-        for e in estimators:
-            err = ((estimate(e, u, R, G, sigma2, amplitude).mean - truth) ** 2).sum(-1)
-            out[e]["mean"][k], out[e]["median"][k] = err.mean().item(), err.median().item()
-    return out
+    truth, G, base = bandit.true_gradient(theta), bandit.fisher(), core.as_seed(seed)
+    errs = {e: [] for e in estimators}
+    for M in Ms:
+        _, u, R = bandit.sample(theta, M, repeats=repeats, seed=base + M)
+        for e in estimators: errs[e].append(((estimate(e, u, R, G, sigma2, amplitude).mean - truth) ** 2).sum(-1))
+    return {e: ErrorCurve(np.array([x.mean().item() for x in v]), np.array([x.median().item() for x in v]))
+            for e, v in errs.items()}
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #6aa8d33f
 def plot_mse_curves(
-    results: dict[str, dict[str, dict[str, np.ndarray]]],  # panel title → `gradient_mse` output
+    results: dict[str, dict[str, ErrorCurve]],  # panel title → `gradient_mse` output
     sample_counts: Sequence[int],  # the M values used
     title: str | None = None,  # figure title (state the finding)
 ) -> Figure:
-    "Log–log MSE against M, one panel per experiment; dotted lines are medians."
+    "Log–log MSE against M, one panel per experiment; dotted: medians; dashed: the 1/M slope from MC's first point."
     fig, axes = subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
+    Ms = np.asarray(sample_counts, dtype=float)
     for ax, (name, res) in zip(axes[0], results.items()):
         for i, (e, r) in enumerate(res.items()):
-            ax.loglog(sample_counts, r["mean"], "o-", color=PALETTE[i], label=e, ms=4)
-            ax.loglog(sample_counts, r["median"], ":", color=PALETTE[i], lw=1)
-        if "MC" in res: ax.loglog(sample_counts, res["MC"]["mean"][0] * sample_counts[0] / np.asarray(sample_counts, dtype=float), color=PALETTE[6], lw=0.8, ls="--")
+            ax.loglog(Ms, r.mean, "o-", color=PALETTE[i], label=e, ms=4)
+            ax.loglog(Ms, r.median, ":", color=PALETTE[i], lw=1)
+        if "MC" in res: ax.loglog(Ms, res["MC"].mean[0] * Ms[0] / Ms, color=PALETTE[6], lw=0.8, ls="--")
         ax.set(xlabel="samples per estimate M", ylabel="E‖ĝ − ∇η‖²  (dotted: median)", title=name)
     axes[0, 0].legend(fontsize=8)
     if title: fig.suptitle(title, fontsize=11)
@@ -424,8 +463,9 @@ def plot_posterior_ellipses(
             e = p.ellipse(i, j).cpu()
             hit = bool(GradientPosterior(p.mean[[i, j]], p.cov[[i, j]][:, [i, j]]).covers(t[[i, j]]))
             misses += not hit
-            ax.plot(e[:, 0], e[:, 1], color=PALETTE[0] if hit else PALETTE[1], lw=1 if hit else 1.8, alpha=0.8)
-            ax.plot(p.mean[i].item(), p.mean[j].item(), ".", color=PALETTE[0] if hit else PALETTE[1], ms=3)
+            color = PALETTE[0] if hit else PALETTE[1]
+            ax.plot(e[:, 0], e[:, 1], color=color, lw=1 if hit else 1.8, alpha=0.8)
+            ax.plot(p.mean[i].item(), p.mean[j].item(), ".", color=color, ms=3)
         ax.plot(t[i], t[j], "kx", ms=9, mew=2)
         ax.set(title=f"{name}: {misses} of {len(posts)} miss", xlabel=f"g_{i + 1}", ylabel=f"g_{j + 1}")
         ax.set_aspect("equal", adjustable="datalim")
@@ -434,8 +474,9 @@ def plot_posterior_ellipses(
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #b127909b
 LQ_METHODS = ("REINFORCE", "REINFORCE + baseline", "BPG-2", "BAC", "BAC, MC-GPTD noise")
-BAC_SETTINGS = {"BAC": dict(noise_model="td", sigma2=0.1, state_width=0.5, state_amplitude=10.0, amplitude=10.0),
-                "BAC, MC-GPTD noise": dict(noise_model="mc", sigma2=1.0, state_width=1.0, state_amplitude=10.0, amplitude=10.0)}
+BAC_SETTINGS = {
+    "BAC": dict(noise_model="td", sigma2=0.1, state_width=0.5, state_amplitude=10.0, amplitude=10.0),
+    "BAC, MC-GPTD noise": dict(noise_model="mc", sigma2=1.0, state_width=1.0, state_amplitude=10.0, amplitude=10.0)}
 
 def lq_gradient(
     method: str,  # one of `LQ_METHODS`
@@ -446,16 +487,19 @@ def lq_gradient(
     **bac_kwargs,  # override `BAC_SETTINGS` (sigma2, state_width, state_amplitude, amplitude, noise_model)
 ) -> GradientPosterior:
     "The gradient estimate of one method from one batch of episodes of the control task."
-    check_choice("method", method, LQ_METHODS); check_type("rollout", rollout, Rollout)
-    if method.startswith("REINFORCE"): return mc_gradient(rollout.trajectory_scores(), rollout.returns(), baseline=method.endswith("baseline"))
+    check_choice("method", method, LQ_METHODS)
+    check_type("rollout", rollout, Rollout)
+    u_traj, R = rollout.trajectory_scores(), rollout.returns()
+    if method.startswith("REINFORCE"): return mc_gradient(u_traj, R, baseline=method.endswith("baseline"))
     u = rollout.scores
+    as_matrix = lambda g: torch.tensor([[g]], dtype=u.dtype, device=u.device)
     if method == "BPG-2":
-        G = env.fisher(theta, discounted=False) if exact_fisher else (rollout.trajectory_scores() ** 2).mean().item()
-        return bpg_model2(rollout.trajectory_scores(), rollout.returns(), torch.tensor([[G]], dtype=u.dtype, device=u.device), sigma2=1.0)
+        G = env.fisher(theta, discounted=False) if exact_fisher else (u_traj ** 2).mean().item()
+        return bpg_model2(u_traj, R, as_matrix(G), sigma2=1.0)
     w = env.gamma ** torch.arange(env.horizon, dtype=u.dtype, device=u.device)
     G = env.fisher(theta) if exact_fisher else ((u ** 2) @ w).mean().item()
     return bac_gradient(rollout.states.reshape(-1), u.reshape(-1, 1), rollout.rewards.reshape(-1), rollout.dones(),
-                        torch.tensor([[G]], dtype=u.dtype, device=u.device), gamma=env.gamma, **{**BAC_SETTINGS[method], **bac_kwargs})
+                        as_matrix(G), gamma=env.gamma, **{**BAC_SETTINGS[method], **bac_kwargs})
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #5f168c62
 def learning_curve(
@@ -466,18 +510,18 @@ def learning_curve(
     episodes: int = 5,  # episodes per gradient estimate
     lr: float = 0.01,  # step size ε
     bounds: tuple[float, float] = (-1.9, 0.0),  # θ is projected onto this interval after every step
-    seed: int = 0,  # seed for the episodes
+    seed: int | torch.Generator = 0,  # seed for the episodes (one generator for the whole run)
     device: str | torch.device | None = None,  # where episodes are simulated and estimates computed
 ) -> np.ndarray:
     "Exact expected returns η(θ_k), k = 0 … updates, of projected gradient ascent with one method's estimates."
-    check_int("updates", updates, minimum=1); check_int("episodes", episodes, minimum=2)
+    updates, episodes = check_int("updates", updates, minimum=1), check_int("episodes", episodes, minimum=2)
     lr = check_float("lr", lr, minimum=0, strict=True)
     lo, hi = check_float("bounds[0]", bounds[0]), check_float("bounds[1]", bounds[1])
-    dev = resolve_device(device)
-    g, th = as_generator(check_int("seed", seed, minimum=0), dev), check_float("theta0", theta0, minimum=lo, maximum=hi)
-    out = [env.expected_return(th)]
+    th, dev = check_float("theta0", theta0, minimum=lo, maximum=hi), resolve_device(device)
+    g, out = core.as_generator(seed, dev), [env.expected_return(th)]
     for _ in range(updates):
-        th = float(np.clip(th + lr * lq_gradient(method, env, env.rollout(th, episodes, generator=g, device=dev), th).mean.item(), lo, hi))
+        step = lq_gradient(method, env, env.rollout(th, episodes, seed=g, device=dev), th).mean.item()
+        th = float(np.clip(th + lr * step, lo, hi))
         out.append(env.expected_return(th))
     return np.array(out)
 
@@ -486,6 +530,7 @@ def plot_learning_curves(
     curves: dict[str, np.ndarray],  # label → (seeds, updates + 1) expected returns
     optimum: float | None = None,  # η(θ*) for reference
     title: str | None = None,  # figure title
+    ylim: tuple[float, float] | None = None,  # y range; None: matplotlib's
 ) -> Figure:
     "Mean expected return against updates with a 10–90 % band over seeds."
     fig, ax = subplots(figsize=(6.5, 3.6))
@@ -495,6 +540,7 @@ def plot_learning_curves(
         ax.fill_between(k, np.quantile(c, 0.1, 0), np.quantile(c, 0.9, 0), color=PALETTE[i], alpha=0.2, lw=0)
     if optimum is not None: ax.axhline(optimum, color=PALETTE[6], ls="--", lw=1, label="optimum η(θ*)")
     ax.set(xlabel="update", ylabel="expected return η(θ_k)")
+    if ylim is not None: ax.set_ylim(*ylim)
     ax.legend(fontsize=8, loc="lower right")
     if title: ax.set_title(title, fontsize=10)
     return fig
@@ -508,10 +554,10 @@ def estimate_cloud_traces(
     repeats: int = 100,  # points per cloud
     sigma2: float = 1e-2,  # nugget
     amplitude: float = 1.0,  # kernel amplitude
-    seed: int = 0,  # seed
+    seed: int | torch.Generator = 0,  # seed of the batches
 ) -> list:
     "Plotly scatter traces: one cloud of (ĝ₁, ĝ₂) per estimator, with its MSE in the legend."
-    _, u, R = bandit.sample(theta, num_samples, repeats=repeats, generator=seed)
+    _, u, R = bandit.sample(theta, num_samples, repeats=repeats, seed=seed)
     truth, out = bandit.true_gradient(theta), []
     for e in estimators:
         m = estimate(e, u, R, bandit.fisher(), sigma2, amplitude).mean
@@ -520,7 +566,49 @@ def estimate_cloud_traces(
                               marker=dict(size=5, opacity=0.6, color=PALETTE[ESTIMATORS.index(e)])))
     return out
 
+# %% ../../nbs/30_rl/32_bayes_pg.ipynb #31f60dba
+def estimate_cloud_figure(
+    bandit: GaussianBandit,  # environment
+    theta,  # policy mean
+    sample_counts: Sequence[int] = (5, 10, 20, 50, 100),  # one frame per M
+    estimators: Sequence[str] = ("MC", "BPG-1", "BPG-2"),  # which clouds
+    repeats: int = 100,  # points per cloud
+    seed: int | torch.Generator = 0,  # seed; the frame for M uses seed + M
+    x_range: tuple[float, float] = (-15.0, 15.0),  # ĝ₁ axis
+    y_range: tuple[float, float] = (-12.0, 10.0),  # ĝ₂ axis
+    title: str | None = None,  # the finding
+) -> go.Figure:
+    "A kernel-free slider over M: clouds of gradient estimates per estimator around the true gradient (black cross)."
+    check_type("bandit", bandit, GaussianBandit)
+    Ms, base = [check_int(f"sample_counts[{i}]", m, minimum=2) for i, m in enumerate(sample_counts)], core.as_seed(seed)
+    truth = bandit.true_gradient(theta).cpu()
+    cross = go.Scatter(x=[truth[0].item()], y=[truth[1].item()], mode="markers", name="true ∇η",
+                       marker=dict(symbol="x", size=12, color="black"))
+    frames = {M: estimate_cloud_traces(bandit, theta, M, estimators, repeats, seed=base + M) for M in Ms}
+    return slider_figure(frames, background=[cross], prefix="M = ", x_range=x_range, y_range=y_range, title=title,
+                         x_title="ĝ₁", y_title="ĝ₂", height=520)
+
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #77b7823b
+def _explorer_bandit(reward: str, policy_std: float) -> GaussianBandit:
+    "The explorer's 3-D bandit: c = (2, −1, 4) with τ = 0.5 (linear) or a* = (1, −½, 2) with τ = 0.1 (quadratic)."
+    target = torch.tensor([2.0, -1.0, 4.0] if reward == "linear" else [1.0, -0.5, 2.0], dtype=torch.float64)
+    reward = check_choice("reward", reward, BANDIT_REWARDS)
+    return GaussianBandit(target, reward, policy_std, 0.5 if reward == "linear" else 0.1)
+
+def _cloud_traces(model: str, base: torch.Tensor, post: GradientPosterior, truth: torch.Tensor,
+                  ellipses: int = 5) -> list:
+    "The MC cloud (grey), the model's cloud, the first posteriors' 95 % ellipses and the true gradient."
+    traces = [go.Scatter(x=base[:, 0].tolist(), y=base[:, 1].tolist(), mode="markers", name="MC (reference)",
+                         marker=dict(size=4, color="#BBBBBB")),
+              go.Scatter(x=post.mean[:, 0].tolist(), y=post.mean[:, 1].tolist(), mode="markers", name=model,
+                         marker=dict(size=5, color=PALETTE[0]))]
+    for k in range(ellipses):
+        e = GradientPosterior(post.mean[k], post.cov[k]).ellipse(points=60)
+        traces.append(go.Scatter(x=e[:, 0].tolist(), y=e[:, 1].tolist(), mode="lines", name="95 % ellipses",
+                                 line=dict(color=PALETTE[1], width=1), legendgroup="ell", showlegend=k == 0))
+    return traces + [go.Scatter(x=[truth[0].item()], y=[truth[1].item()], mode="markers", name="true ∇η",
+                                marker=dict(symbol="x", size=12, color="black"))]
+
 def bpg_figure(
     num_samples: int = 20,  # M
     model: str = "BPG-2",  # one of `ESTIMATORS`
@@ -528,34 +616,28 @@ def bpg_figure(
     sigma2: float = 0.25,  # nugget σ²
     amplitude: float = 4.0,  # kernel amplitude A
     policy_std: float = 1.0,  # s
-    seed: int = 0,  # seed
+    seed: int | torch.Generator = 0,  # seed of the 100 batches
 ) -> go.Figure:
     "Cloud of 100 gradient estimates, five 95 % ellipses and the truth for one bandit setting."
-    target = torch.tensor([2.0, -1.0, 4.0] if reward == "linear" else [1.0, -0.5, 2.0], dtype=torch.float64)
-    bandit = GaussianBandit(target, check_choice("reward", reward, BANDIT_REWARDS), policy_std, 0.5 if reward == "linear" else 0.1)
-    th = torch.zeros(3, dtype=torch.float64)
-    _, u, R = bandit.sample(th, num_samples, repeats=100, generator=seed)
-    post, base = estimate(model, u, R, bandit.fisher(), sigma2, amplitude), mc_gradient(u, R).mean
-    truth = bandit.true_gradient(th)
+    bandit, th = _explorer_bandit(reward, policy_std), torch.zeros(3, dtype=torch.float64)
+    _, u, R = bandit.sample(th, num_samples, repeats=100, seed=seed)
+    post, truth = estimate(model, u, R, bandit.fisher(), sigma2, amplitude), bandit.true_gradient(th)
     mse, cover = ((post.mean - truth) ** 2).sum(-1).mean().item(), post.covers(truth).double().mean().item()
-    traces = [go.Scatter(x=base[:, 0].tolist(), y=base[:, 1].tolist(), mode="markers", name="MC (reference)", marker=dict(size=4, color="#BBBBBB")),
-              go.Scatter(x=post.mean[:, 0].tolist(), y=post.mean[:, 1].tolist(), mode="markers", name=model, marker=dict(size=5, color=PALETTE[0]))]
-    for k in range(5):
-        e = GradientPosterior(post.mean[k], post.cov[k]).ellipse(points=60)
-        traces.append(go.Scatter(x=e[:, 0].tolist(), y=e[:, 1].tolist(), mode="lines", line=dict(color=PALETTE[1], width=1),
-                                 name="95 % ellipses", legendgroup="ell", showlegend=k == 0))
-    traces.append(go.Scatter(x=[truth[0].item()], y=[truth[1].item()], mode="markers", name="true ∇η", marker=dict(symbol="x", size=12, color="black")))
     span = 4 * (truth.abs().max().item() + 1)
-    return go.Figure(traces, dict(title=f"{model}, {reward} reward, M = {num_samples}: MSE {mse:.3g}, 95 % ellipsoid covers the truth in {cover:.0%}",
-                                  xaxis=dict(title="ĝ₁", range=[truth[0].item() - span, truth[0].item() + span]),
-                                  yaxis=dict(title="ĝ₂", range=[truth[1].item() - span, truth[1].item() + span]), height=480))
+    title = (f"{model}, {reward} reward, M = {num_samples}: MSE {mse:.3g}, "
+             f"95 % ellipsoid covers the truth in {cover:.0%}")
+    layout = dict(title=title,
+                  xaxis=dict(title="ĝ₁", range=[truth[0].item() - span, truth[0].item() + span]),
+                  yaxis=dict(title="ĝ₂", range=[truth[1].item() - span, truth[1].item() + span]), height=480)
+    return go.Figure(_cloud_traces(model, mc_gradient(u, R).mean, post, truth), layout)
 
+# %% ../../nbs/30_rl/32_bayes_pg.ipynb #5b84386c
 def explore_bpg() -> Explorer:
     "A live panel: sample count, model, reward, nugget, amplitude and policy width → estimates and ellipses."
     return Explorer(bpg_figure, {
-        "num_samples": {"min": 5, "max": 100, "value": 20, "step": 5, "label": "samples M"},
-        "model": list(ESTIMATORS[::-1]),
-        "reward": list(BANDIT_REWARDS[::-1]),
-        "sigma2": {"min": 1e-3, "max": 10.0, "value": 0.25, "log": True, "step": 0.1, "label": "σ²"},
-        "amplitude": {"min": 0.1, "max": 100.0, "value": 4.0, "log": True, "step": 0.1, "label": "amplitude A"},
-        "policy_std": {"min": 0.3, "max": 2.0, "value": 1.0, "step": 0.1, "label": "policy std s"}}, device=False)
+        "num_samples": slider(5, 100, 5, value=20, label="samples M"),
+        "model": dropdown(list(ESTIMATORS[::-1])),
+        "reward": dropdown(list(BANDIT_REWARDS[::-1])),
+        "sigma2": slider(1e-3, 10.0, 0.1, value=0.25, log=True, label="σ²"),
+        "amplitude": slider(0.1, 100.0, 0.1, value=4.0, log=True, label="amplitude A"),
+        "policy_std": slider(0.3, 2.0, 0.1, value=1.0, label="policy std s")})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,17 +19,18 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
+from .. import core
 from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
-from ..viz import PALETTE, Explorer, subplots
+from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['NOISE_FAMILIES', 'NOISE_SHAPE', 'LOSSES', 'ggd_nll', 'ggd_variance', 'ggd_kurtosis', 'ggd_entropy', 'sample_ggd',
-           'GGDFit', 'fit_ggd_shape', 'excess_kurtosis', 'effective_batch_size', 'biev_weights', 'NoisyChain',
-           'noisy_chain', 'Transitions', 'sample_transitions', 'head_beta', 'head_variance', 'td_loss', 'TDRun',
-           'train_td_critic', 'unit_variance_alpha', 'ggd_density', 'plot_ggd_shapes', 'plot_ggd_moments',
-           'plot_learned_beta', 'rmse_table', 'plot_rmse', 'ggd_shape_traces', 'ggd_td_figure', 'explore_ggd_td']
+__all__ = ['NOISE_FAMILIES', 'NOISE_SHAPE', 'FAMILY_LABELS', 'LOSSES', 'SLIDER_BETAS', 'ggd_nll', 'ggd_variance', 'ggd_kurtosis',
+           'ggd_entropy', 'sample_ggd', 'GGDFit', 'fit_ggd_shape', 'excess_kurtosis', 'effective_batch_size',
+           'BIEVWeights', 'biev_weights', 'NoisyChain', 'noisy_chain', 'family_groups', 'Transitions',
+           'sample_transitions', 'head_beta', 'head_variance', 'td_loss', 'TDRun', 'train_td_critic',
+           'unit_variance_alpha', 'ggd_density', 'plot_ggd_shapes', 'plot_ggd_moments', 'plot_learned_beta', 'MeanSD',
+           'rmse_table', 'plot_rmse', 'ggd_shape_traces', 'ggd_shape_slider_figure', 'ggd_td_figure', 'explore_ggd_td']
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #d9f2bf87
 def _positive(name: str, v, like: torch.Tensor | None = None, device=None) -> torch.Tensor:
@@ -61,7 +62,8 @@ def ggd_variance(
     device: str | torch.device | None = None,  # where a result from plain numbers lives
 ) -> torch.Tensor:
     "Var = α² Γ(3/β)/Γ(1/β): the aleatoric variance a β head reports when α is fixed."
-    b = _positive("beta", beta, device=device); a = _positive("alpha", alpha, b)
+    b = _positive("beta", beta, device=device)
+    a = _positive("alpha", alpha, b)
     return a**2 * torch.exp(torch.lgamma(3 / b) - torch.lgamma(1 / b))
 
 def ggd_kurtosis(
@@ -72,30 +74,37 @@ def ggd_kurtosis(
     b = _positive("beta", beta, device=device)
     return torch.exp(torch.lgamma(5 / b) + torch.lgamma(1 / b) - 2 * torch.lgamma(3 / b)) - 3
 
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #e3311e6e
 def ggd_entropy(
     beta: float | torch.Tensor,  # shape β > 0
     alpha: float | torch.Tensor = 1.0,  # scale α > 0
     device: str | torch.device | None = None,  # where a result from plain numbers lives
 ) -> torch.Tensor:
     "Differential entropy 1/β + log(2αΓ(1/β)/β), in nats; decreases in β towards log 2α (the uniform's)."
-    b = _positive("beta", beta, device=device); a = _positive("alpha", alpha, b)
+    b = _positive("beta", beta, device=device)
+    a = _positive("alpha", alpha, b)
     return 1 / b + math.log(2) + torch.log(a) + torch.lgamma(1 / b) - torch.log(b)
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #f2cd4407
+def _ggd_draws(rng: np.random.Generator, n: int, beta: float, alpha: float) -> np.ndarray:
+    "n draws of GGD(0, α, β) from a NumPy generator (β = inf: the uniform on [−α, α]), float64."
+    if beta == math.inf: return rng.uniform(-alpha, alpha, n)
+    return np.asarray(scipy.stats.gennorm.rvs(beta, scale=alpha, size=n, random_state=rng), dtype=np.float64)
+
 def sample_ggd(
     n: int,  # number of samples
     beta: float,  # shape β > 0, or `math.inf` for the uniform on [−α, α]
     alpha: float = 1.0,  # scale α > 0
-    seed: int | np.random.Generator = 0,  # seed (or numpy generator) for scipy's sampler
+    seed: int | torch.Generator = 0,  # seeds scipy's sampler (an int directly; a torch.Generator gives one seed)
     device: str | torch.device | None = None,  # where the samples go; `default_device()` if None
 ) -> torch.Tensor:
     "n i.i.d. draws from GGD(0, α, β) as float64, by `scipy.stats.gennorm`."
     n, alpha = check_int("n", n, minimum=1), check_float("alpha", alpha, minimum=0, strict=True)
-    if not (isinstance(beta, float) and beta == math.inf): beta = check_float("beta", beta, minimum=0, strict=True)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(check_int("seed", seed, minimum=0))
-    x = rng.uniform(-alpha, alpha, n) if beta == math.inf else scipy.stats.gennorm.rvs(beta, scale=alpha, size=n, random_state=rng)
-    return torch.from_numpy(np.asarray(x, dtype=np.float64)).to(resolve_device(device))
+    if beta != math.inf: beta = check_float("beta", beta, minimum=0, strict=True)
+    x = _ggd_draws(core.numpy_rng(seed), n, beta, alpha)
+    return torch.from_numpy(x).to(resolve_device(device))
 
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #8ae45142
 @dataclass(frozen=True)
 class GGDFit:
     "A maximum-likelihood fit of the GGD shape (and scale, if it was free)."
@@ -105,7 +114,13 @@ class GGDFit:
 
 def _alpha_hat(absx: np.ndarray, beta: float) -> float:
     "The MLE of α for a given β: (β · mean |x|^β)^{1/β}, in logs to avoid overflow."
-    return float(np.exp((np.log(beta) + scipy.special.logsumexp(beta * np.log(np.maximum(absx, 1e-300))) - np.log(len(absx))) / beta))
+    log_sum = scipy.special.logsumexp(beta * np.log(np.maximum(absx, 1e-300)))
+    return float(np.exp((np.log(beta) + log_sum - np.log(len(absx))) / beta))
+
+def _mean_ggd_nll(absx: np.ndarray, beta: float, alpha: float | None) -> float:
+    "Mean GGD negative log-likelihood of |x − μ| at shape β and scale α (the profile MLE α̂ when α is None)."
+    a = _alpha_hat(absx, beta) if alpha is None else alpha
+    return float(np.mean((absx / a) ** beta) - np.log(beta) + scipy.special.gammaln(1 / beta) + np.log(2 * a))
 
 def fit_ggd_shape(
     samples: torch.Tensor,  # 1-D floating tensor of draws
@@ -117,14 +132,11 @@ def fit_ggd_shape(
     x = check_tensor("samples", samples, ndim=1, floating=True)
     if len(x) < 2: raise ValueError(f"`samples` needs at least 2 values, got {len(x)}")
     if alpha is not None: alpha = check_float("alpha", alpha, minimum=0, strict=True)
-    loc = check_float("loc", loc)
     lo, hi = (check_float(f"beta_range[{i}]", v, minimum=0, strict=True) for i, v in enumerate(beta_range))
     if lo >= hi: raise ValueError(f"`beta_range` must be increasing, got {beta_range}")
-    absx = np.abs(x.detach().cpu().double().numpy() - loc)
-    def mean_nll(log_b):
-        b = float(np.exp(log_b)); a = _alpha_hat(absx, b) if alpha is None else alpha
-        return float(np.mean((absx / a) ** b) - np.log(b) + scipy.special.gammaln(1 / b) + np.log(2 * a))
-    r = scipy.optimize.minimize_scalar(mean_nll, bounds=(math.log(lo), math.log(hi)), method="bounded", options=dict(xatol=1e-9))
+    absx = np.abs(x.detach().cpu().double().numpy() - check_float("loc", loc))
+    r = scipy.optimize.minimize_scalar(lambda lb: _mean_ggd_nll(absx, float(np.exp(lb)), alpha),
+                                       bounds=(math.log(lo), math.log(hi)), method="bounded", options=dict(xatol=1e-9))
     b = float(np.exp(r.x))
     return GGDFit(b, _alpha_hat(absx, b) if alpha is None else alpha, float(r.fun))
 
@@ -150,14 +162,19 @@ def effective_batch_size(
     return w.sum(-1) ** 2 / (w**2).sum(-1)
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #e0253515
+def _ess(w: np.ndarray) -> np.ndarray:
+    "(Σw)²/Σw² along the last axis."
+    return w.sum(-1) ** 2 / (w**2).sum(-1)
+
 def _xi_search(v: np.ndarray, target: float, iters: int = 60) -> np.ndarray:
     "Smallest ξ ≥ 0 per row of v (…, B) with ESS(1/(v+ξ)) ≥ target, by bisection (ESS rises with ξ)."
-    ess = lambda xi: (lambda w: w.sum(-1) ** 2 / (w**2).sum(-1))(1 / (v + xi[..., None]))
+    ess = lambda xi: _ess(1 / (v + xi[..., None]))
     lo, hi = np.zeros(v.shape[:-1]), v.max(-1).copy()
     while (bad := ess(hi) < target).any(): hi = np.where(bad, 2 * hi, hi)
     need = ess(lo) < target
     for _ in range(iters):
-        mid = 0.5 * (lo + hi); ok = ess(mid) >= target
+        mid = 0.5 * (lo + hi)
+        ok = ess(mid) >= target
         lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
     return np.where(need, hi, 0.0)
 
@@ -174,25 +191,30 @@ def _biev(d: torch.Tensor, min_ess: int, kurtosis_correction: bool, direction: s
     w = w / w.sum(-1, keepdims=True)
     return torch.from_numpy(w).to(d.device, d.dtype), torch.from_numpy(xi).to(d.device, d.dtype)
 
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #13e44262
+class BIEVWeights(NamedTuple):
+    "Batch inverse error-variance weights and the floor ξ that kept the effective batch size."
+    weights: torch.Tensor  # w_b, summing to 1, shape (B,)
+    xi: float  # the floor ξ ≥ 0 added to every corrected variance
+
 def biev_weights(
     td_errors: torch.Tensor,  # TD errors δ_{b,i}, shape (B, M): batch × ensemble members
     min_ess: int = 16,  # B_min: the weights keep an effective batch size ≥ min(B − 1, B_min)
     kurtosis_correction: bool = True,  # divide/multiply the variance by κ̂/M + (M+1)/(M−1) (needs M ≥ 4)
     direction: str = "divide",  # "divide" the variance by that factor (the public code) or "multiply" (delta method)
     eps: float = 1e-8,  # floor for the corrected variances
-) -> tuple[torch.Tensor, float]:
+) -> BIEVWeights:
     "Batch inverse error-variance weights (sum 1, shape (B,)) and the floor ξ that keeps the effective batch size."
     d = check_tensor("td_errors", td_errors, ndim=2, floating=True)
     B, M = d.shape
     if B < 2: raise ValueError(f"`td_errors` needs a batch of at least 2, got shape {tuple(d.shape)}")
+    check_type("kurtosis_correction", kurtosis_correction, bool)
     if M < (4 if kurtosis_correction else 2):
         raise ValueError(f"`td_errors` needs at least {4 if kurtosis_correction else 2} members (columns), got {M}")
     min_ess = check_int("min_ess", min_ess, minimum=1)
-    check_type("kurtosis_correction", kurtosis_correction, bool)
     direction = check_choice("direction", direction, ("divide", "multiply"))
-    eps = check_float("eps", eps, minimum=0, strict=True)
-    w, xi = _biev(d, min_ess, kurtosis_correction, direction, eps)
-    return w, float(xi)
+    w, xi = _biev(d, min_ess, kurtosis_correction, direction, check_float("eps", eps, minimum=0, strict=True))
+    return BIEVWeights(w, float(xi))
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #83bca4d1
 NOISE_FAMILIES = ("laplace", "gaussian", "uniform", "ggd")
@@ -225,7 +247,15 @@ class NoisyChain:
     def true_values(self) -> torch.Tensor:
         "V* from the linear Bellman system (I − γP) V* = μ."
         P = self.transition_matrix()
-        return torch.linalg.solve(torch.eye(self.num_states, dtype=torch.float64, device=P.device) - self.gamma * P, self.mean_rewards)
+        eye = torch.eye(self.num_states, dtype=torch.float64, device=P.device)
+        return torch.linalg.solve(eye - self.gamma * P, self.mean_rewards)
+
+def _families(noise) -> tuple[str, ...]:
+    "The per-state family names, checked."
+    if isinstance(noise, str) or not isinstance(noise, Sequence):
+        raise TypeError("`noise` must be a sequence of family names")
+    if len(noise) < 2: raise ValueError(f"`noise` needs at least 2 states, got {len(noise)}")
+    return tuple(check_choice(f"noise[{i}]", f, NOISE_FAMILIES) for i, f in enumerate(noise))
 
 def noisy_chain(
     noise: Sequence[str] = ("laplace",) * 4 + ("gaussian",) * 3 + ("uniform",) * 3,  # family per state (sets N)
@@ -236,17 +266,32 @@ def noisy_chain(
     device: str | torch.device | None = None,  # where μ lives; `default_device()` if None
 ) -> NoisyChain:
     "A chain whose exact values are `values`: the mean rewards are μ = (I − γP)V*."
-    if isinstance(noise, str) or not isinstance(noise, Sequence): raise TypeError("`noise` must be a sequence of family names")
-    if len(noise) < 2: raise ValueError(f"`noise` needs at least 2 states, got {len(noise)}")
-    noise = tuple(check_choice(f"noise[{i}]", f, NOISE_FAMILIES) for i, f in enumerate(noise))
-    alpha, gamma = check_float("alpha", alpha, minimum=0, strict=True), check_float("gamma", gamma, minimum=0, maximum=1, strict=True)
+    noise, alpha = _families(noise), check_float("alpha", alpha, minimum=0, strict=True)
+    gamma = check_float("gamma", gamma, minimum=0, maximum=1, strict=True)
     shape = check_float("shape", shape, minimum=0, strict=True)
     N, dev = len(noise), resolve_device(device)
-    V = 1 + 0.2 * torch.arange(N, dtype=torch.float64) / (N - 1) if values is None else torch.as_tensor(values, dtype=torch.float64)
-    check_tensor("values", V, shape=(N,))
-    chain = NoisyChain(torch.zeros(N, dtype=torch.float64, device=dev), noise, alpha, gamma, shape)
-    mu = (torch.eye(N, dtype=torch.float64, device=dev) - gamma * chain.transition_matrix()) @ V.to(dev)
+    ramp = 1 + 0.2 * torch.arange(N, dtype=torch.float64) / (N - 1)
+    V = check_tensor("values", ramp if values is None else torch.as_tensor(values, dtype=torch.float64), shape=(N,))
+    P = NoisyChain(torch.zeros(N, dtype=torch.float64, device=dev), noise, alpha, gamma, shape).transition_matrix()
+    mu = (torch.eye(N, dtype=torch.float64, device=dev) - gamma * P) @ V.to(dev)
     return NoisyChain(mu, noise, alpha, gamma, shape)
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #1834c52f
+FAMILY_LABELS = {"laplace": "Laplace (β = 1)", "gaussian": "Gaussian (β = 2)", "uniform": "uniform (β = ∞)"}
+
+def family_groups(
+    chain: NoisyChain,  # a chain whose states of one family are contiguous
+) -> dict[str, slice]:
+    "Label → the slice of states with that reward-noise family, in chain order."
+    check_type("chain", chain, NoisyChain)
+    out, start = {}, 0
+    for i in range(1, chain.num_states + 1):
+        if i < chain.num_states and chain.noise[i] == chain.noise[start]: continue
+        label = FAMILY_LABELS.get(chain.noise[start], f"GGD (β = {chain.shape:g})")
+        if label in out:
+            raise ValueError(f"`chain` has the family {chain.noise[start]!r} in two separate runs of states")
+        out[label], start = slice(start, i), i
+    return out
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #f8d6a452
 @dataclass(frozen=True)
@@ -259,22 +304,21 @@ class Transitions:
 def sample_transitions(
     chain: NoisyChain,  # the environment
     n: int = 2000,  # number of transitions
-    seed: int = 0,  # seed for start states, steps and reward noise
+    seed: int | torch.Generator = 0,  # seeds start states, steps and reward noise (one NumPy generator)
     device: str | torch.device | None = None,  # where the buffer lives; `default_device()` if None
 ) -> Transitions:
     "n transitions from uniformly drawn states, with noisy rewards drawn by scipy (gennorm / uniform)."
     check_type("chain", chain, NoisyChain)
-    n, rng, N = check_int("n", n, minimum=1), np.random.default_rng(check_int("seed", seed, minimum=0)), chain.num_states
+    n, rng, N = check_int("n", n, minimum=1), core.numpy_rng(seed), chain.num_states
     s = rng.integers(0, N, n)
     s2 = s + rng.choice(np.array([-1, 1]), n)
     r = chain.mean_rewards.cpu().numpy()[s].copy()
     fam = np.array(chain.noise)[s]
     for f in sorted(set(chain.noise)):
         m = fam == f
-        r[m] += sample_ggd(int(m.sum()), NOISE_SHAPE.get(f, chain.shape), chain.alpha, seed=rng, device="cpu").numpy()
+        r[m] += _ggd_draws(rng, int(m.sum()), NOISE_SHAPE.get(f, chain.shape), chain.alpha)
     dev = resolve_device(device)
-    t = lambda a: torch.from_numpy(a).to(dev)
-    return Transitions(t(s), t(r), t(np.clip(s2, 0, N - 1)))
+    return Transitions(*(torch.from_numpy(a).to(dev) for a in (s, r, np.clip(s2, 0, N - 1))))
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #1ee0434a
 LOSSES = ("mse", "gaussian", "ggd", "ggd+biev")
@@ -287,6 +331,19 @@ def head_beta(h: torch.Tensor, beta_max: float = 20.0) -> torch.Tensor:
 def head_variance(h: torch.Tensor) -> torch.Tensor:
     "σ² = softplus(h) + 10⁻³ (about 1 at h = 0)."
     return F.softplus(h + _SOFTPLUS_ONE) + 1e-3
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #ff46e02b
+def _per_element_loss(loss: str, delta: torch.Tensor, h: torch.Tensor, beta_max: float,
+                      detach_weights: bool) -> torch.Tensor:
+    "The loss of each (member, batch element), before the bootstrap weights."
+    if loss == "mse": return delta**2
+    if loss == "gaussian":
+        var = head_variance(h)
+        return delta**2 / (2 * var) + 0.5 * torch.log(var)
+    beta = head_beta(h, beta_max)
+    nll = delta.abs().clamp_min(1e-12).pow(beta) - torch.log(beta) + torch.lgamma(1 / beta) + math.log(2)
+    w = beta / beta.sum(-2, keepdim=True)
+    return delta.shape[-2] * (w.detach() if detach_weights else w) * nll
 
 def td_loss(
     loss: str,  # one of LOSSES
@@ -303,22 +360,13 @@ def td_loss(
     loss = check_choice("loss", loss, LOSSES)
     delta, h = check_tensor("delta", delta, ndim=(2, 3), floating=True), check_tensor("h", h, floating=True)
     if h.shape != delta.shape or weight.shape != delta.shape:
-        raise ValueError(f"`h` and `weight` must have the shape of `delta` {tuple(delta.shape)}, got {tuple(h.shape)} and {tuple(weight.shape)}")
+        raise ValueError(f"`h` and `weight` must have the shape of `delta` {tuple(delta.shape)}, "
+                         f"got {tuple(h.shape)} and {tuple(weight.shape)}")
     lam = check_float("lam", lam, minimum=0)
-    M = delta.shape[-2]
-    if loss == "mse": per = delta**2
-    elif loss == "gaussian":
-        var = head_variance(h); per = delta**2 / (2 * var) + 0.5 * torch.log(var)
-    else:
-        beta = head_beta(h, beta_max)
-        nll = delta.abs().clamp_min(1e-12).pow(beta) - torch.log(beta) + torch.lgamma(1 / beta) + math.log(2)
-        w = beta / beta.sum(-2, keepdim=True)
-        per = M * (w.detach() if detach_weights else w) * nll
-    total = (weight * per).mean((-1, -2)).sum()
-    if loss == "ggd+biev" and lam > 0:
-        bw, _ = _biev(delta.transpose(-1, -2), min_ess, True, direction, 1e-8)
-        total = total + lam * (weight * bw.unsqueeze(-2) * delta**2).sum(-1).mean(-1).sum()
-    return total
+    total = (weight * _per_element_loss(loss, delta, h, beta_max, detach_weights)).mean((-1, -2)).sum()
+    if loss != "ggd+biev" or lam == 0: return total
+    bw, _ = _biev(delta.transpose(-1, -2), min_ess, True, direction, 1e-8)
+    return total + lam * (weight * bw.unsqueeze(-2) * delta**2).sum(-1).mean(-1).sum()
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #750e4f5d
 @dataclass(frozen=True)
@@ -338,28 +386,88 @@ class TDRun:
         "β_i(s) from the second head (meaningful for the GGD losses), (runs, M, N)."
         return head_beta(self.heads, self.beta_max)
 
-def _stack_buffers(chain, n, seeds, device):
-    bufs = [sample_transitions(chain, n, seed=s, device=device) for s in seeds]
-    return [torch.stack([getattr(b, k) for b in bufs]) for k in ("state", "reward", "next_state")]
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #b4bdf92c
+@dataclass(frozen=True)
+class _CriticData:
+    "Per run: buffer (runs, n), bootstrap weights (runs, M, n), minibatches (steps, runs, B), initial V (runs, M, N)."
+    s: torch.Tensor
+    r: torch.Tensor
+    s2: torch.Tensor
+    boot: torch.Tensor
+    batches: torch.Tensor
+    V0: torch.Tensor
 
+def _critic_data(chain: NoisyChain, seeds: tuple[int, ...], n: int, members: int, steps: int, batch_size: int,
+                 device: torch.device) -> _CriticData:
+    "Seed k's buffer from `sample_transitions`, then its initial values, bootstrap weights and minibatches."
+    bufs = [sample_transitions(chain, n, seed=sd, device=device) for sd in seeds]
+    s, r, s2 = (torch.stack([getattr(b, k) for b in bufs]) for k in ("state", "reward", "next_state"))
+    gens = [core.as_generator(sd) for sd in seeds]
+    V0 = torch.stack([0.1 * torch.randn(members, chain.num_states, generator=g, dtype=torch.float64) for g in gens])
+    boot = torch.stack([torch.poisson(torch.ones(members, n, dtype=torch.float64), generator=g) for g in gens])
+    batches = torch.stack([torch.randint(0, n, (steps, batch_size), generator=g) for g in gens], 1)
+    return _CriticData(s, r, s2, boot.to(device), batches.to(device), V0.to(device))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #8ff488de
 def _gather(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     "table (R, M, N) at states idx (R, B) → (R, M, B)."
     return table.gather(-1, idx.unsqueeze(1).expand(-1, table.shape[1], -1))
 
-def _state_weights(chain, V, s, r, s2, min_ess, direction):
+def _update_loss(chain: NoisyChain, loss: str, V: torch.Tensor, H: torch.Tensor, data: _CriticData, t: int,
+                 opts: dict) -> torch.Tensor:
+    "The loss of update t: every run's minibatch, with targets from the ensemble mean held fixed."
+    idx = data.batches[t]
+    sb, s2b = data.s.gather(1, idx), data.s2.gather(1, idx)
+    with torch.no_grad(): y = data.r.gather(1, idx) + chain.gamma * _gather(V, s2b).mean(1)
+    wb = data.boot.gather(2, idx.unsqueeze(1).expand(-1, V.shape[1], -1))
+    return td_loss(loss, y.unsqueeze(1) - _gather(V, sb), _gather(H, sb), wb, **opts)
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #a1d1e9b2
+def _train(chain: NoisyChain, loss: str, data: _CriticData, lr: float, steps: int, record_every: int, opts: dict,
+           progress: bool | Callable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Adam with a linearly decaying step: the final values and heads, and the RMSE records (runs, records)."
+    V, H = data.V0.clone().requires_grad_(), torch.zeros_like(data.V0, requires_grad=True)
+    opt = torch.optim.Adam([V, H], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)
+    v_star = chain.true_values().to(V.device)
+    rmse = lambda: ((V.detach().mean(1) - v_star) ** 2).mean(-1).sqrt()
+    hist = [rmse()]
+    for t in core.progress(range(steps), progress, desc=loss, total=steps):
+        opt.zero_grad()
+        _update_loss(chain, loss, V, H, data, t, opts).backward()
+        opt.step()
+        sched.step()
+        if (t + 1) % record_every == 0 or t + 1 == steps: hist.append(rmse())
+    return V.detach(), H.detach(), torch.stack(hist, 1)
+
+def _state_weights(chain: NoisyChain, V: torch.Tensor, data: _CriticData, opts: dict) -> torch.Tensor:
     "Mean BIEV weight per state × B, on one big batch (the whole buffer) per run."
     with torch.no_grad():
-        y = r + chain.gamma * _gather(V, s2).mean(1)
-        w, _ = _biev((y.unsqueeze(1) - _gather(V, s)).transpose(-1, -2), min_ess, True, direction, 1e-8)
-    out = torch.zeros(s.shape[0], chain.num_states, dtype=torch.float64, device=s.device)
-    cnt = torch.zeros_like(out).scatter_add_(1, s, torch.ones_like(w))
-    return out.scatter_add_(1, s, w) * s.shape[1] / cnt.clamp_min(1)
+        y = data.r + chain.gamma * _gather(V, data.s2).mean(1)
+        delta = (y.unsqueeze(1) - _gather(V, data.s)).transpose(-1, -2)
+        w, _ = _biev(delta, opts["min_ess"], True, opts["direction"], 1e-8)
+    out = torch.zeros(data.s.shape[0], chain.num_states, dtype=torch.float64, device=data.s.device)
+    cnt = torch.zeros_like(out).scatter_add_(1, data.s, torch.ones_like(w))
+    return out.scatter_add_(1, data.s, w) * data.s.shape[1] / cnt.clamp_min(1)
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #c113e3d3
+def _check_seeds(seeds) -> tuple[int, ...]:
+    "The run seeds as a tuple of non-negative ints."
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise TypeError("`seeds` must be a non-empty sequence of ints")
+    return tuple(check_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds))
+
+def _loss_options(lam, min_ess, beta_max, detach_weights, direction) -> dict:
+    "The checked keyword arguments that `train_td_critic` passes on to `td_loss`."
+    check_type("detach_weights", detach_weights, bool)
+    return dict(lam=check_float("lam", lam, minimum=0), min_ess=check_int("min_ess", min_ess, minimum=1),
+                beta_max=check_float("beta_max", beta_max, minimum=0.2, strict=True), detach_weights=detach_weights,
+                direction=check_choice("direction", direction, ("divide", "multiply")))
+
 def train_td_critic(
     chain: NoisyChain,  # the environment (its V* is the yardstick)
     loss: str = "ggd",  # one of LOSSES
-    seeds: Sequence[int] = (0,),  # independent runs, trained together
+    seeds: Sequence[int] = (0,),  # independent runs, trained together; seed k fixes run k's buffer and draws
     n_transitions: int = 2000,  # size of each run's fixed buffer
     members: int = 5,  # ensemble size M (≥ 4 for BIEV's kurtosis)
     steps: int = 1500,  # Adam updates
@@ -372,46 +480,21 @@ def train_td_critic(
     direction: str = "divide",  # BIEV kurtosis-correction direction
     record_every: int = 50,  # updates between RMSE records
     device: str | torch.device | None = None,  # where to train; `default_device()` if None
-    progress: bool | object = False,  # a tqdm bar (True) or a callable wrapping the step range
+    progress: bool | Callable = False,  # a tqdm bar (True) or a callable wrapping the update loop
 ) -> TDRun:
     "Semi-gradient TD on a fixed buffer for an ensemble of tabular critics with value and second heads."
-    check_type("chain", chain, NoisyChain); loss = check_choice("loss", loss, LOSSES)
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds: raise TypeError("`seeds` must be a non-empty sequence of ints")
-    seeds = tuple(check_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds))
-    n, steps, B = check_int("n_transitions", n_transitions, minimum=2), check_int("steps", steps, minimum=1), check_int("batch_size", batch_size, minimum=2)
+    check_type("chain", chain, NoisyChain)
+    loss, seeds = check_choice("loss", loss, LOSSES), _check_seeds(seeds)
+    n, steps = check_int("n_transitions", n_transitions, minimum=2), check_int("steps", steps, minimum=1)
+    B, lr = check_int("batch_size", batch_size, minimum=2), check_float("lr", lr, minimum=0, strict=True)
     M = check_int("members", members, minimum=4 if loss == "ggd+biev" else 1)
-    lr, lam = check_float("lr", lr, minimum=0, strict=True), check_float("lam", lam, minimum=0)
-    min_ess, beta_max = check_int("min_ess", min_ess, minimum=1), check_float("beta_max", beta_max, minimum=0.2, strict=True)
-    check_type("detach_weights", detach_weights, bool); direction = check_choice("direction", direction, ("divide", "multiply"))
+    opts = _loss_options(lam, min_ess, beta_max, detach_weights, direction)
     record_every = check_int("record_every", record_every, minimum=1)
-    dev, R, N = resolve_device(device), len(seeds), chain.num_states
-    s, r, s2 = _stack_buffers(chain, n, seeds, dev)
-    gens = [torch.Generator().manual_seed(sd) for sd in seeds]
-    V = torch.stack([0.1 * torch.randn(M, N, generator=g, dtype=torch.float64) for g in gens]).to(dev).requires_grad_()
-    H = torch.zeros(R, M, N, dtype=torch.float64, device=dev, requires_grad=True)
-    boot = torch.stack([torch.poisson(torch.ones(M, n, dtype=torch.float64), generator=g) for g in gens]).to(dev)
-    batches = torch.stack([torch.randint(0, n, (steps, B), generator=g) for g in gens], 1).to(dev)  # (steps, R, B)
-    opt = torch.optim.Adam([V, H], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)
-    v_star = chain.true_values().to(dev)
-    rmse_now = lambda: ((V.detach().mean(1) - v_star) ** 2).mean(-1).sqrt()
-    hist = [rmse_now()]
-    loop = range(steps)
-    if progress is True: loop = tqdm(loop, desc=loss, leave=False)
-    elif callable(progress): loop = progress(loop, total=steps, desc=loss)
-    for t in loop:
-        idx = batches[t]
-        sb, s2b = s.gather(1, idx), s2.gather(1, idx)
-        with torch.no_grad(): y = r.gather(1, idx) + chain.gamma * _gather(V, s2b).mean(1)
-        delta = y.unsqueeze(1) - _gather(V, sb)
-        wb = boot.gather(2, idx.unsqueeze(1).expand(-1, M, -1))
-        l = td_loss(loss, delta, _gather(H, sb), wb, lam, min_ess, beta_max, detach_weights, direction)
-        opt.zero_grad(); l.backward(); opt.step(); sched.step()
-        if (t + 1) % record_every == 0 or t + 1 == steps:
-            hist.append(rmse_now())
-    rec = torch.tensor([0] + [t + 1 for t in range(steps) if (t + 1) % record_every == 0 or t + 1 == steps])
-    sw = _state_weights(chain, V.detach(), s, r, s2, min_ess, direction) if M >= 4 else torch.ones(R, N, dtype=torch.float64, device=dev)
-    return TDRun(loss, seeds, V.detach(), H.detach(), torch.stack(hist, 1), rec, sw, beta_max)
+    data = _critic_data(chain, seeds, n, M, steps, B, resolve_device(device))
+    V, H, rmse = _train(chain, loss, data, lr, steps, record_every, opts, progress)
+    sw = _state_weights(chain, V, data, opts) if M >= 4 else torch.ones_like(V[:, 0])
+    records = torch.tensor([0] + [t for t in range(1, steps + 1) if t % record_every == 0 or t == steps])
+    return TDRun(loss, seeds, V, H, rmse, records, sw, opts["beta_max"])
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #c9de4206
 def unit_variance_alpha(beta: float | torch.Tensor) -> torch.Tensor:
@@ -426,6 +509,7 @@ def ggd_density(
     "p(x; 0, α, β) = exp(−ggd_nll)."
     return torch.exp(-ggd_nll(x, beta, alpha))
 
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #d7563ced
 def plot_ggd_shapes(
     betas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 4.0, 8.0),  # shapes to draw
 ) -> Figure:
@@ -437,33 +521,46 @@ def plot_ggd_shapes(
         p = ggd_density(x, be, unit_variance_alpha(be).item()).numpy()
         for ax in (a, b): ax.plot(x.numpy(), p, color=PALETTE[i % 6], lw=1.6, label=f"β = {be:g}")
     for ax in (a, b): ax.plot(x.numpy(), gauss.numpy(), "k--", lw=1, label="Gaussian")
-    b.set_yscale("log"); b.set_ylim(1e-6, 3)
+    b.set(yscale="log", ylim=(1e-6, 3))
     a.set(xlabel="δ (unit variance)", ylabel="density", title="Equal variance: small β is peaked…")
     b.set(xlabel="δ (unit variance)", ylabel="density (log)", title="…with heavy tails; large β has none")
     a.legend(fontsize=7)
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #8f865c8a
+def _variance_minimum() -> tuple[float, float]:
+    "(β†, Var(β†)/α²): where the GGD variance at fixed α is smallest, by a bounded search over log β."
+    var = lambda lb: ggd_variance(torch.tensor(math.exp(lb), dtype=torch.float64)).item()
+    r = scipy.optimize.minimize_scalar(var, bounds=(0, 4), method="bounded", options=dict(xatol=1e-12))
+    return math.exp(r.x), float(r.fun)
+
+def _variance_panel(ax, b: torch.Tensor, alpha: float) -> None:
+    "The variance against β, its minimum marked and the uniform's α²/3 dotted."
+    bd, vmin = _variance_minimum()
+    ax.plot(b.numpy(), ggd_variance(b, alpha).numpy(), color=PALETTE[0])
+    ax.axhline(alpha**2 / 3, color="grey", ls=":", lw=1)
+    ax.plot([bd], [alpha**2 * vmin], "o", color=PALETTE[1])
+    ax.annotate(f"min at β = {bd:.3f}\n(var = {vmin:.4f} α²)", (bd, alpha**2 * vmin), xytext=(1.5, 2.0), fontsize=8,
+                arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.set(yscale="log", title="Variance is not monotone in β…")
+
 def plot_ggd_moments(
     beta_range: tuple[float, float] = (0.3, 100.0),  # β axis (log scale)
     alpha: float = 1.0,  # fixed scale
 ) -> Figure:
     "Variance (minimum marked), excess kurtosis and entropy of GGD(β) against β for a fixed α."
     b = torch.logspace(math.log10(beta_range[0]), math.log10(beta_range[1]), 600, dtype=torch.float64)
-    r = scipy.optimize.minimize_scalar(lambda lb: ggd_variance(math.exp(lb)).item(), bounds=(0, 4), method="bounded", options=dict(xatol=1e-12))
-    bd = math.exp(r.x)
     fig, axs = subplots(1, 3, figsize=(11, 3.4))
-    axs[0].plot(b.numpy(), ggd_variance(b, alpha).numpy(), color=PALETTE[0]); axs[0].set_yscale("log")
-    axs[0].axhline(alpha**2 / 3, color="grey", ls=":", lw=1)
-    axs[0].plot([bd], [alpha**2 * r.fun], "o", color=PALETTE[1])
-    axs[0].annotate(f"min at β = {bd:.3f}\n(var = {r.fun:.4f} α²)", (bd, alpha**2 * r.fun), xytext=(1.5, 2.0), fontsize=8,
-                    arrowprops=dict(arrowstyle="->", lw=0.8))
-    axs[1].plot(b.numpy(), ggd_kurtosis(b).numpy(), color=PALETTE[2]); axs[1].axhline(-1.2, color="grey", ls=":", lw=1); axs[1].set_ylim(-1.6, 10)
-    axs[2].plot(b.numpy(), ggd_entropy(b, alpha).numpy(), color=PALETTE[3]); axs[2].axhline(math.log(2 * alpha), color="grey", ls=":", lw=1)
+    _variance_panel(axs[0], b, alpha)
+    axs[1].plot(b.numpy(), ggd_kurtosis(b).numpy(), color=PALETTE[2])
+    axs[1].axhline(-1.2, color="grey", ls=":", lw=1)
+    axs[1].set(ylim=(-1.6, 10), title="…tails flatten to κ = −1.2…")
+    axs[2].plot(b.numpy(), ggd_entropy(b, alpha).numpy(), color=PALETTE[3])
+    axs[2].axhline(math.log(2 * alpha), color="grey", ls=":", lw=1)
+    axs[2].set(title="…entropy falls throughout")
     for ax, name in zip(axs, ("variance (log)", "excess kurtosis (clipped at 10)", "entropy (nats)")):
-        ax.set_xscale("log"); ax.set(xlabel="β", ylabel=name)
+        ax.set(xscale="log", xlabel="β", ylabel=name)
         for v in (1, 2): ax.axvline(v, color="grey", lw=0.5)
-    axs[0].set_title("Variance is not monotone in β…"); axs[1].set_title("…tails flatten to κ = −1.2…"); axs[2].set_title("…entropy falls throughout")
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #003ae16a
@@ -471,6 +568,7 @@ def plot_learned_beta(
     run: TDRun,  # a run trained with a GGD loss
     chain: NoisyChain,  # the chain it was trained on
     ax=None,  # matplotlib axes to draw into; a new figure if None
+    title: str | None = None,  # axes title (state the finding)
 ) -> Figure:
     "Learned β per state (mean over members; seeds as dots) against the true β of each state's reward noise."
     fig, ax = subplots(figsize=(6.5, 3.4)) if ax is None else (ax.figure, ax)
@@ -480,77 +578,129 @@ def plot_learned_beta(
     ax.bar(range(N), bh.mean(0), color=[colors[f] for f in chain.noise], alpha=0.6)
     for k in range(bh.shape[0]): ax.plot(range(N), bh[k], ".", color="k", ms=3)
     ax.plot(range(N), truth, "_", color="k", ms=18, mew=2, label="true β (∞ drawn at the clamp)")
-    ax.set_yscale("log"); ax.set(xlabel="state", ylabel="learned β (log)", xticks=range(N))
+    ax.set(yscale="log", xlabel="state", ylabel="learned β (log)", xticks=range(N))
     for f in dict.fromkeys(chain.noise): ax.bar([0], [0], color=colors[f], alpha=0.6, label=f)
     ax.legend(fontsize=7, ncol=2)
+    if title: ax.set_title(title, fontsize=9)
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #cabf9d55
-def rmse_table(runs: dict[str, TDRun], chain: NoisyChain, groups: dict[str, slice]) -> dict[str, dict[str, float]]:
-    "Final RMSE of the ensemble-mean value against V*, per loss and state group: mean and std over seeds."
+class MeanSD(NamedTuple):
+    "A mean and a standard deviation over seeds."
+    mean: float
+    std: float
+
+def rmse_table(
+    runs: Mapping[str, TDRun],  # loss name → its runs
+    chain: NoisyChain,  # the chain they were trained on
+    groups: Mapping[str, slice],  # label → states, e.g. from `family_groups`
+) -> dict[str, dict[str, MeanSD]]:
+    "Final RMSE of the ensemble-mean value against V*, per loss and state group ('all' first): mean and std over seeds."
     v_star, out = chain.true_values().cpu(), {}
     for name, run in runs.items():
         err = run.values.mean(1).cpu() - v_star
-        out[name] = {g: err[:, sl].pow(2).mean(-1).sqrt() for g, sl in {"all": slice(None), **groups}.items()}
-    return {name: {g: (v.mean().item(), v.std().item()) for g, v in d.items()} for name, d in out.items()}
+        per = {g: err[:, sl].pow(2).mean(-1).sqrt() for g, sl in {"all": slice(None), **groups}.items()}
+        out[name] = {g: MeanSD(v.mean().item(), v.std().item()) for g, v in per.items()}
+    return out
 
-def plot_rmse(runs: dict[str, TDRun], chain: NoisyChain, groups: dict[str, slice]) -> Figure:
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #545996fe
+def _rmse_curve(ax, run: TDRun, color: str, label: str) -> None:
+    "Mean RMSE over seeds along training, with a ± one standard deviation band."
+    steps, m = run.record_steps.numpy(), run.rmse.mean(0).cpu().numpy()
+    sd = run.rmse.std(0).cpu().numpy() if run.rmse.shape[0] > 1 else np.zeros_like(m)
+    ax.plot(steps, m, color=color, label=label)
+    ax.fill_between(steps, m - sd, m + sd, color=color, alpha=0.2)
+
+def plot_rmse(
+    runs: Mapping[str, TDRun],  # loss name → its runs
+    chain: NoisyChain,  # the chain they were trained on
+    groups: Mapping[str, slice],  # label → states, e.g. from `family_groups`
+    title: str | None = None,  # title of the left panel (the finding)
+    group_title: str | None = None,  # title of the right panel
+) -> Figure:
     "RMSE of V against V* along training (mean ± std over seeds) and final RMSE per state group."
     fig, (a, b) = subplots(1, 2, figsize=(11, 3.6), gridspec_kw=dict(width_ratios=[1.3, 1]))
-    table = rmse_table(runs, chain, groups)
-    for i, (name, run) in enumerate(runs.items()):
-        m = run.rmse.mean(0).cpu().numpy()
-        sd = run.rmse.std(0).cpu().numpy() if run.rmse.shape[0] > 1 else np.zeros_like(m)
-        a.plot(run.record_steps.numpy(), m, color=PALETTE[i], label=name); a.fill_between(run.record_steps.numpy(), m - sd, m + sd, color=PALETTE[i], alpha=0.2)
-        keys = list(table[name])
-        b.bar(np.arange(len(keys)) + 0.2 * (i - 1.5), [table[name][k][0] for k in keys], 0.2, yerr=[table[name][k][1] for k in keys],
-              color=PALETTE[i], label=name, capsize=2)
-    a.set(yscale="log", xlabel="updates", ylabel="RMSE(V, V*)"); a.legend(fontsize=8)
-    b.set(xticks=range(len(keys)), ylabel="final RMSE"); b.set_xticklabels(keys, fontsize=7)
+    table, keys = rmse_table(runs, chain, groups), ["all", *groups]
+    for i, name in enumerate(runs):
+        _rmse_curve(a, runs[name], PALETTE[i], name)
+        b.bar(np.arange(len(keys)) + 0.2 * (i - 1.5), [table[name][k].mean for k in keys], 0.2,
+              yerr=[table[name][k].std for k in keys], color=PALETTE[i], label=name, capsize=2)
+    a.set(yscale="log", xlabel="updates", ylabel="RMSE(V, V*)")
+    a.legend(fontsize=8)
+    b.set(xticks=range(len(keys)), ylabel="final RMSE")
+    b.set_xticklabels(keys, fontsize=7)
+    for ax, t in ((a, title), (b, group_title)): ax.set_title(t or "", fontsize=10)
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #16ac3586
-def _two_axes_layout(title: str, height: int = 420) -> dict:
-    "Linear density left, log density right, laid out by hand (make_subplots is slow)."
-    return dict(title=dict(text=title, font=dict(size=13)), height=height, margin=dict(t=70, l=60, r=20, b=50),
-                xaxis=dict(domain=[0, 0.46], anchor="y", range=[-4, 4], title=dict(text="δ")),
-                yaxis=dict(anchor="x", range=[0, 1.3], title=dict(text="density")),
-                xaxis2=dict(domain=[0.54, 1], anchor="y2", range=[-5, 5], title=dict(text="δ")),
-                yaxis2=dict(anchor="x2", type="log", range=[-6, 0.3], title=dict(text="density (log)")),
-                legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
-
 def ggd_shape_traces(
     beta: float,  # shape β > 0
     alpha: float | None = None,  # scale; None = the unit-variance α
+    points: int = 201,  # points per curve
 ) -> list[go.Scatter]:
     "Plotly traces of GGD(β, α) and of the Gaussian with the same variance, on linear (x, y) and log (x2, y2) axes."
     beta = check_float("beta", beta, minimum=0, strict=True)
     a = unit_variance_alpha(beta).item() if alpha is None else check_float("alpha", alpha, minimum=0, strict=True)
     sd = ggd_variance(beta, a).sqrt().item()
-    x = torch.linspace(-5, 5, 401, dtype=torch.float64) * max(sd, 1.0)
+    x = torch.linspace(-5, 5, check_int("points", points, minimum=3), dtype=torch.float64) * max(sd, 1.0)
     p = ggd_density(x, beta, a).numpy()
     gp = np.exp(-(x.numpy() / sd) ** 2 / 2) / (sd * math.sqrt(2 * math.pi))
-    k = ggd_kurtosis(beta).item()
-    x = x.numpy()
-    return [go.Scatter(x=x, y=p, name=f"GGD β = {beta:g} (κ = {k:.2f})", line=dict(color=PALETTE[0], width=2.5)),
-            go.Scatter(x=x, y=gp, name="Gaussian, same variance", line=dict(color="black", dash="dash", width=1)),
-            go.Scatter(x=x, y=np.maximum(p, 1e-12), xaxis="x2", yaxis="y2", showlegend=False, line=dict(color=PALETTE[0], width=2.5)),
-            go.Scatter(x=x, y=gp, xaxis="x2", yaxis="y2", showlegend=False, line=dict(color="black", dash="dash", width=1))]
+    k, x = ggd_kurtosis(beta).item(), x.numpy()
+    ggd_line, gauss_line = dict(color=PALETTE[0], width=2.5), dict(color="black", dash="dash", width=1)
+    return [go.Scatter(x=x, y=p, name=f"GGD β = {beta:g} (κ = {k:.2f})", line=ggd_line),
+            go.Scatter(x=x, y=gp, name="Gaussian, same variance", line=gauss_line),
+            go.Scatter(x=x, y=np.maximum(p, 1e-12), xaxis="x2", yaxis="y2", showlegend=False, line=ggd_line),
+            go.Scatter(x=x, y=gp, xaxis="x2", yaxis="y2", showlegend=False, line=gauss_line)]
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #a30d1cc9
+SLIDER_BETAS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+def ggd_shape_slider_figure(
+    betas: Sequence[float] = SLIDER_BETAS,  # one frame per shape
+    active: int = 4,  # the frame shown first (β = 2 by default)
+) -> go.Figure:
+    "A kernel-free slider over β: the unit-variance GGD density against the Gaussian, linear (left) and log (right)."
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or not betas:
+        raise TypeError("`betas` must be a non-empty sequence of shapes")
+    betas = [check_float(f"betas[{i}]", b, minimum=0, strict=True) for i, b in enumerate(betas)]
+    frames = {f"{b:g}": ggd_shape_traces(b) for b in betas}
+    layout = dict(margin=dict(t=70, l=60, r=20, b=50), legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                  xaxis=dict(domain=[0, 0.46], anchor="y", range=[-4, 4], title=dict(text="δ")),
+                  yaxis=dict(anchor="x", range=[0, 1.3], title=dict(text="density")),
+                  xaxis2=dict(domain=[0.54, 1], anchor="y2", range=[-5, 5], title=dict(text="δ")),
+                  yaxis2=dict(anchor="x2", type="log", range=[-6, 0.3], title=dict(text="density (log)")))
+    return slider_figure(frames, prefix="β = ", active=active, x_range=None, y_range=None, height=460, layout=layout,
+                         title="At equal variance, β trades a sharp peak and heavy tails for a flat box")
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #caf31fb9
 _EXPLORER_RUNS: dict = {}
 
-def _explorer_run(noise: str, alpha: float, beta: float, members: int, min_ess: int, lam: float, progress=None) -> tuple[TDRun, NoisyChain]:
-    "Train (or fetch from a small cache keyed by the training settings) the explorer's one-seed GGD+BIEV critic."
-    key = (noise, alpha, beta, members, min_ess, lam)
+def _explorer_chain(noise: str, alpha: float, shape: float, device) -> NoisyChain:
+    "The explorer's ten-state chain: the mixed one of the chapter, or every state of one family."
+    fam = ("laplace",) * 4 + ("gaussian",) * 3 + ("uniform",) * 3 if noise == "mixed" else (noise,) * 10
+    return noisy_chain(fam, alpha=alpha, shape=shape, device=device)
+
+def _explorer_run(chain: NoisyChain, key: tuple, members: int, min_ess: int, lam: float,
+                  progress: bool | Callable) -> TDRun:
+    "The explorer's one-seed GGD+BIEV critic on `chain`, from a small cache keyed by `key`."
     if key not in _EXPLORER_RUNS:
-        fam = ("laplace",) * 4 + ("gaussian",) * 3 + ("uniform",) * 3 if noise == "mixed" else (noise,) * 10
-        ch = noisy_chain(fam, alpha=alpha, shape=beta, device="cpu")
-        run = train_td_critic(ch, "ggd+biev", seeds=(0,), members=members, steps=600, lam=lam, min_ess=min_ess, device="cpu",
-                              progress=progress or False)
         if len(_EXPLORER_RUNS) >= 32: _EXPLORER_RUNS.pop(next(iter(_EXPLORER_RUNS)))
-        _EXPLORER_RUNS[key] = (run, ch)
+        _EXPLORER_RUNS[key] = train_td_critic(chain, "ggd+biev", seeds=(0,), members=members, steps=600, lam=lam,
+                                              min_ess=min_ess, device=chain.mean_rewards.device, progress=progress)
     return _EXPLORER_RUNS[key]
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #9429eb05
+def _ggd_td_layout(title: str, sd: float) -> dict:
+    "Three panels: the density, the learned β per state (log axis) and the BIEV weight per state."
+    half = 4 * max(sd, 1.0)
+    return dict(title=dict(text=title, font=dict(size=13)), height=400, margin=dict(t=70, l=50, r=10, b=45),
+                legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                xaxis=dict(domain=[0, 0.3], anchor="y", range=[-half, half], title=dict(text="δ")),
+                yaxis=dict(anchor="x", title=dict(text="density")),
+                xaxis2=dict(domain=[0.37, 0.67], anchor="y2", title=dict(text="state")),
+                yaxis2=dict(anchor="x2", type="log", range=[math.log10(0.15), math.log10(25)], title=dict(text="β")),
+                xaxis3=dict(domain=[0.74, 1], anchor="y3", title=dict(text="state")),
+                yaxis3=dict(anchor="x3", range=[0, 2], title=dict(text="BIEV weight × B")))
 
 def ggd_td_figure(
     beta: float = 1.0,  # GGD shape for the density panel (and the "ggd" noise family)
@@ -559,36 +709,35 @@ def ggd_td_figure(
     members: int = 5,  # ensemble size M
     min_ess: int = 16,  # B_min
     lam: float = 0.1,  # λ of the BIEV term
-    progress=None,  # a progress wrapper from the Explorer
+    device: str | torch.device | None = None,  # where the critic trains; `default_device()` if None
+    progress: bool | Callable = False,  # a progress bar for training (the Explorer passes its own)
 ) -> go.Figure:
     "Density of GGD(β, α) and a GGD+λ·BIEV critic's learned β and BIEV weights per state on a chain with that noise."
     beta, alpha = check_float("beta", beta, minimum=0, strict=True), check_float("alpha", alpha, minimum=0, strict=True)
     noise = check_choice("noise", noise, ("mixed",) + NOISE_FAMILIES)
-    members, min_ess, lam = check_int("members", members, minimum=4), check_int("min_ess", min_ess, minimum=1), check_float("lam", lam, minimum=0)
-    run, ch = _explorer_run(noise, alpha, beta if noise == "ggd" else 1.0, members, min_ess, lam, progress)
-    traces = ggd_shape_traces(beta, alpha)[:2]
-    states, bh = list(range(ch.num_states)), run.beta.mean(1)[0].numpy()
+    members, min_ess = check_int("members", members, minimum=4), check_int("min_ess", min_ess, minimum=1)
+    lam, shape, dev = check_float("lam", lam, minimum=0), beta if noise == "ggd" else 1.0, resolve_device(device)
+    ch = _explorer_chain(noise, alpha, shape, dev)
+    run = _explorer_run(ch, (noise, alpha, shape, members, min_ess, lam, str(dev)), members, min_ess, lam, progress)
+    states, bh = list(range(ch.num_states)), run.beta.mean(1)[0].cpu().numpy()
     truth = ch.true_shapes().clamp(max=run.beta_max).numpy()
-    traces += [go.Bar(x=states, y=bh, xaxis="x2", yaxis="y2", name="learned β", marker_color=PALETTE[1]),
-               go.Scatter(x=states, y=truth, xaxis="x2", yaxis="y2", mode="lines", name="true β", line=dict(color="black", dash="dash", shape="hvh")),
-               go.Bar(x=states, y=run.state_weights[0].numpy(), xaxis="x3", yaxis="y3", name="BIEV weight", marker_color=PALETTE[2])]
-    rm, sd = run.rmse[0, -1].item(), ggd_variance(beta, alpha).sqrt().item()
-    layout = dict(title=dict(text=f"{noise} noise, α = {alpha:g}: RMSE(V, V*) = {rm:.3f}, mean learned β = {bh.mean():.2f}", font=dict(size=13)),
-                  height=400, margin=dict(t=70, l=50, r=10, b=45), legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
-                  xaxis=dict(domain=[0, 0.3], anchor="y", range=[-4 * max(sd, 1.0), 4 * max(sd, 1.0)], title=dict(text="δ")),
-                  yaxis=dict(anchor="x", title=dict(text="density")),
-                  xaxis2=dict(domain=[0.37, 0.67], anchor="y2", title=dict(text="state")),
-                  yaxis2=dict(anchor="x2", type="log", range=[math.log10(0.15), math.log10(25)], title=dict(text="β")),
-                  xaxis3=dict(domain=[0.74, 1], anchor="y3", title=dict(text="state")),
-                  yaxis3=dict(anchor="x3", range=[0, 2], title=dict(text="BIEV weight × B")))
-    return go.Figure(traces, layout)
+    traces = ggd_shape_traces(beta, alpha)[:2] + [
+        go.Bar(x=states, y=bh, xaxis="x2", yaxis="y2", name="learned β", marker_color=PALETTE[1]),
+        go.Scatter(x=states, y=truth, xaxis="x2", yaxis="y2", mode="lines", name="true β",
+                   line=dict(color="black", dash="dash", shape="hvh")),
+        go.Bar(x=states, y=run.state_weights[0].cpu().numpy(), xaxis="x3", yaxis="y3", name="BIEV weight",
+               marker_color=PALETTE[2])]
+    title = (f"{noise} noise, α = {alpha:g}: RMSE(V, V*) = {run.rmse[0, -1].item():.3f}, "
+             f"mean learned β = {bh.mean():.2f}")
+    return go.Figure(traces, _ggd_td_layout(title, ggd_variance(beta, alpha).sqrt().item()))
 
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #4d8b90a1
 def explore_ggd_td() -> Explorer:
     "A live panel over β, α, the noise family, M, B_min and λ."
     return Explorer(ggd_td_figure, {
-        "beta": dict(value=1.0, min=0.3, max=10.0, step=0.1, log=True, label="β"),
-        "alpha": dict(value=1.0, min=0.25, max=4.0, step=0.25, costly=True, label="α"),
-        "noise": ["mixed", "laplace", "gaussian", "uniform", "ggd"],
-        "members": dict(value=5, min=4, max=10, step=1, costly=True, label="M"),
-        "min_ess": dict(value=16, min=1, max=64, step=1, costly=True, label="B_min"),
-        "lam": dict(value=0.1, min=0.0, max=1.0, step=0.05, costly=True, label="λ")}, device=False)
+        "beta": slider(0.3, 10.0, 0.1, value=1.0, log=True, label="β"),
+        "alpha": slider(0.25, 4.0, 0.25, value=1.0, costly=True, label="α"),
+        "noise": dropdown(["mixed", "laplace", "gaussian", "uniform", "ggd"], costly=True),
+        "members": slider(4, 10, 1, value=5, costly=True, label="M"),
+        "min_ess": slider(1, 64, 1, value=16, costly=True, label="B_min"),
+        "lam": slider(0.0, 1.0, 0.05, value=0.1, costly=True, label="λ")})

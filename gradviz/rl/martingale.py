@@ -9,25 +9,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from matplotlib.figure import Figure
 
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
-from ..viz import PALETTE, Explorer, subplots
+from .. import core
+from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['METHODS', 'Paths', 'exact_transition', 'simulate_diffusion', 'coarsen', 'quadratic_family', 'true_value',
-           'theta_star_brownian', 'family_value', 'returns_to_go', 'martingale_loss', 'IterativeFit',
-           'fit_martingale_loss', 'td_test_functions', 'td_errors', 'fit_lstd', 'fit_td', 'fit_gtd', 'fit_mstde',
-           'realized_quadratic_variation', 'predicted_quadratic_variation', 'mesh_study', 'plot_parameters_vs_dt',
-           'plot_quadratic_variation', 'convergence_rates', 'plot_convergence', 'continuous_limits', 'value_traces',
-           'fit_method', 'martingale_figure', 'explore_martingale']
+__all__ = ['METHODS', 'GaussianStep', 'exact_transition', 'Paths', 'simulate_diffusion', 'coarsen', 'LinearFamily',
+           'quadratic_family', 'true_value', 'theta_star_brownian', 'family_value', 'returns_to_go', 'martingale_loss',
+           'IterativeFit', 'fit_martingale_loss', 'td_test_functions', 'td_errors', 'fit_lstd', 'fit_td', 'fit_gtd',
+           'fit_mstde', 'realized_quadratic_variation', 'predicted_quadratic_variation', 'mesh_study',
+           'plot_parameters_vs_dt', 'plot_quadratic_variation', 'ConvergenceRate', 'convergence_rates',
+           'plot_convergence', 'continuous_limits', 'value_traces', 'mesh_slider_figure', 'fit_method',
+           'martingale_figure', 'explore_martingale', 'seed_study']
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #16046b0c
+class GaussianStep(NamedTuple):
+    "One exact step X_{t+Δt} = a·X_t + s·Z, Z ~ N(0, 1)."
+    a: float  # the factor on the current state, e^{−κΔt}
+    s: float  # the standard deviation of the noise
+
+def exact_transition(
+    dt: float,  # time step Δt > 0
+    sigma: float = 1.0,  # volatility σ ≥ 0
+    kappa: float = 0.0,  # mean reversion κ (0: Brownian motion)
+) -> GaussianStep:
+    "(a, s) with X_{t+Δt} = a·X_t + s·Z, Z ~ N(0, 1): the exact OU (κ ≠ 0) or Brownian (κ = 0) transition."
+    dt, sigma = check_float("dt", dt, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
+    kappa = check_float("kappa", kappa)
+    if kappa == 0: return GaussianStep(1.0, sigma * math.sqrt(dt))
+    return GaussianStep(math.exp(-kappa * dt), sigma * math.sqrt(-math.expm1(-2 * kappa * dt) / (2 * kappa)))
+
+# %% ../../nbs/30_rl/31_martingale.ipynb #85ab475d
 @dataclass(frozen=True, eq=False)
 class Paths:
     "Sampled paths of dX = −κX dt + σ dW on the grid t_k = kΔt, k = 0..K (float64)."
@@ -43,23 +62,6 @@ class Paths:
     @property
     def times(self) -> torch.Tensor:  # t_0, …, t_K
         return torch.linspace(0, self.T, self.n_steps + 1, dtype=self.X.dtype, device=self.X.device)
-
-def exact_transition(
-    dt: float,  # time step Δt > 0
-    sigma: float = 1.0,  # volatility σ ≥ 0
-    kappa: float = 0.0,  # mean reversion κ (0: Brownian motion)
-) -> tuple[float, float]:
-    "(a, s) with X_{t+Δt} = a·X_t + s·Z, Z ~ N(0, 1): the exact OU (κ ≠ 0) or Brownian (κ = 0) transition."
-    dt, sigma = check_float("dt", dt, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
-    kappa = check_float("kappa", kappa)
-    if kappa == 0: return 1.0, sigma * math.sqrt(dt)
-    return math.exp(-kappa * dt), sigma * math.sqrt(-math.expm1(-2 * kappa * dt) / (2 * kappa))
-
-# %% ../../nbs/30_rl/31_martingale.ipynb #85ab475d
-def _rng(seed, generator) -> torch.Generator:
-    "`generator` when given, else a fresh generator seeded with `seed`."
-    if generator is not None: return check_type("generator", generator, torch.Generator)
-    return as_generator(check_int("seed", seed, minimum=0))
 
 def _ar1(x0: torch.Tensor, Z: torch.Tensor, a: float, s: float) -> torch.Tensor:
     "X_0 = x0, X_{k+1} = a X_k + s Z_k: a cumulative sum when a^(−K) is tame, else column by column."
@@ -81,8 +83,8 @@ def simulate_diffusion(
     kappa: float = 0.0,  # mean reversion κ in dX = −κX dt + σ dW (0: Brownian motion)
     x0_mean: float = 0.0,  # X_0 ~ N(x0_mean, x0_std²)
     x0_std: float = 1.0,  # spread of X_0
-    base_steps: int | None = None,  # simulate on this finer grid (a multiple of K) and keep every (base_steps/K)-th point
-    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
+    base_steps: int | None = None,  # simulate on this finer grid (a multiple of K), keep every (base_steps/K)-th point
+    seed: int | torch.Generator = 0,  # an int, or a torch.Generator to draw from (on its own device)
     device: str | torch.device | None = None,  # where the paths live; `default_device()` if None
 ) -> Paths:
     "N paths of Brownian motion / Ornstein–Uhlenbeck with exact transitions; same seed and `base_steps` ⇒ nested paths."
@@ -91,12 +93,14 @@ def simulate_diffusion(
     if fine % n_steps: raise ValueError(f"`base_steps` ({fine}) must be a multiple of `n_steps` ({n_steps})")
     T, x0_std = check_float("T", T, minimum=0, strict=True), check_float("x0_std", x0_std, minimum=0)
     a, s = exact_transition(T / fine, sigma, kappa)
-    g, dev = _rng(seed, generator), resolve_device(device)
-    x0 = check_float("x0_mean", x0_mean) + x0_std * torch.randn(n_paths, generator=g, device=g.device, dtype=torch.float64)
+    g, dev = core.as_generator(seed), resolve_device(device)
+    x0_mean = check_float("x0_mean", x0_mean)
+    x0 = x0_mean + x0_std * torch.randn(n_paths, generator=g, device=g.device, dtype=torch.float64)
     Z = torch.randn(n_paths, fine, generator=g, device=g.device, dtype=torch.float64)
     X = torch.cat([x0[:, None], x0[:, None] + s * Z.cumsum(1)], 1) if a == 1.0 else _ar1(x0, Z, a, s)
     return Paths(X[:, :: fine // n_steps].to(dev), T, float(sigma), float(kappa))
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #46297331
 def coarsen(
     paths: Paths,  # paths on a grid of K steps
     n_steps: int,  # a divisor of K
@@ -108,14 +112,20 @@ def coarsen(
     return Paths(paths.X[:, :: paths.n_steps // n_steps], paths.T, paths.sigma, paths.kappa)
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #505a4405
+class LinearFamily(NamedTuple):
+    "J^θ_k = base_k + θᵀφ_k on every path and grid point."
+    phi: torch.Tensor  # features φ_k, shape (N, K+1, p), zero at k = K
+    base: torch.Tensor  # the fixed part, shape (N, K+1), with base_K = h(X_T)
+
 def quadratic_family(
     paths: Paths,  # sampled paths
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> LinearFamily:
     "(φ, base) for J^θ(t, x) = x² + θ₁(T − t) + θ₂(T − t)x²; J^θ(T, ·) = h = x² for every θ."
     check_type("paths", paths, Paths)
     tau = (paths.T - paths.times).expand_as(paths.X)
-    return torch.stack([tau, tau * paths.X**2], -1), paths.X**2
+    return LinearFamily(torch.stack([tau, tau * paths.X**2], -1), paths.X**2)
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #5efe7d90
 def true_value(
     t: torch.Tensor,  # times t ∈ [0, T]
     x: torch.Tensor,  # states (broadcast against `t`)
@@ -125,7 +135,8 @@ def true_value(
 ) -> torch.Tensor:
     "J(t, x) = E[X_T² | X_t = x] = x²e^{−2κτ} + σ²(1 − e^{−2κτ})/(2κ), τ = T − t (κ = 0: x² + σ²τ)."
     t, x = torch.as_tensor(t, dtype=torch.float64), torch.as_tensor(x, dtype=torch.float64)
-    T, sigma, kappa = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0), check_float("kappa", kappa)
+    T, sigma = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
+    kappa = check_float("kappa", kappa)
     if ((t < 0) | (t > T)).any(): raise ValueError(f"`t` must lie in [0, T] = [0, {T}]")
     tau = T - t
     if kappa == 0: return x**2 + sigma**2 * tau
@@ -143,7 +154,8 @@ def family_value(
 ) -> torch.Tensor:
     "J^θ_k = base_k + θᵀφ_k."
     theta = check_tensor("theta", theta, ndim=1, floating=True)
-    if phi.shape[-1] != len(theta): raise ValueError(f"`theta` has {len(theta)} entries but `phi` has {phi.shape[-1]} features")
+    if phi.shape[-1] != len(theta):
+        raise ValueError(f"`theta` has {len(theta)} entries but `phi` has {phi.shape[-1]} features")
     return base + phi @ theta.to(phi)
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #7150a369
@@ -152,7 +164,8 @@ def _problem(phi, base, dt, rewards, device):
     phi = check_tensor("phi", phi, ndim=3, floating=True)
     base = check_tensor("base", base, ndim=2, floating=True)
     N, K1, p = phi.shape
-    if tuple(base.shape) != (N, K1): raise ValueError(f"`base` must have shape (N, K+1) = {(N, K1)} like `phi`, got {tuple(base.shape)}")
+    if tuple(base.shape) != (N, K1):
+        raise ValueError(f"`base` must have shape (N, K+1) = {(N, K1)} like `phi`, got {tuple(base.shape)}")
     if K1 < 2: raise ValueError(f"`phi` needs at least 2 time points (K ≥ 1), got {K1}")
     dt = check_float("dt", dt, minimum=0, strict=True)
     dev = resolve_device(device, phi)
@@ -190,30 +203,35 @@ class IterativeFit:
     theta: torch.Tensor  # final (Polyak-averaged) parameters
     history: torch.Tensor  # raw iterate after each epoch, shape (epochs + 1, p), starting at θ₀
 
+def _sgd_options(lr, epochs, batch_size, N):
+    "Checked (lr, epochs, batch size ≤ N)."
+    return (check_float("lr", lr, minimum=0, strict=True), check_int("epochs", epochs, minimum=1),
+            min(check_int("batch_size", batch_size, minimum=1), N))
+
+def _averaged_iterates(update: Callable, theta: torch.Tensor, N: int, batch_size: int, epochs: int,
+                       g: torch.Generator) -> IterativeFit:
+    "θ ← update(θ, idx) over shuffled mini-batches of paths, epoch by epoch; Polyak average of the second half."
+    total, step, avg, n_avg, hist = epochs * math.ceil(N / batch_size), 0, torch.zeros_like(theta), 0, [theta.clone()]
+    for _ in range(epochs):
+        for idx in torch.randperm(N, generator=g, device=g.device).to(theta.device).split(batch_size):
+            theta, step = update(theta, idx), step + 1
+            if step > total // 2: avg, n_avg = avg + theta, n_avg + 1
+        hist.append(theta.clone())
+    return IterativeFit(avg / n_avg, torch.stack(hist))
+
+def _stochastic_approximation(c, D, lr, epochs, batch_size, g) -> IterativeFit:
+    "θ ← θ + (lr/‖D̄‖)·mean_batch(c_i − D_i θ), from θ = 0: stochastic approximation of the root of c̄ = D̄θ."
+    step = lr / torch.linalg.matrix_norm(D.mean(0), ord=2)
+    update = lambda theta, idx: theta + step * (c[idx].mean(0) - D[idx].mean(0) @ theta)
+    theta0 = torch.zeros(c.shape[1], dtype=c.dtype, device=c.device)
+    return _averaged_iterates(update, theta0, len(c), batch_size, epochs, g)
+
+# %% ../../nbs/30_rl/31_martingale.ipynb #7b3de457
 def _ml_moments(phi, base, dt, r) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-path (c_i, D_i) of the martingale loss: −∇ = c_i − D_i θ."
     phik = phi[:, :-1]
     c = torch.einsum("nkp,nk->np", phik, returns_to_go(base, dt, r) - base[:, :-1]) * dt
     return c, torch.einsum("nkp,nkq->npq", phik, phik) * dt
-
-def _sgd_options(lr, epochs, batch_size, N):
-    return (check_float("lr", lr, minimum=0, strict=True), check_int("epochs", epochs, minimum=1),
-            min(check_int("batch_size", batch_size, minimum=1), N))
-
-def _stochastic_approximation(c, D, lr, epochs, batch_size, g) -> IterativeFit:
-    "θ ← θ + (lr/‖D̄‖)·mean_batch(c_i − D_i θ) over shuffled mini-batches of paths; Polyak average of the second half."
-    N, p = c.shape
-    lr = lr / torch.linalg.matrix_norm(D.mean(0), ord=2)
-    theta = torch.zeros(p, dtype=c.dtype, device=c.device)
-    hist, avg, n_avg, total, step = [theta.clone()], torch.zeros_like(theta), 0, epochs * math.ceil(N / batch_size), 0
-    for _ in range(epochs):
-        order = torch.randperm(N, generator=g, device=g.device).to(c.device)
-        for idx in order.split(batch_size):
-            theta = theta + lr * (c[idx].mean(0) - D[idx].mean(0) @ theta)
-            step += 1
-            if step > total // 2: avg, n_avg = avg + theta, n_avg + 1
-        hist.append(theta.clone())
-    return IterativeFit(avg / n_avg, torch.stack(hist))
 
 def fit_martingale_loss(
     phi: torch.Tensor,  # features φ_k of J^θ = base + θᵀφ, shape (N, K+1, p)
@@ -227,12 +245,12 @@ def fit_martingale_loss(
     seed: int | torch.Generator = 0,  # shuffling seed for "sgd" (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where to compute; follows `phi` if None
 ) -> torch.Tensor | IterativeFit:
-    "Jia & Zhou's martingale loss: θ minimising ½E∫(G_t − J^θ_t)²dt (lstsq), or its gradient Monte Carlo (`IterativeFit`)."
+    "Jia & Zhou's martingale loss: the θ minimising ½E∫(G_t − J^θ_t)²dt, or its gradient Monte Carlo (`IterativeFit`)."
     phi, base, dt, r = _problem(phi, base, dt, rewards, device)
     check_choice("solver", solver, ("lstsq", "sgd"))
     if solver == "sgd":
         opts = _sgd_options(lr, epochs, batch_size, len(phi))
-        return _stochastic_approximation(*_ml_moments(phi, base, dt, r), *opts, _rng(seed, generator))
+        return _stochastic_approximation(*_ml_moments(phi, base, dt, r), *opts, core.as_generator(seed))
     A = phi[:, :-1].reshape(-1, phi.shape[-1])
     y = (returns_to_go(base, dt, r) - base[:, :-1]).reshape(-1, 1)
     return torch.linalg.lstsq(A, y).solution[:, 0]
@@ -254,6 +272,7 @@ def td_test_functions(
         out.append(e)
     return torch.stack(out, 1)
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #b7dedc34
 def td_errors(
     theta: torch.Tensor,  # parameters θ, shape (p,)
     phi: torch.Tensor,  # features, shape (N, K+1, p)
@@ -285,6 +304,7 @@ def fit_lstd(
     c, D = _td_moments(phi, base, dt, r, lam)
     return torch.linalg.solve(D.mean(0), c.mean(0))
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #7a8e2722
 def fit_td(
     phi: torch.Tensor,  # features φ_k, shape (N, K+1, p)
     base: torch.Tensor,  # fixed part, shape (N, K+1)
@@ -300,7 +320,7 @@ def fit_td(
     "TD(0) / TD(λ): θ ← θ + α·mean over a batch of episodes of Σ_k ξ_k δ_k (θ fixed within an episode)."
     phi, base, dt, r = _problem(phi, base, dt, rewards, device)
     opts = _sgd_options(lr, epochs, batch_size, len(phi))
-    return _stochastic_approximation(*_td_moments(phi, base, dt, r, lam), *opts, _rng(seed, generator))
+    return _stochastic_approximation(*_td_moments(phi, base, dt, r, lam), *opts, core.as_generator(seed))
 
 def fit_gtd(
     phi: torch.Tensor,  # features φ_k, shape (N, K+1, p)
@@ -318,21 +338,15 @@ def fit_gtd(
     "GTD: two-time-scale SGD on ½‖mean Σ_k ξ_k δ_k(θ)‖², w tracking the expectation, θ descending through it."
     phi, base, dt, r = _problem(phi, base, dt, rewards, device)
     lr, epochs, batch_size = _sgd_options(lr, epochs, batch_size, len(phi))
-    lr_w, g = check_float("lr_w", lr_w, minimum=0, strict=True), _rng(seed, generator)
+    lr_w = check_float("lr_w", lr_w, minimum=0, strict=True)
     c, D = _td_moments(phi, base, dt, r, lam)
-    N, p = c.shape
     lr = lr / torch.linalg.matrix_norm(D.mean(0), ord=2) ** 2
-    theta, w = torch.zeros(p, dtype=c.dtype, device=c.device), torch.zeros(p, dtype=c.dtype, device=c.device)
-    hist, avg, n_avg, total, step = [theta.clone()], torch.zeros_like(theta), 0, epochs * math.ceil(N / batch_size), 0
-    for _ in range(epochs):
-        order = torch.randperm(N, generator=g, device=g.device).to(c.device)
-        for idx in order.split(batch_size):
-            w = w + lr_w * (c[idx].mean(0) - D[idx].mean(0) @ theta - w)
-            theta = theta + lr * D[idx].mean(0).T @ w
-            step += 1
-            if step > total // 2: avg, n_avg = avg + theta, n_avg + 1
-        hist.append(theta.clone())
-    return IterativeFit(avg / n_avg, torch.stack(hist))
+    w = torch.zeros(c.shape[1], dtype=c.dtype, device=c.device)
+    def update(theta, idx):
+        nonlocal w
+        w = w + lr_w * (c[idx].mean(0) - D[idx].mean(0) @ theta - w)
+        return theta + lr * D[idx].mean(0).T @ w
+    return _averaged_iterates(update, torch.zeros_like(w), len(c), batch_size, epochs, core.as_generator(seed))
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #6e1c1444
 def fit_mstde(
@@ -405,12 +419,42 @@ def plot_parameters_vs_dt(
         for i, (m, th) in enumerate(study.items()):
             ax.plot(dts, th[:, j].cpu().numpy(), "o-", color=PALETTE[i % len(PALETTE)], ms=4, label=m)
         if truth is not None: ax.axhline(float(truth[j]), color="k", ls="--", lw=1, label="θ*")
-        ax.set(xscale="log", xlabel="Δt", ylabel=f"θ̂{'₁₂'[j]}", title=f"θ{'₁₂'[j]}  ({'coefficient of τ' if j == 0 else 'coefficient of τx²'})")
+        ax.set(xscale="log", xlabel="Δt", ylabel=f"θ̂{'₁₂'[j]}")
+        ax.set_title(f"θ{'₁₂'[j]}  (coefficient of {('τ', 'τx²')[j]})")
     axes[0].legend(fontsize=8)
     if title: fig.suptitle(title)
     return fig
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #aff92ff2
+def _qv_paths_panel(ax, sp: Paths, value_fn: Callable, grad_x_fn: Callable, n_show: int) -> None:
+    "Running Σ(ΔJ)² (solid) against ∫|σ∂ₓJ|²dt (dashed) on the first `n_show` paths."
+    t = sp.times.cpu().numpy()
+    rqv = realized_quadratic_variation(value_fn(sp.times, sp.X))
+    pqv = predicted_quadratic_variation(grad_x_fn(sp.times, sp.X), sp.sigma, sp.dt)
+    for i in range(n_show):
+        ax.plot(t, rqv[i].cpu().numpy(), color=PALETTE[i], lw=1.5, label="Σ(ΔJ)²" if i == 0 else None)
+        ax.plot(t, pqv[i].cpu().numpy(), color=PALETTE[i], ls="--", lw=1.5, label="∫|σ∂ₓJ|²dt" if i == 0 else None)
+    ax.set(xlabel="t", ylabel="running sum", title=f"{n_show} paths, K = {sp.n_steps}")
+    ax.legend(fontsize=8)
+
+def _qv_gap_panel(ax, paths: Paths, value_fn: Callable, grad_x_fn: Callable, n_steps: Sequence[int]) -> None:
+    "Mean gap E Σ(ΔJ)² − E ∫|σ∂ₓJ|²dt against Δt, ± 2 standard errors, with the exact Brownian line."
+    gaps, ses, dts = [], [], []
+    for K in n_steps:
+        p = coarsen(paths, K)
+        rqv = realized_quadratic_variation(value_fn(p.times, p.X))[:, -1]
+        gap = rqv - predicted_quadratic_variation(grad_x_fn(p.times, p.X), p.sigma, p.dt)[:, -1]
+        gaps.append(gap.mean().item())
+        ses.append(gap.std().item() / math.sqrt(len(gap)))
+        dts.append(p.dt)
+    ax.errorbar(dts, gaps, yerr=2 * np.array(ses), fmt="o-", color=PALETTE[0], capsize=3,
+                label=f"mean gap ± 2 s.e. ({len(paths.X)} paths)")
+    ax.plot(dts, [2 * paths.sigma**4 * paths.T * d for d in dts], "k--", lw=1, label="2σ⁴TΔt (exact, Brownian)")
+    ax.set_xscale("log")
+    ax.set_yscale("log", nonpositive="clip")
+    ax.set(xlabel="Δt", ylabel="E Σ(ΔJ)² − E ∫|σ∂ₓJ|²dt", title="the gap is first order in Δt")
+    ax.legend(fontsize=8)
+
 def plot_quadratic_variation(
     paths: Paths,  # fine Brownian/OU paths
     value_fn: Callable,  # (t, x) -> J(t, x)
@@ -421,54 +465,63 @@ def plot_quadratic_variation(
     title: str | None = None,
 ) -> Figure:
     "Left: running Σ(ΔJ)² vs ∫|σ∂ₓJ|²dt on a few paths; right: mean gap vs Δt (log–log)."
-    fig, (ax_l, ax_r) = subplots(1, 2, figsize=(10, 3.6))
+    check_type("paths", paths, Paths)
     sp = paths if show_paths is None else check_type("show_paths", show_paths, Paths)
-    t = sp.times.cpu().numpy()
-    rqv = realized_quadratic_variation(value_fn(sp.times, sp.X))
-    pqv = predicted_quadratic_variation(grad_x_fn(sp.times, sp.X), sp.sigma, sp.dt)
-    for i in range(check_int("n_show", n_show, minimum=1)):
-        ax_l.plot(t, rqv[i].cpu().numpy(), color=PALETTE[i], lw=1.5, label="Σ(ΔJ)²" if i == 0 else None)
-        ax_l.plot(t, pqv[i].cpu().numpy(), color=PALETTE[i], ls="--", lw=1.5, label="∫|σ∂ₓJ|²dt" if i == 0 else None)
-    ax_l.set(xlabel="t", ylabel="running sum", title=f"{n_show} paths, K = {sp.n_steps}")
-    ax_l.legend(fontsize=8)
-    gaps, ses, dts = [], [], []
-    for K in n_steps:
-        p = coarsen(paths, K)
-        gap = (realized_quadratic_variation(value_fn(p.times, p.X)) - predicted_quadratic_variation(grad_x_fn(p.times, p.X), p.sigma, p.dt))[:, -1]
-        gaps.append(gap.mean().item()); ses.append(gap.std().item() / math.sqrt(len(gap))); dts.append(p.dt)
-    ax_r.errorbar(dts, gaps, yerr=2 * np.array(ses), fmt="o-", color=PALETTE[0], capsize=3, label=f"mean gap ± 2 s.e. ({len(paths.X)} paths)")
-    ax_r.plot(dts, [2 * paths.sigma**4 * paths.T * d for d in dts], "k--", lw=1, label="2σ⁴TΔt (exact, Brownian)")
-    ax_r.set_xscale("log"); ax_r.set_yscale("log", nonpositive="clip")
-    ax_r.set(xlabel="Δt", ylabel="E Σ(ΔJ)² − E ∫|σ∂ₓJ|²dt", title="the gap is first order in Δt")
-    ax_r.legend(fontsize=8)
+    fig, (ax_l, ax_r) = subplots(1, 2, figsize=(10, 3.6))
+    _qv_paths_panel(ax_l, sp, value_fn, grad_x_fn, check_int("n_show", n_show, minimum=1, maximum=len(sp.X)))
+    _qv_gap_panel(ax_r, paths, value_fn, grad_x_fn, n_steps)
     if title: fig.suptitle(title)
     return fig
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #9a2d75b0
+@dataclass(frozen=True, eq=False)
+class ConvergenceRate:
+    "One method's distance to its finest-mesh estimate against Δt, and the fitted order."
+    dt: np.ndarray  # the coarser meshes' Δt
+    distance: np.ndarray  # ‖θ̂(Δt) − θ̂(Δt_min)‖ at each
+    slope: float  # log–log slope over the meshes at least 4 × Δt_min: the measured order in Δt
+
 def convergence_rates(
     study: Mapping[str, torch.Tensor],  # from `mesh_study`, the last row the finest mesh (the reference)
     n_steps: Sequence[int],  # meshes K of the study
     T: float = 1.0,  # horizon
-) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    "Per method: (Δt, ‖θ̂(Δt) − θ̂(Δt_min)‖, fitted log–log slope over the coarser meshes)."
+) -> dict[str, ConvergenceRate]:
+    "Per method: the distance to the finest-mesh estimate at each coarser Δt and its fitted log–log slope."
+    n_steps = [check_int(f"n_steps[{i}]", K, minimum=1) for i, K in enumerate(n_steps)]
+    T = check_float("T", T, minimum=0, strict=True)
     out, dts = {}, np.array([T / K for K in n_steps[:-1]])
+    keep = dts >= 4 * T / n_steps[-1]  # points too close to the reference see its own error
+    if keep.sum() < 2:
+        raise ValueError(f"`n_steps` needs at least two meshes 4× coarser than the finest, got {n_steps}")
     for m, th in study.items():
+        if len(th) != len(n_steps):
+            raise ValueError(f"`study[{m!r}]` has {len(th)} rows but `n_steps` has {len(n_steps)}")
         d = (th[:-1] - th[-1]).norm(dim=1).cpu().numpy()
-        keep = dts >= 4 * T / n_steps[-1]  # points too close to the reference see its own error
-        out[m] = (dts, d, float(np.polyfit(np.log(dts[keep]), np.log(d[keep]), 1)[0]))
+        out[m] = ConvergenceRate(dts, d, float(np.polyfit(np.log(dts[keep]), np.log(d[keep]), 1)[0]))
     return out
 
-def plot_convergence(rates: Mapping[str, tuple], title: str | None = None) -> Figure:
-    "Log–log distance to the finest-mesh estimate against Δt, slope in the legend."
+# %% ../../nbs/30_rl/31_martingale.ipynb #24002e0a
+def plot_convergence(
+    rates: Mapping[str, ConvergenceRate],  # from `convergence_rates`
+    title: str | None = None,  # axes title (the finding)
+) -> Figure:
+    "Log–log distance to the finest-mesh estimate against Δt, slope in the legend, a slope-1 guide."
     fig, ax = subplots(figsize=(6, 4))
-    for i, (m, (dts, d, slope)) in enumerate(rates.items()):
-        ax.loglog(dts, d, "o-", color=PALETTE[i % len(PALETTE)], ms=4, label=f"{m}: slope {slope:.2f}")
-    ax.loglog(dts, dts * d[-1] / dts[-1] * 2, "k:", lw=1, label="slope 1 (guide)")
+    for i, (m, r) in enumerate(rates.items()):
+        ax.loglog(r.dt, r.distance, "o-", color=PALETTE[i % len(PALETTE)], ms=4, label=f"{m}: slope {r.slope:.2f}")
+    ax.loglog(r.dt, r.dt * r.distance[-1] / r.dt[-1] * 2, "k:", lw=1, label="slope 1 (guide)")
     ax.set(xlabel="Δt", ylabel="‖θ̂(Δt) − θ̂(Δt_min)‖", title=title)
     ax.legend(fontsize=8)
     return fig
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #e129620e
+def _ou_moments(t: np.ndarray, T: float, sigma: float, kappa: float, x0_var: float):
+    "E X_t² and (a, b) with J − x² = a x² + b along the grid (centred X_0)."
+    tau = T - t
+    if kappa == 0: return x0_var + sigma**2 * t, np.zeros_like(t), sigma**2 * tau
+    m = x0_var * np.exp(-2 * kappa * t) - sigma**2 * np.expm1(-2 * kappa * t) / (2 * kappa)
+    return m, np.expm1(-2 * kappa * tau), -sigma**2 * np.expm1(-2 * kappa * tau) / (2 * kappa)
+
 def continuous_limits(
     T: float = 1.0,  # horizon
     sigma: float = 1.0,  # volatility σ ≥ 0
@@ -477,13 +530,10 @@ def continuous_limits(
     n_grid: int = 20_001,  # quadrature points on [0, T]
 ) -> dict[str, torch.Tensor]:
     "Δt → 0 limits of ML and LSTD (ξ = φ) for `quadratic_family`, h = x², r = 0, by quadrature of Gaussian moments."
-    T, sigma, kappa = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0), check_float("kappa", kappa)
-    x0_var, n_grid = check_float("x0_var", x0_var, minimum=0), check_int("n_grid", n_grid, minimum=3)
-    t = np.linspace(0, T, n_grid); tau = T - t
-    if kappa == 0: m, a, b = x0_var + sigma**2 * t, np.zeros_like(t), sigma**2 * tau
-    else:
-        m = x0_var * np.exp(-2 * kappa * t) - sigma**2 * np.expm1(-2 * kappa * t) / (2 * kappa)
-        a, b = np.expm1(-2 * kappa * tau), -sigma**2 * np.expm1(-2 * kappa * tau) / (2 * kappa)  # J − x² = a x² + b
+    T, sigma = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
+    kappa, x0_var = check_float("kappa", kappa), check_float("x0_var", x0_var, minimum=0)
+    t = np.linspace(0, T, check_int("n_grid", n_grid, minimum=3))
+    tau, (m, a, b) = T - t, _ou_moments(t, T, sigma, kappa, x0_var)
     m4, I = 3 * m**2, lambda f: np.trapezoid(f, t)
     S = np.array([[I(tau**2), I(tau**2 * m)], [I(tau**2 * m), I(tau**2 * m4)]])
     ml = np.linalg.solve(S, [I(tau * (a * m + b)), I(tau * (a * m4 + b * m))])
@@ -502,14 +552,32 @@ def value_traces(
     x_max: float = 2.5,  # x range [−x_max, x_max]
 ) -> list:
     "Plotly traces of J^θ(0, x) per method and the true J(0, x)."
-    x = torch.linspace(-x_max, x_max, 101, dtype=torch.float64)
+    x = torch.linspace(-check_float("x_max", x_max, minimum=0, strict=True), x_max, 101, dtype=torch.float64)
     phi = torch.stack([torch.full_like(x, T), T * x**2], -1)
-    traces = [go.Scatter(x=x.numpy(), y=true_value(torch.zeros(()), x, T, sigma, kappa).numpy(), name="true J(0, x)",
-                         line=dict(color="black", width=4, dash="dot"))]
+    truth = true_value(torch.zeros(()), x, T, sigma, kappa).numpy()
+    traces = [go.Scatter(x=x.numpy(), y=truth, name="true J(0, x)", line=dict(color="black", width=4, dash="dot"))]
     for i, (m, th) in enumerate(thetas.items()):
-        traces.append(go.Scatter(x=x.numpy(), y=family_value(th.cpu(), phi, x**2).numpy(), name=f"{m} θ̂ = ({th[0]:.2f}, {th[1]:.2f})",
+        fit = family_value(th.cpu(), phi, x**2).numpy()
+        traces.append(go.Scatter(x=x.numpy(), y=fit, name=f"{m} θ̂ = ({th[0]:.2f}, {th[1]:.2f})",
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=2)))
     return traces
+
+# %% ../../nbs/30_rl/31_martingale.ipynb #f45ae86c
+def mesh_slider_figure(
+    study: Mapping[str, torch.Tensor],  # from `mesh_study`: method → θ̂ per mesh
+    n_steps: Sequence[int],  # the meshes K of the study
+    T: float = 1.0,  # horizon (Δt = T/K)
+    sigma: float = 1.0,  # volatility of the paths
+    kappa: float = 0.0,  # mean reversion of the paths
+) -> go.Figure:
+    "A kernel-free slider over the meshes: J^θ̂(0, x) of every method against the true J(0, x)."
+    rows = {len(th) for th in study.values()}
+    if rows != {len(n_steps)}:
+        raise ValueError(f"`study` has {sorted(rows)} rows per method but `n_steps` has {len(n_steps)}")
+    frames = {f"K = {K} (Δt = {T / K:.3g})": value_traces({m: th[i] for m, th in study.items()}, T, sigma, kappa)
+              for i, K in enumerate(n_steps)}
+    return slider_figure(frames, title="J^θ(0, x): MSTDE is flatter and lifted at every Δt", x_title="x",
+                         y_title="J(0, x)", prefix="mesh: ", active=len(frames) - 1, height=480)
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #c9355266
 _EXPLORE_METHODS = ("ML", "LSTD", "TD(0)", "TD(λ)", "GTD", "MSTDE")
@@ -520,7 +588,7 @@ def fit_method(
     base: torch.Tensor,  # fixed part, shape (N, K+1)
     dt: float,  # time step Δt
     lam: float = 0.5,  # λ for "TD(λ)"
-    seed: int = 0,  # shuffling seed for the iterative methods
+    seed: int | torch.Generator = 0,  # shuffling seed for the iterative methods
 ) -> torch.Tensor:
     "θ̂ from the named estimator (iterative ones with their defaults)."
     check_choice("method", method, _EXPLORE_METHODS)
@@ -529,6 +597,7 @@ def fit_method(
     if method == "GTD": return fit_gtd(phi, base, dt, seed=seed).theta
     return METHODS[method](phi, base, dt)
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #5877567e
 def martingale_figure(
     method: str = "LSTD",  # estimator
     n_steps: int = 50,  # mesh K
@@ -536,24 +605,44 @@ def martingale_figure(
     kappa: float = 0.0,  # mean reversion κ
     sigma: float = 1.0,  # volatility σ
     lam: float = 0.5,  # λ for TD(λ)
-    seed: int = 0,  # path seed
+    seed: int | torch.Generator = 0,  # seed of the paths (and of the iterative methods' shuffling)
+    device: str | torch.device | None = None,  # where to simulate and fit; `default_device()` if None
 ) -> go.Figure:
     "J^θ(0, x) of one method and of ML against the truth, on freshly simulated paths."
-    p = simulate_diffusion(n_paths, n_steps, sigma=sigma, kappa=kappa, seed=seed, device="cpu")
+    check_choice("method", method, _EXPLORE_METHODS)
+    p = simulate_diffusion(n_paths, n_steps, sigma=sigma, kappa=kappa, seed=seed, device=device)
     phi, base = quadratic_family(p)
     fits = {method: fit_method(method, phi, base, p.dt, lam)}
     if method != "ML": fits["ML"] = fit_martingale_loss(phi, base, p.dt)
-    fig = go.Figure(value_traces(fits, sigma=sigma, kappa=kappa))
-    fig.update_layout(title=f"{method} at Δt = {p.dt:.3g}, N = {n_paths}, κ = {kappa:g}, σ = {sigma:g}", height=420,
-                      xaxis_title="x", yaxis_title="J(0, x)", yaxis_range=[-1, 8 * max(sigma, 1) ** 2])
-    return fig
+    layout = dict(title=f"{method} at Δt = {p.dt:.3g}, N = {n_paths}, κ = {kappa:g}, σ = {sigma:g}", height=420,
+                  xaxis_title="x", yaxis_title="J(0, x)", yaxis_range=[-1, 8 * max(sigma, 1) ** 2])
+    return go.Figure(value_traces(fits, sigma=sigma, kappa=kappa), layout)
 
+# %% ../../nbs/30_rl/31_martingale.ipynb #2763ba9b
 def explore_martingale() -> Explorer:
     "A live panel over method, mesh, paths, κ, σ and λ."
     return Explorer(martingale_figure, {
-        "method": list(_EXPLORE_METHODS),
-        "n_steps": {"options": [5, 10, 20, 50, 100, 200], "value": 50, "label": "K (Δt = 1/K)"},
-        "n_paths": {"options": [100, 300, 1000, 2000], "value": 1000, "label": "N paths"},
-        "kappa": {"min": 0.0, "max": 2.0, "step": 0.1, "value": 0.0, "label": "κ"},
-        "sigma": {"min": 0.2, "max": 2.0, "step": 0.1, "value": 1.0, "label": "σ"},
-        "lam": {"min": 0.0, "max": 1.0, "step": 0.05, "value": 0.5, "label": "λ (TD(λ))"}}, device=False)
+        "method": dropdown(list(_EXPLORE_METHODS)),
+        "n_steps": dropdown([5, 10, 20, 50, 100, 200], value=50, label="K (Δt = 1/K)"),
+        "n_paths": dropdown([100, 300, 1000, 2000], value=1000, label="N paths"),
+        "kappa": slider(0.0, 2.0, 0.1, value=0.0, label="κ"),
+        "sigma": slider(0.2, 2.0, 0.1, value=1.0, label="σ"),
+        "lam": slider(0.0, 1.0, 0.05, value=0.5, label="λ (TD(λ))")})
+
+# %% ../../nbs/30_rl/31_martingale.ipynb #ac1fa069
+def seed_study(
+    repeats: int,  # independent path sets; repeat k uses seed `seed + k`
+    n_paths: int,  # paths per set
+    n_steps: Sequence[int] = (10, 50, 200, 1000),  # meshes K; each divides the largest, on which paths are simulated
+    methods: Sequence[str] = ("ML", "LSTD", "MSTDE"),  # names from `METHODS`
+    kappa: float = 0.0,  # mean reversion κ (0: Brownian motion)
+    seed: int | torch.Generator = 0,  # the first repeat's seed (a torch.Generator gives one)
+    device: str | torch.device | None = None,  # where to simulate and fit; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the repeats
+) -> dict[str, torch.Tensor]:
+    "`mesh_study` on `repeats` fresh sets of paths: {method: θ̂ of shape (repeats, len(n_steps), p)}."
+    repeats, base = check_int("repeats", repeats, minimum=1), core.as_seed(seed)
+    K = max(check_int(f"n_steps[{i}]", k, minimum=1) for i, k in enumerate(n_steps))
+    runs = [mesh_study(simulate_diffusion(n_paths, K, kappa=kappa, seed=base + r, device=device), n_steps, methods)
+            for r in core.progress(range(repeats), progress, desc="seeds")]
+    return {m: torch.stack([r[m] for r in runs]) for m in methods}
