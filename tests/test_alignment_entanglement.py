@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from gradviz.alignment.entanglement import (LOSSES, EntanglementStats, LogLinearPolicy, MarginLoss, PreferenceBatch,
-                                            PreferenceRun, cpo_loss, dpo_loss, entangled_toy, entanglement_figure,
-                                            entanglement_stats, explore_entanglement, ipo_loss, lm_preference_task,
-                                            margin_loss, pair_cosines, pair_logprobs, plot_condition_plane,
-                                            plot_trajectories, preference_batch, rdpo_loss, simpo_loss, slic_loss,
-                                            toy_offset, train_preference, trajectory_traces)
+from gradviz.alignment.entanglement import (LOSSES, Coefficients, EntanglementStats, LogLinearPolicy, MarginLoss,
+                                            PairLogprobs, PreferenceBatch, PreferenceRun, PreferenceTask, ToyPair,
+                                            compute_trajectories, cpo_loss, dpo_loss, entangled_toy,
+                                            entanglement_figure, entanglement_stats, explore_entanglement, ipo_loss,
+                                            lm_preference_task, margin_loss, pair_cosines, pair_logprobs, plot_cosines,
+                                            plot_condition_plane, plot_trajectories, preference_batch, rdpo_loss,
+                                            simpo_loss, slic_loss, toy_offset, train_preference, trajectories_figure,
+                                            trajectory_traces)
+from gradviz.core import as_generator
 
 F64 = torch.float64
 
@@ -58,7 +61,7 @@ def test_rdpo_equals_dpo_at_equal_lengths():
 @pytest.mark.parametrize("kind", LOSSES)
 def test_loss_weight_ratio_is_d_ratio(kind):
     "−∂ℓ/∂w ÷ ∂ℓ/∂l equals d_w/d_l for a pure margin loss (CPO: plus λ on w)."
-    g = torch.Generator().manual_seed(1)
+    g = as_generator(1)
     w = (-5 - 5 * torch.rand(7, generator=g, dtype=F64)).requires_grad_()
     l = (-5 - 5 * torch.rand(7, generator=g, dtype=F64)).requires_grad_()
     spec = MarginLoss(kind)
@@ -197,18 +200,86 @@ def test_lm_task_seeded():
     assert torch.equal(a[1].chosen, b[1].chosen) and torch.equal(a[1].ref_w, b[1].ref_w)
 
 
-def test_figures_and_explorer(lm_task):
+@pytest.fixture(scope="module")
+def two_runs(lm_task):
+    return compute_trajectories({2: lm_task}, {"dpo": MarginLoss("dpo"), "simpo": MarginLoss("simpo")}, steps=5)
+
+
+@pytest.fixture(scope="module")
+def small_tasks():
+    return {1: lm_preference_task(1, n=8, sft_steps=5, device="cpu")}
+
+
+def test_named_results(lm_task):
+    pol, i, j = toy = entangled_toy(0.2)
+    assert isinstance(toy, ToyPair) and (toy.chosen, toy.rejected) == (i, j) == (0, 1) and toy.policy is pol
+    assert isinstance(lm_task, PreferenceTask) and isinstance(lm_task.batch, PreferenceBatch)
+    lp = pair_logprobs(pol, torch.tensor([0]), torch.tensor([1]))
+    assert isinstance(lp, PairLogprobs) and torch.equal(lp.logp_w, lp[0])
+    c = MarginLoss("simpo", beta=2.0).coefficients(4.0, 8.0)
+    assert isinstance(c, Coefficients) and float(c.d_w) == 0.5 and float(c.d_l) == 0.25
+
+
+def test_seeds_take_generators():
+    a = entangled_toy(0.5, seed=as_generator(7)).policy.features
+    assert torch.equal(a, entangled_toy(0.5, seed=7).policy.features)
+    t1 = lm_preference_task(1, n=4, sft_steps=2, seed=as_generator(3), device="cpu")
+    t2 = lm_preference_task(1, n=4, sft_steps=2, seed=as_generator(3), device="cpu")
+    assert torch.equal(t1.batch.chosen, t2.batch.chosen) and torch.equal(t1.batch.ref_w, t2.batch.ref_w)
+
+
+def test_compute_trajectories(lm_task, two_runs):
     model, batch = lm_task
-    runs = {("dpo", 2): train_preference(copy.deepcopy(model), batch, "dpo", steps=5, lr=0.05),
-            ("simpo", 2): train_preference(copy.deepcopy(model), batch, "simpo", steps=5, lr=0.05)}
-    assert isinstance(plot_trajectories(runs), Figure)
-    assert isinstance(plot_condition_plane({"a": runs["dpo", 2]}), Figure)
-    assert len(trajectory_traces(runs["dpo", 2])) == 3
-    small = lm_preference_task(1, n=8, sft_steps=5, device="cpu")
-    fig = entanglement_figure("cpo", k=1, steps=3, tasks={1: small})
-    assert isinstance(fig, go.Figure) and "cpo" in fig.layout.title.text
-    ex = explore_entanglement({1: small})
+    assert set(two_runs) == {("dpo", 2), ("simpo", 2)} and all(len(r.inner) == 5 for r in two_runs.values())
+    alone = train_preference(copy.deepcopy(model), batch, "dpo", steps=5, lr=0.05)
+    assert torch.equal(alone.logp_w, two_runs["dpo", 2].logp_w)  # same as one run by hand; the task is not changed
+    slow = compute_trajectories({2: lm_task}, {"dpo": MarginLoss("dpo")}, steps=2, lrs={"dpo": 1e-6})
+    assert abs(float(slow["dpo", 2].logp_w[-1] - slow["dpo", 2].logp_w[0])) < 1e-3
+    with pytest.raises(ValueError, match="`tasks`"): compute_trajectories({}, {"dpo": MarginLoss("dpo")})
+    with pytest.raises(ValueError, match="`losses`"): compute_trajectories({2: lm_task}, {})
+    with pytest.raises(TypeError, match="`losses"): compute_trajectories({2: lm_task}, {"dpo": "dpo"})
+
+
+def test_plot_trajectories_and_plane(two_runs):
+    fig = plot_trajectories(two_runs, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    plane = plot_condition_plane({"a": two_runs["dpo", 2]})
+    assert isinstance(plane, Figure) and len(plane.axes) == 1
+    with pytest.raises(ValueError, match="`runs`"): plot_trajectories({})
+    with pytest.raises(ValueError, match="`runs`"): plot_condition_plane({})
+
+
+def test_plot_cosines(lm_task, two_runs):
+    c = pair_cosines(*lm_task, max_pairs=3)
+    fig = plot_cosines({2: c}, {2: two_runs["dpo", 2]}, late=2)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and len(fig.axes[0].lines) >= 3
+    with pytest.raises(ValueError, match="`runs`"): plot_cosines({1: c}, {2: two_runs["dpo", 2]})
+    with pytest.raises(ValueError, match="`late`"): plot_cosines({2: c}, {2: two_runs["dpo", 2]}, late=50)
+
+
+def test_trajectories_figure(two_runs):
+    assert len(trajectory_traces(two_runs["dpo", 2])) == 3
+    fig = trajectories_figure({"dpo": two_runs["dpo", 2], "simpo": two_runs["simpo", 2]}, prefix="loss = ", active=1)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 3 and len(fig.layout.sliders[0].steps) == 2
+    with pytest.raises(ValueError, match="`runs`"): trajectories_figure({})
+
+
+def test_entanglement_figure(small_tasks):
+    fig = entanglement_figure(loss="cpo", k=1, steps=3, tasks=small_tasks)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 3 and "cpo" in fig.layout.title.text
+    with pytest.raises(TypeError, match="positional"): entanglement_figure("dpo")
+    with pytest.raises(ValueError, match="`loss`"): entanglement_figure(loss="kto", tasks=small_tasks)
+
+
+def test_explore_entanglement(small_tasks):
+    ex = explore_entanglement(small_tasks)
     assert all(ex.controls[n].costly for n in ("beta", "tau", "gamma", "lr"))
+    assert ex.controls["normalised"].kind == "checkbox" and ex.controls["loss"].kind == "dropdown"
+    a = ex.update(loss="dpo", k=1)
+    b = ex.update(loss="dpo", k=1, normalised=True)
+    assert isinstance(a, go.Figure) and len(a.data) == 3 and a is not b
+    assert a.layout.title.text != b.layout.title.text or a.data[0].y.tolist() != b.data[0].y.tolist()
+    with pytest.raises(ValueError, match="`optimizer`"): ex.update(optimizer="lbfgs")
 
 
 # --- bad input -----------------------------------------------------------------------------------------------------
@@ -232,6 +303,9 @@ def test_bad_input(lm_task):
     with pytest.raises(ValueError, match="`num_responses`"): entangled_toy(num_responses=2)
     with pytest.raises(ValueError, match="`num_differ`"): lm_preference_task(0, sft_steps=1, device="cpu")
     with pytest.raises(ValueError, match="`max_pairs`"): pair_cosines(model, batch, max_pairs=0)
+    with pytest.raises(TypeError, match="`seed`"): entangled_toy(seed=0.5)
+    with pytest.raises(ValueError, match="`seed`"): lm_preference_task(1, sft_steps=1, seed=-1, device="cpu")
+    with pytest.raises(ValueError, match="`features`"): LogLinearPolicy(torch.zeros(3))
 
 
 def test_divergence_is_reported():

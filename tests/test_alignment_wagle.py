@@ -8,11 +8,14 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.alignment.wagle import (METHODS, SCORE_KINDS, FactTask, ScoreTerms, Setting, attribution_scores,
-                                     compute_tradeoffs, explore_wagle, fictitious_facts, flat_params, layer_density,
-                                     memorise, plot_layer_density, plot_mu_limits, plot_terms, plot_tradeoff, run_masked,
-                                     score_terms, summarise, summed_gradient, topk_mask, unlearn, unlearning_loss,
-                                     unlearning_metrics, wagle_figure, wagle_scores)
+import reference as ref
+from gradviz.alignment.wagle import (KIND_COLORS, METHODS, SCORE_KINDS, FactTask, Memorised, ScoreTerms, Setting,
+                                     Summary, Tradeoffs, attribution_scores, compute_tradeoffs, explore_wagle,
+                                     fictitious_facts, flat_params, layer_density, mask_ratio_figure, memorise,
+                                     memorised_task, plot_layer_density, plot_mu_limits, plot_terms, plot_tradeoff,
+                                     run_masked, score_terms, summarise, summed_gradient, topk_mask, unlearn,
+                                     unlearning_loss, unlearning_metrics, wagle_figure, wagle_scores)
+from gradviz.core import as_generator
 from gradviz.data import count_parameters, next_token_loss, sequence_logprob, tiny_lm
 
 F64 = torch.float64
@@ -31,19 +34,14 @@ def trained():
     return model, task, score_terms(model, task.forget, task.retain_all)
 
 
-def _fd_scores(model, forget, retain, mu, h=1e-6):
-    out = []
-    loss = lambda bs: sum(next_token_loss(model(b), b) for b in bs).item()
-    with torch.no_grad():
-        for p in model.parameters():
-            for j in range(p.numel()):
-                w, gs = p.view(-1)[j].item(), []
-                for bs in (forget, retain):
-                    p.view(-1)[j] = w + h; up = loss(bs)
-                    p.view(-1)[j] = w - h; down = loss(bs)
-                    p.view(-1)[j] = w; gs.append((up - down) / (2 * h))
-                out.append(abs((w - gs[1] / mu) * gs[0]))
-    return torch.tensor(out, dtype=F64)
+def _fd_scores(model, forget, retain, mu):
+    "WAGLE scores from central finite differences of the summed losses (tests/reference.py): no autodiff at all."
+    def summed(batches):
+        fs = [ref.flat_loss(model, next_token_loss, b, b) for b in batches]
+        return (lambda theta: sum(f(theta) for f, _ in fs)), fs[0][1]
+    (loss_f, theta), (loss_r, _) = summed(forget), summed(retain)
+    g_f, g_r = ref.fd_gradient(loss_f, theta), ref.fd_gradient(loss_r, theta)
+    return ((theta - g_r / mu) * g_f).abs()
 
 
 @pytest.mark.parametrize("mu", [0.05, 1.0, 30.0])
@@ -185,13 +183,23 @@ def test_layer_density(trained):
     assert abs(total - int(mask.sum())) < 1e-9
 
 
-def test_tradeoffs_and_plots(trained):
+@pytest.fixture(scope="module")
+def tradeoffs(trained):
     model, task, t = trained
-    runs, models = compute_tradeoffs(seeds=(0,), ratios=(0.2,), methods=("graddiff",), setting=Setting(steps=3), device="cpu")
-    assert len(runs) == 1 + len(SCORE_KINDS) and set(models) == {0}
+    return compute_tradeoffs(seeds=(0,), ratios=(0.2, 0.5), methods=("graddiff",), setting=Setting(steps=3),
+                             models={0: Memorised(model, task, t)})
+
+
+def test_tradeoffs_and_plots(trained, tradeoffs):
+    model, task, t = trained
+    runs, models = tradeoffs
+    assert isinstance(tradeoffs, Tradeoffs) and len(runs) == 1 + 2 * len(SCORE_KINDS) and set(models) == {0}
+    assert runs["graddiff", "snip", 0.2, 0] == run_masked(model, task, t, "snip", 0.2, Setting(steps=3))
     s = summarise(runs, "forget_acc")
-    assert s["graddiff", "dense", 1.0][1] == 0.0
-    assert isinstance(plot_tradeoff(runs), Figure)
+    assert isinstance(s, Summary) and s.metric == "forget_acc" and s.std["graddiff", "dense", 1.0] == 0.0
+    assert s.mean["graddiff", "snip", 0.2] == runs["graddiff", "snip", 0.2, 0]["forget_acc"]
+    fig = plot_tradeoff(runs)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
     assert isinstance(plot_layer_density(model, t, 0.2), Figure)
     assert isinstance(plot_terms(t), Figure)
     assert isinstance(plot_mu_limits([1.0, 2.0], [0.5, 0.6], [0.6, 0.5], 1.5), Figure)
@@ -199,14 +207,71 @@ def test_tradeoffs_and_plots(trained):
     assert set(out) >= {"forget_acc", "retain_acc", "utility"}
 
 
+def test_summary_by_hand():
+    runs = {("npo", "wagle", 0.5, s): {"retain_acc": a} for s, a in enumerate((0.2, 0.4, 0.9))}
+    s = summarise(runs, "retain_acc")
+    assert s.mean == {("npo", "wagle", 0.5): pytest.approx(0.5)}
+    assert s.std[("npo", "wagle", 0.5)] == pytest.approx(((0.09 + 0.01 + 0.16) / 3) ** 0.5)
+
+
+def test_compute_tradeoffs_progress(trained):
+    model, task, t = trained
+    seen = []
+    def bar(it, total=None, desc=None):
+        seen.append(desc)
+        return it
+    compute_tradeoffs(seeds=(0,), ratios=(0.5,), methods=("npo",), setting=Setting(steps=1),
+                      models={0: (model, task, t)}, progress=bar)
+    assert seen == ["seeds"]
+
+
+def test_memorised_task():
+    mem = memorised_task(3, num_entities=6, dim=8, steps=5, device="cpu")
+    assert isinstance(mem, Memorised) and isinstance(mem.task, FactTask) and isinstance(mem.terms, ScoreTerms)
+    task = fictitious_facts(6, seed=3, device="cpu")
+    model = memorise(task, dim=8, steps=5, seed=3)
+    assert torch.equal(mem.task.forget, task.forget) and torch.equal(mem.terms.theta, flat_params(model))
+    again = memorised_task(as_generator(5), num_entities=6, dim=8, steps=2, device="cpu")
+    assert torch.equal(again.terms.g_f, memorised_task(as_generator(5), num_entities=6, dim=8, steps=2,
+                                                       device="cpu").terms.g_f)
+
+
+def test_seeds_take_generators(trained):
+    model, task, t = trained
+    assert torch.equal(fictitious_facts(seed=as_generator(0), device="cpu").forget, task.forget)
+    assert torch.equal(attribution_scores(t, "random", seed=as_generator(2)), attribution_scores(t, "random", seed=2))
+    a = run_masked(model, task, t, "random", 0.3, Setting(steps=2), seed=as_generator(4))
+    assert a == run_masked(model, task, t, "random", 0.3, Setting(steps=2), seed=4)
+
+
+def test_mask_ratio_figure(tradeoffs):
+    fig = mask_ratio_figure(tradeoffs.runs, "graddiff", active=1)
+    assert isinstance(fig, go.Figure) and len(fig.layout.sliders[0].steps) == 2
+    assert len(fig.data) == 2 * len(SCORE_KINDS)
+    assert {tr.marker.color for tr in fig.data} == {KIND_COLORS[k] for k in SCORE_KINDS}
+
+
+def test_wagle_figure(trained):
+    model, task, t = trained
+    cache = {0: (model, task, t)}
+    fig = wagle_figure(ratio=0.1, steps=5, cache=cache)
+    assert isinstance(fig, go.Figure) and [tr.name for tr in fig.data] == ["before", "after"]
+    assert fig.data[0].marker.color not in KIND_COLORS.values()  # "before" never takes a mask's colour
+    assert len({KIND_COLORS[k] for k in SCORE_KINDS + ("dense",)}) == len(SCORE_KINDS) + 1
+    assert "frozen moved: 0 of" in fig.layout.title.text
+    leaky = wagle_figure(ratio=0.1, steps=5, optimizer="adamw", weight_decay=0.1, cache=cache)
+    assert "frozen moved: 0 of" not in leaky.layout.title.text
+
+
 def test_explorer(trained):
     model, task, t = trained
     ex = explore_wagle({0: (model, task, t)})
+    assert all(ex.controls[n].costly for n in ("ratio", "log_mu", "lr", "steps", "weight_decay", "gamma"))
     fig = ex.update(ratio=0.1, steps=5)
-    assert isinstance(fig, go.Figure)
-    assert "frozen moved: 0 of" in wagle_figure(0.1, steps=5, cache={0: (model, task, t)}).layout.title.text
-    assert "frozen moved: 0 of" not in wagle_figure(0.1, steps=5, optimizer="adamw", weight_decay=0.1,
-                                                    cache={0: (model, task, t)}).layout.title.text
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2
+    other = ex.update(ratio=0.5, steps=5)
+    assert other is not fig and other.layout.title.text != fig.layout.title.text
+    with pytest.raises(ValueError, match="`method`"): ex.update(method="ga")
 
 
 def test_bad_input(trained, small):
@@ -230,6 +295,16 @@ def test_bad_input(trained, small):
     with pytest.raises(ValueError, match="`ref_logp`"): unlearning_loss(model, task.forget, task.retain_all, "npo")
     with pytest.raises(ValueError, match="`forget_fraction`"): fictitious_facts(forget_fraction=0.0)
     with pytest.raises(TypeError, match="`model`"): summed_gradient("model", task.forget)
+    with pytest.raises(TypeError, match="positional"): wagle_figure(0.2)
+    with pytest.raises(ValueError, match="`kind`"): wagle_figure(kind="wanda", cache={0: (model, task, t)})
+    with pytest.raises(ValueError, match="`metric`"): summarise({("graddiff", "snip", 0.2, 0): {"a": 1.0}}, "b")
+    with pytest.raises(ValueError, match="`runs`"): summarise({}, "forget_acc")
+    with pytest.raises(ValueError, match="`methods`"): compute_tradeoffs(methods=("ga",))
+    with pytest.raises(TypeError, match="`setting`"): run_masked(model, task, t, "snip", setting={"lr": 0.1})
+    with pytest.raises(ValueError, match="`method`"):
+        mask_ratio_figure({("graddiff", "snip", 0.2, 0): {"forget_acc": 1.0}}, "npo")
+    with pytest.raises(ValueError, match="`dim`"): memorised_task(dim=0, device="cpu")
+    with pytest.raises(TypeError, match="`seed`"): fictitious_facts(seed=1.5)
 
 
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))

@@ -8,8 +8,9 @@ Docs: https://gradviz.github.io/gradviz/40_alignment/entanglement.html.md"""
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,31 +18,35 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
+from .. import core
 from ..autodiff import param_gradient
 from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 from ..data import next_token_loss, preference_pairs, sequence_logprob, tiny_lm, train
-from ..viz import PALETTE, Explorer, subplots
+from ..viz import PALETTE, Explorer, checkbox, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['LOSSES', 'QUADRANTS', 'dpo_loss', 'ipo_loss', 'slic_loss', 'simpo_loss', 'rdpo_loss', 'cpo_loss', 'MarginLoss',
-           'margin_loss', 'LogLinearPolicy', 'toy_offset', 'entangled_toy', 'PreferenceBatch', 'pair_logprobs',
-           'preference_batch', 'lm_preference_task', 'pair_cosines', 'EntanglementStats', 'entanglement_stats',
-           'PreferenceRun', 'train_preference', 'plot_trajectories', 'plot_condition_plane', 'trajectory_traces',
-           'entanglement_figure', 'explore_entanglement']
+__all__ = ['LOSSES', 'QUADRANTS', 'dpo_loss', 'ipo_loss', 'slic_loss', 'simpo_loss', 'rdpo_loss', 'cpo_loss', 'Coefficients',
+           'MarginLoss', 'margin_loss', 'LogLinearPolicy', 'toy_offset', 'ToyPair', 'entangled_toy', 'PairLogprobs',
+           'pair_logprobs', 'PreferenceBatch', 'preference_batch', 'PreferenceTask', 'lm_preference_task',
+           'pair_cosines', 'EntanglementStats', 'entanglement_stats', 'PreferenceRun', 'train_preference',
+           'compute_trajectories', 'plot_trajectories', 'plot_condition_plane', 'plot_cosines', 'trajectory_traces',
+           'trajectories_figure', 'entanglement_figure', 'explore_entanglement']
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #a9bc71b0
 def _logps(logp_w, logp_l) -> tuple[torch.Tensor, torch.Tensor]:
+    "Both per-pair log-prob vectors, checked: one-dimensional, non-empty, the same shape."
     w, l = check_tensor("logp_w", logp_w, ndim=1), check_tensor("logp_l", logp_l, ndim=1)
     if len(w) == 0: raise ValueError("`logp_w` is empty: a preference batch needs at least one pair")
-    if w.shape != l.shape: raise ValueError(f"`logp_l` must have the shape of `logp_w` {tuple(w.shape)}, got {tuple(l.shape)}")
+    if w.shape != l.shape:
+        raise ValueError(f"`logp_l` must have the shape of `logp_w` {tuple(w.shape)}, got {tuple(l.shape)}")
     return w, l
 
 def _like(name: str, v, ref: torch.Tensor) -> torch.Tensor:
     "`v` (a number or a tensor shaped like `ref`) as a tensor on ref's device and dtype."
     t = torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
-    if t.dim() and t.shape != ref.shape: raise ValueError(f"`{name}` must be a number or have shape {tuple(ref.shape)}, got {tuple(t.shape)}")
+    if t.dim() and t.shape != ref.shape:
+        raise ValueError(f"`{name}` must be a number or have shape {tuple(ref.shape)}, got {tuple(t.shape)}")
     return t.expand_as(ref)
 
 def _h(w, l, ref_w, ref_l) -> torch.Tensor:
@@ -59,6 +64,7 @@ def dpo_loss(
     w, l = _logps(logp_w, logp_l)
     return -F.logsigmoid(check_float("beta", beta, minimum=0, strict=True) * _h(w, l, ref_w, ref_l))
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #8b0ef143
 def ipo_loss(logp_w, logp_l, ref_w=0.0, ref_l=0.0,
              tau: float = 0.1,  # τ sets the target margin 1/(2τ); d_w = d_l = 1
             ) -> torch.Tensor:
@@ -73,6 +79,15 @@ def slic_loss(logp_w, logp_l, ref_w=0.0, ref_l=0.0,
     w, l = _logps(logp_w, logp_l)
     return F.relu(1 - check_float("beta", beta, minimum=0, strict=True) * _h(w, l, ref_w, ref_l))
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #574c309a
+def _per_token(w, l, len_w, len_l) -> torch.Tensor:
+    "log π_w/|y_w| − log π_l/|y_l|."
+    return w / _like("len_w", len_w, w) - l / _like("len_l", len_l, l)
+
+def _length_gap(w, len_w, len_l) -> torch.Tensor:
+    "|y_w| − |y_l|."
+    return _like("len_w", len_w, w) - _like("len_l", len_l, w)
+
 def simpo_loss(logp_w, logp_l,
                len_w=1.0,  # |y_w|: number of scored tokens of each chosen response
                len_l=1.0,  # |y_l|
@@ -82,7 +97,7 @@ def simpo_loss(logp_w, logp_l,
     "SimPO per pair (no reference model): −log σ(β log π_w/|y_w| − β log π_l/|y_l| − γ)."
     w, l = _logps(logp_w, logp_l)
     beta, gamma = check_float("beta", beta, minimum=0, strict=True), check_float("gamma", gamma)
-    return -F.logsigmoid(beta * (w / _like("len_w", len_w, w) - l / _like("len_l", len_l, l)) - gamma)
+    return -F.logsigmoid(beta * _per_token(w, l, len_w, len_l) - gamma)
 
 def rdpo_loss(logp_w, logp_l, ref_w=0.0, ref_l=0.0, len_w=1.0, len_l=1.0, beta: float = 0.1,
               alpha: float = 0.01,  # length-penalty weight α; only the constant c changes, d as in DPO
@@ -90,8 +105,9 @@ def rdpo_loss(logp_w, logp_l, ref_w=0.0, ref_l=0.0, len_w=1.0, len_l=1.0, beta: 
     "R-DPO per pair: −log σ(β h − α(|y_w| − |y_l|))."
     w, l = _logps(logp_w, logp_l)
     beta, alpha = check_float("beta", beta, minimum=0, strict=True), check_float("alpha", alpha)
-    return -F.logsigmoid(beta * _h(w, l, ref_w, ref_l) - alpha * (_like("len_w", len_w, w) - _like("len_l", len_l, l)))
+    return -F.logsigmoid(beta * _h(w, l, ref_w, ref_l) - alpha * _length_gap(w, len_w, len_l))
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #43d9583f
 def cpo_loss(logp_w, logp_l, beta: float = 0.1,
              lam: float = 1.0,  # weight λ of the NLL term −λ log π_w
             ) -> torch.Tensor:
@@ -103,6 +119,11 @@ def cpo_loss(logp_w, logp_l, beta: float = 0.1,
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #3ebfff6b
 LOSSES = ("dpo", "ipo", "slic", "simpo", "rdpo", "cpo")
 _DEFAULT_BETA = {"dpo": 0.1, "ipo": None, "slic": 0.1, "simpo": 2.0, "rdpo": 0.1, "cpo": 0.1}
+
+class Coefficients(NamedTuple):
+    "The paper's (d_w, d_l): how strongly a margin weighs log π_w and log π_l."
+    d_w: torch.Tensor
+    d_l: torch.Tensor
 
 @dataclass(frozen=True)
 class MarginLoss:
@@ -117,7 +138,8 @@ class MarginLoss:
     def __post_init__(self):
         check_choice("kind", self.kind, LOSSES)
         if self.beta is None: object.__setattr__(self, "beta", _DEFAULT_BETA[self.kind] or 1.0)
-        check_float("beta", self.beta, minimum=0, strict=True); check_float("tau", self.tau, minimum=0, strict=True)
+        check_float("beta", self.beta, minimum=0, strict=True)
+        check_float("tau", self.tau, minimum=0, strict=True)
 
     def __call__(self, logp_w, logp_l, ref_w=0.0, ref_l=0.0, len_w=1.0, len_l=1.0) -> torch.Tensor:
         "Per-pair losses."
@@ -129,23 +151,24 @@ class MarginLoss:
         if k == "rdpo": return rdpo_loss(logp_w, logp_l, ref_w, ref_l, len_w, len_l, b, self.alpha)
         return cpo_loss(logp_w, logp_l, b, self.lam)
 
-    def coefficients(self, len_w=1.0, len_l=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def coefficients(self, len_w=1.0, len_l=1.0) -> Coefficients:
         "The paper's (d_w, d_l): how strongly the margin weighs log π_w and log π_l."
         lw, ll = torch.as_tensor(len_w, dtype=torch.float64), torch.as_tensor(len_l, dtype=torch.float64)
-        if self.kind == "ipo": return torch.ones_like(lw), torch.ones_like(ll)
-        if self.kind == "simpo": return self.beta / lw, self.beta / ll
-        return torch.full_like(lw, self.beta), torch.full_like(ll, self.beta)
+        if self.kind == "ipo": return Coefficients(torch.ones_like(lw), torch.ones_like(ll))
+        if self.kind == "simpo": return Coefficients(self.beta / lw, self.beta / ll)
+        return Coefficients(torch.full_like(lw, self.beta), torch.full_like(ll, self.beta))
 
     def margin(self, logp_w, logp_l, ref_w=0.0, ref_l=0.0, len_w=1.0, len_l=1.0) -> torch.Tensor:
         "The margin m = d_w log π_w − d_l log π_l − c that the loss acts on, per pair."
         w, l = _logps(logp_w, logp_l)
-        if self.kind == "simpo": return self.beta * (w / _like("len_w", len_w, w) - l / _like("len_l", len_l, l)) - self.gamma
+        if self.kind == "simpo": return self.beta * _per_token(w, l, len_w, len_l) - self.gamma
         if self.kind == "cpo": return self.beta * (w - l)
         h = _h(w, l, ref_w, ref_l)
         if self.kind == "ipo": return h - 1 / (2 * self.tau)
-        if self.kind == "rdpo": return self.beta * h - self.alpha * (_like("len_w", len_w, w) - _like("len_l", len_l, l))
+        if self.kind == "rdpo": return self.beta * h - self.alpha * _length_gap(w, len_w, len_l)
         return self.beta * h
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #1dca10a5
 def margin_loss(
     kind: str,  # "dpo", "ipo", "slic", "simpo", "rdpo" or "cpo"
     logp_w: torch.Tensor,  # (n,) chosen log-probabilities
@@ -164,7 +187,8 @@ class LogLinearPolicy(nn.Module):
         super().__init__()
         features = check_tensor("features", features, ndim=2)
         self.register_buffer("features", features)
-        self.theta = nn.Parameter(torch.zeros(features.shape[1], dtype=features.dtype, device=features.device) if theta is None else theta.clone())
+        if theta is None: theta = torch.zeros(features.shape[1], dtype=features.dtype, device=features.device)
+        self.theta = nn.Parameter(theta.clone())
 
     def log_probs(self) -> torch.Tensor:
         "log π(y) for every candidate, (Y,)."
@@ -176,33 +200,61 @@ def toy_offset(
     policy: LogLinearPolicy,  # the log-linear policy
     chosen: int, rejected: int,  # indices of y_w and y_l
 ) -> float:
-    "p = ⟨c − E_π φ, d⟩ / ‖d‖² with φ_w = c + d, φ_l = c − d: chosen ↑ iff p > −1, rejected ↓ iff p < 1 (for d_w = d_l)."
+    "p = ⟨c − E_π φ, d⟩ / ‖d‖² with φ_w = c + d, φ_l = c − d: chosen ↑ iff p > −1, rejected ↓ iff p < 1 (d_w = d_l)."
     with torch.no_grad():
         phi, mu = policy.features, policy.log_probs().exp() @ policy.features
         c, d = (phi[chosen] + phi[rejected]) / 2, (phi[chosen] - phi[rejected]) / 2
         return float((c - mu) @ d / (d @ d))
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #81812dc2
+class ToyPair(NamedTuple):
+    "A log-linear policy and the indices of its chosen and rejected responses."
+    policy: LogLinearPolicy
+    chosen: int
+    rejected: int
+
 def entangled_toy(
     p: float = 0.0,  # the offset p at θ = 0
     num_responses: int = 64,  # Y candidate responses
     dim: int = 8,  # feature dimension D
-    seed: int = 0,  # seed for the features
-    device=None, dtype: torch.dtype = torch.float64,
-) -> tuple[LogLinearPolicy, int, int]:
-    "A log-linear policy at θ = 0 whose pair (y_w = 0, y_l = 1) has offset `p`: returns (policy, 0, 1)."
+    seed: int | torch.Generator = 0,  # seeds the features
+    device: str | torch.device | None = None,  # where the policy lives; `default_device()` if None
+    dtype: torch.dtype = torch.float64,
+) -> ToyPair:
+    "A log-linear policy at θ = 0 whose pair (y_w = 0, y_l = 1) has offset `p`."
     p = check_float("p", p)
     Y, D = check_int("num_responses", num_responses, minimum=3), check_int("dim", dim, minimum=2)
-    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    g = core.as_generator(seed)
     phi = torch.randn(Y, D, generator=g, dtype=torch.float64)
     d = torch.randn(D, generator=g, dtype=torch.float64) * 0.5
     r = torch.randn(D, generator=g, dtype=torch.float64) * 0.5
     r = r - (r @ d) / (d @ d) * d  # the part of c − E φ orthogonal to d does not change p
-    S = phi[2:].sum(0)
-    c = (S / Y + p * d + r) / (1 - 2 / Y)  # solves ⟨c − mean(φ), d⟩ = p‖d‖² at uniform π
+    c = (phi[2:].sum(0) / Y + p * d + r) / (1 - 2 / Y)  # solves ⟨c − mean(φ), d⟩ = p‖d‖² at uniform π
     phi[0], phi[1] = c + d, c - d
-    return LogLinearPolicy(phi.to(device=resolve_device(device), dtype=dtype)), 0, 1
+    return ToyPair(LogLinearPolicy(phi.to(device=resolve_device(device), dtype=dtype)), 0, 1)
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #0ed517f3
+class PairLogprobs(NamedTuple):
+    "Summed log π of the chosen and of the rejected responses, (n,) each."
+    logp_w: torch.Tensor
+    logp_l: torch.Tensor
+
+def pair_logprobs(
+    model: nn.Module,  # a `LogLinearPolicy` or a next-token model such as `tiny_lm`
+    chosen: torch.Tensor,  # (n, L) tokens (token 0 is the prompt) or (n,) candidate indices
+    rejected: torch.Tensor,  # same shape as `chosen`
+) -> PairLogprobs:
+    "Summed log π of the chosen and of the rejected responses, in one forward pass."
+    chosen, rejected = check_tensor("chosen", chosen), check_tensor("rejected", rejected)
+    if len(chosen) == 0: raise ValueError("`chosen` is empty: a preference batch needs at least one pair")
+    if chosen.shape != rejected.shape:
+        raise ValueError(f"`rejected` must have the shape of `chosen` {tuple(chosen.shape)}, "
+                         f"got {tuple(rejected.shape)}")
+    if isinstance(model, LogLinearPolicy): return PairLogprobs(model(chosen), model(rejected))
+    both = sequence_logprob(model, torch.cat([chosen, rejected]))[0]
+    return PairLogprobs(both[: len(chosen)], both[len(chosen):])
+
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #f0bb51f2
 @dataclass(frozen=True)
 class PreferenceBatch:
     "Chosen and rejected responses (token rows, or candidate indices for the toy) with reference log-probs and lengths."
@@ -215,19 +267,6 @@ class PreferenceBatch:
 
     def __len__(self) -> int: return len(self.chosen)
 
-def pair_logprobs(
-    model: nn.Module,  # a `LogLinearPolicy` or a next-token model such as `tiny_lm`
-    chosen: torch.Tensor,  # (n, L) tokens (token 0 is the prompt) or (n,) candidate indices
-    rejected: torch.Tensor,  # same shape as `chosen`
-) -> tuple[torch.Tensor, torch.Tensor]:
-    "Summed log π of the chosen and of the rejected responses, in one forward pass: two (n,) tensors."
-    chosen, rejected = check_tensor("chosen", chosen), check_tensor("rejected", rejected)
-    if len(chosen) == 0: raise ValueError("`chosen` is empty: a preference batch needs at least one pair")
-    if chosen.shape != rejected.shape: raise ValueError(f"`rejected` must have the shape of `chosen` {tuple(chosen.shape)}, got {tuple(rejected.shape)}")
-    if isinstance(model, LogLinearPolicy): return model(chosen), model(rejected)
-    both = sequence_logprob(model, torch.cat([chosen, rejected]))[0]
-    return both[: len(chosen)], both[len(chosen):]
-
 def preference_batch(
     model: nn.Module,  # the policy; its current log-probs become the frozen reference π_ref
     chosen: torch.Tensor, rejected: torch.Tensor,  # as in `pair_logprobs`
@@ -239,6 +278,11 @@ def preference_batch(
     return PreferenceBatch(chosen, rejected, ref_w, ref_l, lens, lens.clone())
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #c87fdb2f
+class PreferenceTask(NamedTuple):
+    "A tiny LM after SFT and its preference batch (the SFT model is the reference)."
+    model: nn.Module
+    batch: PreferenceBatch
+
 def lm_preference_task(
     num_differ: int = 2,  # k: positions at which chosen and rejected differ
     n: int = 32,  # number of pairs
@@ -249,18 +293,22 @@ def lm_preference_task(
     layers: int = 1,  # GRU layers or attention blocks
     sft_steps: int = 150,  # supervised fine-tuning steps (Adam) on chosen and rejected responses alike
     sft_lr: float = 1e-2,  # SFT step size
-    seed: int = 0,  # seeds the pairs, the initial weights and the SFT batch order
-    device=None, dtype: torch.dtype = torch.float32,
-) -> tuple[nn.Module, PreferenceBatch]:
+    seed: int | torch.Generator = 0,  # seeds the pairs, the initial weights and the SFT batch order
+    device: str | torch.device | None = None,  # where the model and tokens live; `default_device()` if None
+    dtype: torch.dtype = torch.float32,
+) -> PreferenceTask:
     "A tiny LM after SFT and its preference batch (reference = the SFT model), for k = `num_differ`."
+    seed = core.as_seed(seed)
     pairs = preference_pairs(n, length, vocab_size, num_differ, seed=seed, device=device)
     prompt = torch.zeros(n, 1, dtype=pairs.chosen.dtype, device=pairs.chosen.device)
     chosen, rejected = torch.cat([prompt, pairs.chosen], 1), torch.cat([prompt, pairs.rejected], 1)
     model = tiny_lm(vocab_size, dim, layers, kind, max_length=length + 1, seed=seed, device=device, dtype=dtype)
     both = torch.cat([chosen, rejected])
-    train(model, next_token_loss, both, both, steps=sft_steps, lr=sft_lr, batch_size=min(64, len(both)), optimizer="adam", seed=seed)
-    return model, preference_batch(model, chosen, rejected)
+    train(model, next_token_loss, both, both, steps=sft_steps, lr=sft_lr, batch_size=min(64, len(both)),
+          optimizer="adam", seed=seed)
+    return PreferenceTask(model, preference_batch(model, chosen, rejected))
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #8a83a2c9
 def pair_cosines(
     model: nn.Module,  # policy
     batch: PreferenceBatch,  # pairs
@@ -279,7 +327,7 @@ def pair_cosines(
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #6062a05a
 @dataclass(frozen=True)
 class EntanglementStats:
-    "One step's view of ∇w = ∇ mean log π_w and ∇l = ∇ mean log π_l, the paper's conditions and first-order predictions."
+    "One step's view of ∇w = ∇ mean log π_w and ∇l = ∇ mean log π_l: the paper's conditions, first-order predictions."
     logp_w: float  # mean log π_w over the batch
     logp_l: float  # mean log π_l
     margin: float  # mean margin m
@@ -299,8 +347,18 @@ class EntanglementStats:
     @property
     def y(self) -> float: return self.inner / self.norm_l2  # ⟨∇w,∇l⟩/‖∇l‖²
 
-def _step_direction(model, batch: PreferenceBatch, loss: MarginLoss, normalised: bool):
-    "(stats pieces, u, params): u is the descent direction −∇L, or its pairwise-normalised version."
+class _Step(NamedTuple):
+    "What one forward pass gives a step: log-probs, ∇w, ∇l, the direction u, the effective d_w/d_l, the parameters."
+    w: torch.Tensor
+    l: torch.Tensor
+    gw: torch.Tensor
+    gl: torch.Tensor
+    u: torch.Tensor
+    ratio: float
+    params: list
+
+def _step_direction(model, batch: PreferenceBatch, loss: MarginLoss, normalised: bool) -> _Step:
+    "The descent direction u = −∇L, or its pairwise-normalised version, with the pieces of the statistics."
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("`model` has no trainable parameters")
     w, l = pair_logprobs(model, batch.chosen, batch.rejected)
@@ -314,13 +372,14 @@ def _step_direction(model, batch: PreferenceBatch, loss: MarginLoss, normalised:
         s = (-a_w.sum() + a_l.sum()) / 2  # mean loss weight; positive while the loss wants a wider margin
         u = s * (gw / gw.norm() - gl / gl.norm())
     ratio = float(-a_w.sum() / a_l.sum()) if float(a_l.sum()) != 0 else float("nan")
-    return w.detach(), l.detach(), per_pair.detach(), gw, gl, u, ratio, params
+    return _Step(w.detach(), l.detach(), gw, gl, u, ratio, params)
 
-def _stats(loss, batch, w, l, gw, gl, u, ratio, lr) -> EntanglementStats:
-    m = loss.margin(w, l, batch.ref_w, batch.ref_l, batch.len_w, batch.len_l).mean()
-    inner, nw, nl = float(gw @ gl), float(gw @ gw), float(gl @ gl)
-    return EntanglementStats(float(w.mean()), float(l.mean()), float(m), inner, nw, nl, ratio,
-                             inner < ratio * nw, inner < nl / ratio, lr * float(gw @ u), lr * float(gl @ u))
+def _stats(loss: MarginLoss, batch: PreferenceBatch, s: _Step, lr: float) -> EntanglementStats:
+    "The statistics of one step of size `lr` along `s.u`."
+    m = loss.margin(s.w, s.l, batch.ref_w, batch.ref_l, batch.len_w, batch.len_l).mean()
+    inner, nw, nl = float(s.gw @ s.gl), float(s.gw @ s.gw), float(s.gl @ s.gl)
+    return EntanglementStats(float(s.w.mean()), float(s.l.mean()), float(m), inner, nw, nl, s.ratio,
+                             inner < s.ratio * nw, inner < nl / s.ratio, lr * float(s.gw @ s.u), lr * float(s.gl @ s.u))
 
 def entanglement_stats(
     model: nn.Module,  # policy: `LogLinearPolicy` or a tiny LM
@@ -333,8 +392,7 @@ def entanglement_stats(
     check_type("batch", batch, PreferenceBatch)
     loss = MarginLoss(loss) if isinstance(loss, str) else check_type("loss", loss, MarginLoss)
     lr = check_float("lr", lr, minimum=0, strict=True)
-    w, l, _, gw, gl, u, ratio, _ = _step_direction(model, batch, loss, normalised)
-    return _stats(loss, batch, w, l, gw, gl, u, ratio, lr)
+    return _stats(loss, batch, _step_direction(model, batch, loss, normalised), lr)
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #83b5067b
 @dataclass(frozen=True)
@@ -370,7 +428,24 @@ class PreferenceRun:
         return {"ideal ↑↓": int((up & down).sum()), "both ↑": int((up & ~down).sum()),
                 "both ↓": int((~up & down).sum()), "inverted ↓↑": int((~up & ~down).sum())}
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #03a636b4
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+_STEP_RECORDS = ("inner", "norm_w2", "norm_l2", "ratio", "pred_dw", "pred_dl")
+
+def _record_state(rec: dict, loss: MarginLoss, batch: PreferenceBatch, w: torch.Tensor, l: torch.Tensor) -> None:
+    "Append the mean log-probs and the mean margin; a diverged run raises, naming `lr`."
+    if not (torch.isfinite(w).all() and torch.isfinite(l).all()):
+        raise ValueError(f"training diverged after {len(rec['inner'])} steps (non-finite log-probs): lower `lr`")
+    rec["logp_w"].append(float(w.mean()))
+    rec["logp_l"].append(float(l.mean()))
+    rec["margin"].append(float(loss.margin(w, l, batch.ref_w, batch.ref_l, batch.len_w, batch.len_l).mean()))
+
+def _take_step(opt: torch.optim.Optimizer, params: list, u: torch.Tensor) -> torch.Tensor:
+    "Hand the optimizer −u as the gradient, step, and return the change Δθ it made (flat)."
+    before = torch.cat([p.detach().reshape(-1) for p in params])
+    for p, g in zip(params, u.split([p.numel() for p in params])): p.grad = -g.view_as(p).clone()
+    opt.step()
+    return torch.cat([p.detach().reshape(-1) for p in params]) - before
 
 def train_preference(
     model: nn.Module,  # policy trained in place
@@ -386,46 +461,52 @@ def train_preference(
     check_type("batch", batch, PreferenceBatch)
     loss = MarginLoss(loss) if isinstance(loss, str) else check_type("loss", loss, MarginLoss)
     steps, lr = check_int("steps", steps, minimum=1), check_float("lr", lr, minimum=0, strict=True)
-    check_choice("optimizer", optimizer, list(_OPTIMIZERS))
-    opt = None
-    wrap = progress if callable(progress) else (lambda it, **kw: tqdm(it, disable=not progress, leave=False, **kw))
-    rec = {k: [] for k in ("logp_w", "logp_l", "margin", "inner", "norm_w2", "norm_l2", "ratio", "pred_dw", "pred_dl", "step_dw", "step_dl")}
-    def log(w, l):
-        if not (torch.isfinite(w).all() and torch.isfinite(l).all()):
-            raise ValueError(f"training diverged after {len(rec['inner'])} steps (non-finite log-probs): lower `lr`")
-        rec["logp_w"].append(float(w.mean())); rec["logp_l"].append(float(l.mean()))
-        rec["margin"].append(float(loss.margin(w, l, batch.ref_w, batch.ref_l, batch.len_w, batch.len_l).mean()))
-    for _ in wrap(range(steps), desc=f"{loss.kind} preference steps"):
-        w, l, _, gw, gl, u, ratio, params = _step_direction(model, batch, loss, normalised)
-        st = _stats(loss, batch, w, l, gw, gl, u, ratio, lr)
-        log(w, l)
-        if opt is None: opt = _OPTIMIZERS[check_choice("optimizer", optimizer, list(_OPTIMIZERS))](params, lr=lr)
-        before = torch.cat([p.detach().reshape(-1) for p in params])
-        i = 0
-        for p in params:
-            p.grad = -u[i:i + p.numel()].view_as(p).clone(); i += p.numel()
-        opt.step()
-        delta = torch.cat([p.detach().reshape(-1) for p in params]) - before
-        for k in ("inner", "norm_w2", "norm_l2", "ratio", "pred_dw", "pred_dl"): rec[k].append(getattr(st, k))
-        rec["step_dw"].append(float(gw @ delta)); rec["step_dl"].append(float(gl @ delta))
-    with torch.no_grad(): log(*pair_logprobs(model, batch.chosen, batch.rejected))
+    make_optimizer, opt = _OPTIMIZERS[check_choice("optimizer", optimizer, list(_OPTIMIZERS))], None
+    rec = {k: [] for k in PreferenceRun.__dataclass_fields__ if k != "loss"}
+    for _ in core.progress(range(steps), progress, desc=f"{loss.kind} preference steps"):
+        s = _step_direction(model, batch, loss, normalised)
+        st = _stats(loss, batch, s, lr)
+        _record_state(rec, loss, batch, s.w, s.l)
+        if opt is None: opt = make_optimizer(s.params, lr=lr)
+        delta = _take_step(opt, s.params, s.u)
+        for k in _STEP_RECORDS: rec[k].append(getattr(st, k))
+        rec["step_dw"].append(float(s.gw @ delta))
+        rec["step_dl"].append(float(s.gl @ delta))
+    with torch.no_grad(): _record_state(rec, loss, batch, *pair_logprobs(model, batch.chosen, batch.rejected))
     return PreferenceRun(loss, **{k: torch.tensor(v, dtype=torch.float64) for k, v in rec.items()})
+
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #8e30df79
+def compute_trajectories(
+    tasks: Mapping[int, PreferenceTask],  # k → (SFT model, batch); each model is copied, never changed
+    losses: Mapping[str, MarginLoss],  # name → margin loss
+    steps: int = 100,  # preference steps per run
+    lr: float = 0.05,  # step size η
+    lrs: Mapping[str, float] | None = None,  # per-loss step sizes overriding `lr`, e.g. a smaller one for IPO
+    progress: bool | Callable = False,  # tqdm bar over the runs, or a tqdm-like wrapper
+) -> dict:
+    "Plain SGD preference runs for every (loss name, k): a dict (name, k) → `PreferenceRun`."
+    if not tasks: raise ValueError("`tasks` is empty: give at least one k → (model, batch)")
+    if not losses: raise ValueError("`losses` is empty: give at least one name → MarginLoss")
+    for name, spec in losses.items(): check_type(f"losses[{name!r}]", spec, MarginLoss)
+    lrs = dict(lrs or {})
+    runs = {}
+    for name, k in core.progress([(n, k) for n in losses for k in tasks], progress, desc="preference runs"):
+        model, batch = tasks[k]
+        runs[name, k] = train_preference(copy.deepcopy(model), batch, losses[name], steps=steps, lr=lrs.get(name, lr))
+    return runs
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #3c3df451
 QUADRANTS = {"ideal ↑↓": PALETTE[2], "both ↑": PALETTE[3], "both ↓": PALETTE[0], "inverted ↓↑": PALETTE[6]}
-
-def _observed(run: PreferenceRun) -> list[str]:
-    up, down = (run.dw > 0).tolist(), (run.dl < 0).tolist()
-    return [{(True, True): "ideal ↑↓", (True, False): "both ↑", (False, True): "both ↓", (False, False): "inverted ↓↑"}[u, d]
-            for u, d in zip(up, down)]
 
 def plot_trajectories(
     runs: Mapping[tuple[str, int], PreferenceRun],  # (loss name, k) → run
     title: str | None = None,  # figure title (say what the figure shows)
 ) -> Figure:
     "Δ log π_w (green) and Δ log π_l (pink) against step: one row per loss, one column per k."
+    if not runs: raise ValueError("`runs` is empty")
     kinds, ks = list(dict.fromkeys(k for k, _ in runs)), sorted({k for _, k in runs})
-    fig, axes = subplots(len(kinds), len(ks), figsize=(2.3 * len(ks) + 0.6, 1.55 * len(kinds) + 0.7), sharex=True, squeeze=False)
+    fig, axes = subplots(len(kinds), len(ks), figsize=(2.3 * len(ks) + 0.6, 1.55 * len(kinds) + 0.7),
+                         sharex=True, squeeze=False)
     for (kind, k), run in runs.items():
         ax = axes[kinds.index(kind), ks.index(k)]
         ax.axhline(0, color="0.7", lw=0.6)
@@ -439,45 +520,99 @@ def plot_trajectories(
     if title: fig.suptitle(title, fontsize=10)
     return fig
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #6d636c6a
+def _observed(run: PreferenceRun) -> list[str]:
+    "The quadrant each step moved (π_w, π_l) into."
+    names = {(True, True): "ideal ↑↓", (True, False): "both ↑", (False, True): "both ↓", (False, False): "inverted ↓↑"}
+    return [names[u, d] for u, d in zip((run.dw > 0).tolist(), (run.dl < 0).tolist())]
+
+def _plane_boundaries(ax, ratio: float, lim: float) -> None:
+    "The paper's lines x = d_w/d_l (chosen falls to the right) and y = d_l/d_w (rejected rises above)."
+    ax.axvline(ratio, color="k", lw=1, ls="--")
+    ax.axhline(1 / ratio, color="k", lw=1, ls="--")
+    ax.text(ratio, lim * 0.97, " chosen ↓ →", fontsize=7, va="top")
+    ax.text(-lim * 0.97, 1 / ratio, "rejected ↑ above", fontsize=7, va="bottom")
+
 def plot_condition_plane(
     runs: Mapping[str, PreferenceRun],  # label → run (one marker shape per label)
     lim: float = 3.0,  # axes show [−lim, lim]²; points outside are clipped to the border
     title: str | None = None,
-    ax=None,
+    ax=None,  # draw into this matplotlib axes instead of a new figure
 ) -> Figure:
-    "Each step at (⟨∇w,∇l⟩/‖∇w‖², ⟨∇w,∇l⟩/‖∇l‖²), coloured by the observed signs, with the paper's lines x = d_w/d_l, y = d_l/d_w."
+    "Each step at (⟨∇w,∇l⟩/‖∇w‖², ⟨∇w,∇l⟩/‖∇l‖²), coloured by the observed signs, with the paper's two lines."
+    if not runs: raise ValueError("`runs` is empty")
     fig, ax = subplots(figsize=(5.2, 4.6)) if ax is None else (ax.figure, ax)
     markers = "osD^v<>"
     for j, (label, run) in enumerate(runs.items()):
         x, y = (run.inner / run.norm_w2).clamp(-lim, lim).numpy(), (run.inner / run.norm_l2).clamp(-lim, lim).numpy()
-        obs = _observed(run)
+        obs = np.array(_observed(run))
         for q, c in QUADRANTS.items():
-            sel = np.array([o == q for o in obs])
-            if sel.any(): ax.scatter(x[sel], y[sel], s=12, color=c, marker=markers[j % len(markers)], alpha=0.8,
-                                     label=f"{label}: {q}", edgecolors="none")
-    r = float(next(iter(runs.values())).ratio.median())
-    ax.axvline(r, color="k", lw=1, ls="--"); ax.axhline(1 / r, color="k", lw=1, ls="--")
-    ax.text(r, lim * 0.97, " chosen ↓ →", fontsize=7, va="top"); ax.text(-lim * 0.97, 1 / r, "rejected ↑ above", fontsize=7, va="bottom")
+            if (sel := obs == q).any():
+                ax.scatter(x[sel], y[sel], s=12, color=c, marker=markers[j % len(markers)], alpha=0.8,
+                           label=f"{label}: {q}", edgecolors="none")
+    _plane_boundaries(ax, float(next(iter(runs.values())).ratio.median()), lim)
     ax.set(xlim=(-lim * 1.02, lim * 1.02), ylim=(-lim * 1.02, lim * 1.02),
            xlabel="⟨∇w, ∇l⟩ / ‖∇w‖²", ylabel="⟨∇w, ∇l⟩ / ‖∇l‖²")
     ax.legend(fontsize=6, loc="lower right", ncol=1)
     if title: ax.set_title(title, fontsize=10)
     return fig
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #f1e310f3
+def plot_cosines(
+    pair_cos: Mapping[int, torch.Tensor],  # k → per-pair cosines after SFT (from `pair_cosines`, pooled over seeds)
+    runs: Mapping[int, PreferenceRun],  # k → a preference run at that k: its batch-mean cosines
+    late: int = 20,  # the "during training" cosine is the mean over steps `late` onwards
+    title: str | None = None,
+) -> Figure:
+    "cos(∇w, ∇l) against k: per pair after SFT (mean ± std), and for the batch means after SFT and during training."
+    ks = sorted(pair_cos)
+    missing = [k for k in ks if k not in runs]
+    if missing: raise ValueError(f"`runs` has no run for k = {missing}")
+    late = check_int("late", late, minimum=0, maximum=len(runs[ks[0]].cosine) - 1)
+    fig, ax = subplots(figsize=(5.5, 3.4))
+    ax.errorbar(ks, [float(pair_cos[k].mean()) for k in ks], yerr=[float(pair_cos[k].std()) for k in ks], marker="o",
+                capsize=3, color=PALETTE[0], label=f"one pair, after SFT ({len(pair_cos[ks[0]])} pairs; ± std)")
+    ax.plot(ks, [float(runs[k].cosine[0]) for k in ks], "s--", color=PALETTE[6], label="batch mean, after SFT")
+    ax.plot(ks, [float(runs[k].cosine[late:].mean()) for k in ks], "D-", color=PALETTE[1],
+            label=f"batch mean, steps {late}–{len(runs[ks[0]].cosine) - 1}")
+    ax.axhline(0, color="0.7", lw=0.6)
+    ax.set(xticks=ks, xlabel="differing tokens k", ylabel="cos(∇w, ∇l)", title=title)
+    ax.legend(fontsize=7, loc="center right")
+    return fig
+
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #eb0baeac
 def trajectory_traces(
     run: PreferenceRun,  # one run
     name: str = "",  # prefix for the legend
 ) -> list:
     "Plotly traces: log π_w and log π_l (changes from the start) and the margin change against step."
     x = np.arange(len(run.logp_w))
-    return [go.Scatter(x=x, y=(run.logp_w - run.logp_w[0]).numpy(), name=f"{name}Δ log π_w (chosen)", line=dict(color=PALETTE[2], width=2.5)),
-            go.Scatter(x=x, y=(run.logp_l - run.logp_l[0]).numpy(), name=f"{name}Δ log π_l (rejected)", line=dict(color=PALETTE[3], width=2.5)),
-            go.Scatter(x=x, y=(run.margin - run.margin[0]).numpy(), name=f"{name}Δ margin m", line=dict(color=PALETTE[6], dash="dot"))]
+    lines = [(run.logp_w, "Δ log π_w (chosen)", dict(color=PALETTE[2], width=2.5)),
+             (run.logp_l, "Δ log π_l (rejected)", dict(color=PALETTE[3], width=2.5)),
+             (run.margin, "Δ margin m", dict(color=PALETTE[6], dash="dot"))]
+    return [go.Scatter(x=x, y=(v - v[0]).numpy(), name=f"{name}{label}", line=line) for v, label, line in lines]
+
+def trajectories_figure(
+    runs: Mapping[str, PreferenceRun],  # slider label → run, in slider order
+    prefix: str = "",  # text before the label above the slider, e.g. "k = "
+    active: int = 0,  # index of the run shown first
+    title: str | None = None,
+) -> go.Figure:
+    "A kernel-free slider over runs: Δ log π_w, Δ log π_l and the margin change against step."
+    if not runs: raise ValueError("`runs` is empty: give at least one label → PreferenceRun")
+    return slider_figure({label: trajectory_traces(run) for label, run in runs.items()}, prefix=prefix, active=active,
+                         title=title, x_title="step", y_title="change from start")
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #4d83d243
 _EXPLORER_KS = (1, 2, 4, 8)
 
+def _task_for(tasks: dict, k: int) -> PreferenceTask:
+    "The SFT task for `k` from `tasks`, built and stored there on first use."
+    if k not in tasks: tasks[k] = lm_preference_task(k)
+    return tasks[k]
+
 def entanglement_figure(
+    *,
     loss: str = "dpo",  # margin loss
     beta: float = 0.1,  # β (DPO, SLiC, R-DPO, CPO, SimPO)
     tau: float = 1.0,  # IPO's τ
@@ -487,33 +622,28 @@ def entanglement_figure(
     lr: float = 0.05,  # step size η
     normalised: bool = False,  # pairwise-normalised gradient
     steps: int = 60,  # preference steps
-    tasks: Mapping | None = None,  # k → (SFT model, batch); built on demand if None
-    progress: Callable | None = None,  # tqdm-like wrapper
+    tasks: dict | None = None,  # k → (SFT model, batch); missing ones are built and stored here
+    progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper such as `Explorer.progress`
 ) -> go.Figure:
-    "Trajectories of log π_w and log π_l on the tiny LM for one setting, with the observed quadrant counts."
-    tasks = {} if tasks is None else tasks
-    if k not in tasks: tasks[k] = lm_preference_task(k, device="cpu")
-    model, batch = tasks[k]
-
-    run = train_preference(copy.deepcopy(model), batch, MarginLoss(loss, beta=beta, tau=tau, gamma=gamma), steps, lr,
-                           optimizer, normalised, progress=progress or False)
+    "Trajectories of log π_w and log π_l on the tiny LM for one setting, titled with the observed quadrant counts."
+    check_choice("loss", loss, LOSSES)
+    model, batch = _task_for({} if tasks is None else tasks, k)
+    run = train_preference(copy.deepcopy(model), batch, MarginLoss(loss, beta=beta, tau=tau, gamma=gamma), steps=steps,
+                           lr=lr, optimizer=optimizer, normalised=normalised, progress=progress)
     q = run.quadrant_counts()
-    fig = go.Figure(trajectory_traces(run))
-    fig.update_layout(title=dict(text=f"{loss}, k={k}, {optimizer}{', normalised' if normalised else ''}: "
-                                      f"{q['ideal ↑↓']} ideal, {q['both ↓']} both↓, {q['both ↑']} both↑ of {steps} steps", font=dict(size=13)),
-                      xaxis_title="step", yaxis_title="change from start", height=420, legend=dict(orientation="h", y=-0.2))
-    return fig
+    title = (f"{loss}, k={k}, {optimizer}{', normalised' if normalised else ''}: "
+             f"{q['ideal ↑↓']} ideal, {q['both ↓']} both↓, {q['both ↑']} both↑ of {steps} steps")
+    return go.Figure(trajectory_traces(run), layout=dict(
+        title=dict(text=title, font=dict(size=13)), xaxis_title="step", yaxis_title="change from start", height=420,
+        legend=dict(orientation="h", y=-0.2)))
 
 def explore_entanglement(
     tasks: Mapping | None = None,  # k → (SFT model, batch), e.g. precomputed; others are built on first use
 ) -> Explorer:
     "A live panel: loss, β/τ/γ, k, optimizer, learning rate and the normalised-gradient toggle."
-    cache = dict(tasks or {})
-    def fn(loss, beta, tau, gamma, k, optimizer, lr, normalised, progress=None):
-        return entanglement_figure(loss, beta, tau, gamma, k, optimizer, lr, normalised, tasks=cache, progress=progress)
-    costly = lambda **d: {**d, "costly": True}
-    return Explorer(fn, {
-        "loss": list(LOSSES), "beta": costly(min=0.01, max=5.0, value=0.1, log=True, step=0.01),
-        "tau": costly(min=0.05, max=5.0, value=1.0, log=True, step=0.05), "gamma": costly(min=0.0, max=2.0, value=0.5, step=0.1),
-        "k": list(_EXPLORER_KS), "optimizer": ["sgd", "adam"],
-        "lr": costly(min=1e-4, max=0.5, value=0.05, log=True, step=1e-4), "normalised": False}, device=False)
+    return Explorer(functools.partial(entanglement_figure, tasks=dict(tasks or {})), {
+        "loss": dropdown(LOSSES), "beta": slider(0.01, 5.0, value=0.1, log=True, costly=True),
+        "tau": slider(0.05, 5.0, value=1.0, log=True, costly=True),
+        "gamma": slider(0.0, 2.0, 0.1, value=0.5, costly=True), "k": dropdown(_EXPLORER_KS),
+        "optimizer": dropdown(["sgd", "adam"]), "lr": slider(1e-4, 0.5, value=0.05, log=True, costly=True),
+        "normalised": checkbox(False)})

@@ -8,9 +8,10 @@ Docs: https://gradviz.github.io/gradviz/40_alignment/wagle.html.md"""
 from __future__ import annotations
 
 import copy
+import functools
 import math
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,22 +19,23 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
+from .. import core
 from ..autodiff import param_gradient
 from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 from ..data import next_token_loss, sequence_logprob, tiny_lm, train
-from ..viz import PALETTE, Explorer, subplots
+from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['SCORE_KINDS', 'METHODS', 'OPTIMIZERS', 'KIND_COLORS', 'flat_params', 'summed_gradient', 'ScoreTerms', 'score_terms',
            'wagle_scores', 'attribution_scores', 'topk_mask', 'unlearning_loss', 'unlearn', 'FactTask',
-           'fictitious_facts', 'memorise', 'unlearning_metrics', 'Setting', 'run_masked', 'compute_tradeoffs',
-           'summarise', 'plot_tradeoff', 'layer_density', 'plot_layer_density', 'plot_terms', 'plot_mu_limits',
-           'wagle_figure', 'explore_wagle']
+           'fictitious_facts', 'memorise', 'unlearning_metrics', 'Memorised', 'memorised_task', 'Setting', 'run_masked',
+           'Tradeoffs', 'compute_tradeoffs', 'Summary', 'summarise', 'plot_tradeoff', 'layer_density',
+           'plot_layer_density', 'plot_terms', 'plot_mu_limits', 'mask_ratio_figure', 'wagle_figure', 'explore_wagle']
 
 # %% ../../nbs/40_alignment/41_wagle.ipynb #604bd1a3
 def _trainable(model: nn.Module) -> list[torch.Tensor]:
+    "The trainable parameters of `model`; a model without any is an error."
     ps = [p for p in check_type("model", model, nn.Module).parameters() if p.requires_grad]
     if not ps: raise ValueError("`model` has no trainable parameters")
     return ps
@@ -91,8 +93,10 @@ class ScoreTerms:
 
     def balanced_mu(self) -> float:
         "μ* = median|g_r| / median|θ|: the μ at which both terms have similar typical size."
-        return float(self.g_r.abs().median() / self.theta.abs().median().clamp_min(torch.finfo(self.theta.dtype).tiny))
+        tiny = torch.finfo(self.theta.dtype).tiny
+        return float(self.g_r.abs().median() / self.theta.abs().median().clamp_min(tiny))
 
+# %% ../../nbs/40_alignment/41_wagle.ipynb #84bbc3d3
 def score_terms(
     model: nn.Module,  # the trained model θ₀
     forget_batches,  # forget set D_f: token tensor(s)
@@ -119,7 +123,7 @@ def attribution_scores(
     terms: ScoreTerms,  # from `score_terms`
     kind: str = "wagle",  # one of `SCORE_KINDS`
     mu: float | None = None,  # WAGLE's μ; None uses `terms.balanced_mu()`
-    seed: int = 0,  # seed for the random baseline
+    seed: int | torch.Generator = 0,  # seeds the random baseline
 ) -> torch.Tensor:
     "Per-weight scores of one kind: random, |θ|, |g_f|, SNIP |θ ⊙ g_f| or WAGLE."
     check_type("terms", terms, ScoreTerms)
@@ -167,7 +171,9 @@ def unlearning_loss(
         up = -(2 / beta) * F.logsigmoid(-beta * (sequence_logprob(model, forget)[0] - ref_logp)).mean()
     return up + gamma * _nll(model, retain)
 
+# %% ../../nbs/40_alignment/41_wagle.ipynb #4f51e70b
 def _split_mask(mask, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    "The flat bool `mask` cut into one 0/1 tensor per parameter (None: no mask)."
     if mask is None: return None
     m = check_tensor("mask", mask, ndim=1)
     if m.dtype != torch.bool: raise TypeError(f"`mask` must be a bool tensor, got {m.dtype}")
@@ -176,8 +182,15 @@ def _split_mask(mask, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
     return [c.view_as(p).to(p.dtype) for c, p in zip(m.split([p.numel() for p in ps]), ps)]
 
 def _optimizer(name: str, ps: list, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[check_choice("optimizer", name, OPTIMIZERS)]
-    return cls(ps, lr=lr, weight_decay=weight_decay)
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    return cls[check_choice("optimizer", name, OPTIMIZERS)](ps, lr=lr, weight_decay=weight_decay)
+
+def _masked_step(opt: torch.optim.Optimizer, loss: torch.Tensor, ps: list, masks: list | None) -> None:
+    "Backpropagate `loss`, zero the masked-out gradients, and step."
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for p, m in zip(ps, masks or []): p.grad.mul_(m)
+    opt.step()
 
 def unlearn(
     model: nn.Module,  # updated in place
@@ -185,6 +198,7 @@ def unlearn(
     retain: torch.Tensor,  # (n_r, L) retain tokens (one full batch)
     mask: torch.Tensor | None = None,  # (N,) bool from `topk_mask`; None updates every weight (dense)
     method: str = "graddiff",  # "graddiff" or "npo"
+    *,
     steps: int = 30,  # optimizer steps
     lr: float = 3e-3,  # step size
     optimizer: str = "adam",  # "sgd", "adam" or "adamw"
@@ -198,17 +212,14 @@ def unlearn(
     method = check_choice("method", method, METHODS)
     steps, lr = check_int("steps", steps, minimum=1), check_float("lr", lr, minimum=0, strict=True)
     ps = _trainable(model)
-    masks, opt = _split_mask(mask, ps), _optimizer(optimizer, ps, lr, check_float("weight_decay", weight_decay, minimum=0))
+    masks = _split_mask(mask, ps)
+    opt = _optimizer(optimizer, ps, lr, check_float("weight_decay", weight_decay, minimum=0))
     with torch.no_grad(): ref = sequence_logprob(model, forget)[0] if method == "npo" else None
-    loop = range(steps)
-    if progress: loop = (progress if callable(progress) else tqdm)(loop)
     losses = []
-    for _ in loop:
+    for _ in core.progress(range(steps), progress, desc=f"{method} steps"):
         loss = unlearning_loss(model, forget, retain, method, gamma, beta, ref)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        if masks is not None:
-            for p, m in zip(ps, masks): p.grad.mul_(m)
-        opt.step(); losses.append(loss.detach())
+        _masked_step(opt, loss, ps, masks)
+        losses.append(loss.detach())
     return torch.stack(losses).cpu()
 
 # %% ../../nbs/40_alignment/41_wagle.ipynb #19306df5
@@ -233,13 +244,16 @@ def fictitious_facts(
     forget_fraction: float = 0.1,  # fraction of entities to forget
     num_text: int = 64,  # training and held-out text rows each
     stickiness: float = 0.8,  # probability that a text token follows the successor rule
-    seed: int = 0,  # seeds facts, the forgotten entities and the text
-    device=None,  # where the tokens live; `default_device()` if None
+    seed: int | torch.Generator = 0,  # seeds facts, the forgotten entities and the text
+    device: str | torch.device | None = None,  # where the tokens live; `default_device()` if None
 ) -> FactTask:
     "Synthetic facts (entity, relation, value) plus rule-following text, with a forget split by entity."
-    E, R, V = (check_int(n, v, minimum=1) for n, v in (("num_entities", num_entities), ("num_relations", num_relations), ("num_values", num_values)))
-    frac, n_text = check_float("forget_fraction", forget_fraction, minimum=0, maximum=1, strict=True), check_int("num_text", num_text, minimum=1)
-    stick, g = check_float("stickiness", stickiness, minimum=0, maximum=1), as_generator(seed)
+    E, R, V = (check_int(n, v, minimum=1) for n, v in
+               (("num_entities", num_entities), ("num_relations", num_relations), ("num_values", num_values)))
+    frac = check_float("forget_fraction", forget_fraction, minimum=0, maximum=1, strict=True)
+    n_text = check_int("num_text", num_text, minimum=1)
+    stick = check_float("stickiness", stickiness, minimum=0, maximum=1)
+    g = as_generator(seed)
     ent, rel = torch.arange(E).repeat_interleave(R), E + torch.arange(R).repeat(E)
     facts = torch.stack([ent, rel, E + R + torch.randint(0, V, (E * R,), generator=g)], 1)
     forgotten = torch.isin(ent, torch.randperm(E, generator=g)[: max(1, round(frac * E))])
@@ -249,25 +263,31 @@ def fictitious_facts(
         b = torch.where(torch.rand(n, generator=g) < stick, successor[a], torch.randint(0, V, (n,), generator=g))
         return torch.stack([torch.full((n,), E + R + V), E + R + a, E + R + b], 1)
     dev = resolve_device(device)
-    return FactTask(facts[forgotten].to(dev), facts[~forgotten].to(dev), text(n_text).to(dev), text(n_text).to(dev), E + R + V + 1)
+    return FactTask(facts[forgotten].to(dev), facts[~forgotten].to(dev), text(n_text).to(dev), text(n_text).to(dev),
+                    E + R + V + 1)
 
+# %% ../../nbs/40_alignment/41_wagle.ipynb #48738ce2
 def memorise(
     task: FactTask,  # the facts and text to learn
     dim: int = 32,  # tiny-LM width
     steps: int = 300,  # Adam steps, full batch
     lr: float = 2e-2,  # step size
-    seed: int = 0,  # seeds the initial weights
+    seed: int | torch.Generator = 0,  # seeds the initial weights
     dtype: torch.dtype = torch.float32,
+    kind: str = "gru",  # tiny-LM kind: "gru" or "transformer"
+    layers: int = 1,  # GRU layers or attention blocks
 ) -> nn.Module:
-    "A one-layer GRU `tiny_lm` trained on every fact (forget and retain) and the training text."
+    "A `tiny_lm` trained on every fact (forget and retain) and the training text."
     check_type("task", task, FactTask)
-    model = tiny_lm(task.vocab_size, dim, 1, "gru", seed=seed, device=task.forget.device, dtype=dtype)
+    seed = core.as_seed(seed)
+    model = tiny_lm(task.vocab_size, dim, layers, kind, seed=seed, device=task.forget.device, dtype=dtype)
     X = torch.cat([task.forget, task.retain, task.text])
     train(model, next_token_loss, X, X, steps=steps, lr=lr, optimizer="adam", seed=seed)
     return model
 
 @torch.no_grad()
 def _answer(model: nn.Module, tokens: torch.Tensor) -> tuple[float, float]:
+    "Accuracy and mean log-likelihood of the last token given the others."
     logp = model(tokens[:, :-1])[:, -1].log_softmax(-1)
     y = tokens[:, -1]
     return (logp.argmax(-1) == y).double().mean().item(), logp.gather(-1, y[:, None]).mean().item()
@@ -281,10 +301,32 @@ def unlearning_metrics(
     (fa, fl), (ra, rl), (ua, ul) = (_answer(model, t) for t in (task.forget, task.retain, task.text_test))
     return dict(forget_acc=fa, forget_ll=fl, retain_acc=ra, retain_ll=rl, utility=ua, utility_ll=ul)
 
-# %% ../../nbs/40_alignment/41_wagle.ipynb #ce2b6121
+# %% ../../nbs/40_alignment/41_wagle.ipynb #3300bc73
+class Memorised(NamedTuple):
+    "A fictitious-facts task, the model that memorised it, and its score terms: everything a mask needs."
+    model: nn.Module
+    task: FactTask
+    terms: ScoreTerms
+
+def memorised_task(
+    seed: int | torch.Generator = 0,  # seeds the facts, the text and the model
+    *,
+    num_entities: int = 20, num_relations: int = 3, num_values: int = 8,  # the task's size (see `fictitious_facts`)
+    dim: int = 32,  # tiny-LM width
+    kind: str = "gru", layers: int = 1,  # tiny-LM architecture
+    steps: int = 300, lr: float = 2e-2,  # memorisation: Adam, full batch
+    device: str | torch.device | None = None,  # where everything lives; `default_device()` if None
+) -> Memorised:
+    "Build a task, memorise it and compute its score terms (forget set against retain set)."
+    seed = core.as_seed(seed)
+    task = fictitious_facts(num_entities, num_relations, num_values, seed=seed, device=device)
+    model = memorise(task, dim, steps, lr, seed=seed, kind=kind, layers=layers)
+    return Memorised(model, task, score_terms(model, task.forget, task.retain_all))
+
+# %% ../../nbs/40_alignment/41_wagle.ipynb #9f51d5c0
 @dataclass(frozen=True)
 class Setting:
-    "One unlearning run's recipe."
+    "One unlearning run's recipe: the keyword arguments of `unlearn` after the mask."
     method: str = "graddiff"
     steps: int = 30
     lr: float = 3e-3
@@ -301,45 +343,62 @@ def run_masked(
     ratio: float = 0.2,  # mask ratio p
     setting: Setting = Setting(),  # method and optimizer
     mu: float | None = None,  # WAGLE's μ (None: balanced)
-    seed: int = 0,  # random-mask seed
-    progress: bool | Callable = False,
+    seed: int | torch.Generator = 0,  # seeds the random mask
+    progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper
 ) -> dict[str, float]:
     "Metrics after unlearning a copy of `model` with one mask."
+    check_type("setting", setting, Setting)
     mask = None if kind == "dense" else topk_mask(attribution_scores(terms, kind, mu, seed), ratio)
-    m, s = copy.deepcopy(model), setting
-    unlearn(m, task.forget, task.retain_all, mask, s.method, s.steps, s.lr, s.optimizer, s.gamma, s.beta, s.weight_decay, progress)
+    m = copy.deepcopy(model)
+    unlearn(m, task.forget, task.retain_all, mask, **asdict(setting), progress=progress)
     return unlearning_metrics(m, task)
+
+# %% ../../nbs/40_alignment/41_wagle.ipynb #f16cef10
+class Tradeoffs(NamedTuple):
+    "Metrics per (method, kind, ratio, seed), and the memorised model per seed."
+    runs: dict
+    models: dict
 
 def compute_tradeoffs(
     seeds: Sequence[int] = (0, 1, 2),  # task/model/random-mask seeds
     ratios: Sequence[float] = (0.05, 0.2, 0.5),  # mask ratios p
     methods: Sequence[str] = METHODS,  # unlearning methods
     setting: Setting = Setting(),  # optimizer recipe (its `method` is overridden)
-    device=None,
-    progress: bool = False,
-) -> tuple[dict, dict]:
-    "Metrics for every (method, kind, ratio, seed) (kind 'dense' at ratio 1), and the (model, task, terms) per seed."
-    runs, models = {}, {}
-    for seed in tqdm(seeds, disable=not progress):
-        task = fictitious_facts(seed=seed, device=device)
-        model = memorise(task, seed=seed)
-        terms = score_terms(model, task.forget, task.retain_all)
-        models[seed] = (model, task, terms)
+    models: Mapping[int, Memorised] | None = None,  # seed → memorised model; others come from `memorised_task(seed)`
+    device: str | torch.device | None = None,  # where models built here live; `default_device()` if None
+    progress: bool | Callable = False,  # tqdm bar over the seeds, or a tqdm-like wrapper
+) -> Tradeoffs:
+    "Every mask type at every ratio (and 'dense' at ratio 1), for every method and seed."
+    for m in methods: check_choice("methods", m, METHODS)
+    runs, built = {}, {}
+    for seed in core.progress(seeds, progress, desc="seeds"):
+        mem = built[seed] = models[seed] if models and seed in models else memorised_task(seed, device=device)
         for method in methods:
-            s = Setting(**{**setting.__dict__, "method": method})
-            runs[method, "dense", 1.0, seed] = run_masked(model, task, terms, "dense", 1.0, s)
+            s = replace(setting, method=method)
+            runs[method, "dense", 1.0, seed] = run_masked(*mem, "dense", 1.0, s)
             for kind in SCORE_KINDS:
-                for r in ratios: runs[method, kind, r, seed] = run_masked(model, task, terms, kind, r, s, seed=seed)
-    return runs, models
+                for r in ratios: runs[method, kind, r, seed] = run_masked(*mem, kind, r, s, seed=seed)
+    return Tradeoffs(runs, built)
+
+# %% ../../nbs/40_alignment/41_wagle.ipynb #4dcf4f08
+@dataclass(frozen=True)
+class Summary:
+    "One metric's mean and standard deviation over seeds, each a dict keyed by (method, kind, ratio)."
+    metric: str
+    mean: dict
+    std: dict
 
 def summarise(
     runs: Mapping,  # from `compute_tradeoffs`
     metric: str,  # e.g. "forget_acc"
-) -> dict[tuple, tuple[float, float]]:
+) -> Summary:
     "Mean and standard deviation over seeds of one metric, per (method, kind, ratio)."
+    if not runs: raise ValueError("`runs` is empty")
+    check_choice("metric", metric, list(next(iter(runs.values()))))
     groups = {}
     for (method, kind, r, _), v in runs.items(): groups.setdefault((method, kind, r), []).append(v[metric])
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in groups.items()}
+    mean, std = ({k: float(f(v)) for k, v in groups.items()} for f in (np.mean, np.std))
+    return Summary(metric, mean, std)
 
 # %% ../../nbs/40_alignment/41_wagle.ipynb #c8be9321
 KIND_COLORS = dict(zip(SCORE_KINDS + ("dense",), PALETTE))
@@ -356,10 +415,13 @@ def plot_tradeoff(
     mx, my = summarise(runs, x), summarise(runs, y)
     for ax, method in zip(axes[0], methods):
         for kind in SCORE_KINDS + ("dense",):
-            keys = sorted(k for k in mx if k[0] == method and k[1] == kind)
-            ax.errorbar([mx[k][0] for k in keys], [my[k][0] for k in keys], xerr=[mx[k][1] for k in keys], yerr=[my[k][1] for k in keys],
-                        marker="o" if kind != "dense" else "*", ms=5 if kind != "dense" else 11, capsize=2, label=kind, color=KIND_COLORS[kind])
-            for k in keys: ax.annotate(f"{k[2]:g}", (mx[k][0], my[k][0]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            keys = sorted(k for k in mx.mean if k[0] == method and k[1] == kind)
+            dense = kind == "dense"
+            ax.errorbar([mx.mean[k] for k in keys], [my.mean[k] for k in keys], xerr=[mx.std[k] for k in keys],
+                        yerr=[my.std[k] for k in keys], marker="*" if dense else "o", ms=11 if dense else 5, capsize=2,
+                        label=kind, color=KIND_COLORS[kind])
+            for k in keys: ax.annotate(f"{k[2]:g}", (mx.mean[k], my.mean[k]), fontsize=7, xytext=(3, 3),
+                                       textcoords="offset points")
         ax.set(title=method, xlabel=x.replace("_", " "), ylabel=y.replace("_", " "))
     axes[0][-1].legend(fontsize=8, loc="best")
     if title: fig.suptitle(title, fontsize=11)
@@ -386,8 +448,10 @@ def plot_layer_density(
     dens = {k: layer_density(model, topk_mask(attribution_scores(terms, k, mu), ratio)) for k in SCORE_KINDS}
     names = list(dens["wagle"])
     fig, ax = subplots(figsize=(8, 3))
-    im = ax.imshow(np.array([[dens[k][n] for n in names] for k in SCORE_KINDS]), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set(xticks=range(len(names)), yticks=range(len(SCORE_KINDS)), yticklabels=SCORE_KINDS, title=title or f"mask density at p = {ratio:g}")
+    im = ax.imshow(np.array([[dens[k][n] for n in names] for k in SCORE_KINDS]), cmap="viridis", vmin=0, vmax=1,
+                   aspect="auto")
+    ax.set(xticks=range(len(names)), yticks=range(len(SCORE_KINDS)), yticklabels=SCORE_KINDS,
+           title=title or f"mask density at p = {ratio:g}")
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     fig.colorbar(im, ax=ax, label="fraction selected")
     return fig
@@ -402,10 +466,11 @@ def plot_terms(
     mu = terms.balanced_mu() if mu is None else check_float("mu", mu, minimum=0, strict=True)
     a, b = terms.prune, terms.retain / mu
     keep = (a > 0) & (b > 0)
+    la, lb = a[keep].log10(), b[keep].log10()
     fig, ax = subplots(figsize=(6, 3.4))
-    bins = np.linspace(float(min(a[keep].log10().min(), b[keep].log10().min())), float(max(a[keep].log10().max(), b[keep].log10().max())), 60)
-    ax.hist(a[keep].log10().numpy(), bins, alpha=0.6, label="|θ ⊙ g_f| (SNIP term)", color=PALETTE[0])
-    ax.hist(b[keep].log10().numpy(), bins, alpha=0.6, label="|g_r ⊙ g_f| / μ (retain term)", color=PALETTE[1])
+    bins = np.linspace(float(min(la.min(), lb.min())), float(max(la.max(), lb.max())), 60)
+    ax.hist(la.numpy(), bins, alpha=0.6, label="|θ ⊙ g_f| (SNIP term)", color=PALETTE[0])
+    ax.hist(lb.numpy(), bins, alpha=0.6, label="|g_r ⊙ g_f| / μ (retain term)", color=PALETTE[1])
     ax.set(xlabel="log₁₀ term", ylabel="weights", title=title or f"μ = {mu:.2g}")
     ax.legend(fontsize=8)
     return fig
@@ -426,50 +491,77 @@ def plot_mu_limits(
     ax.legend(fontsize=8)
     return fig
 
+# %% ../../nbs/40_alignment/41_wagle.ipynb #31274fc9
+def _ratio_bars(summaries: Mapping[str, Summary], method: str, ratio: float) -> list:
+    "One bar trace per mask type: each metric's mean ± std over seeds at one ratio."
+    names = list(summaries)
+    return [go.Bar(x=names, y=[summaries[m].mean[method, kind, ratio] for m in names], name=kind,
+                   error_y=dict(array=[summaries[m].std[method, kind, ratio] for m in names]),
+                   marker_color=KIND_COLORS[kind]) for kind in SCORE_KINDS]
+
+def mask_ratio_figure(
+    runs: Mapping,  # from `compute_tradeoffs`
+    method: str = "graddiff",  # whose runs to show
+    metrics: Sequence[str] = ("forget_acc", "retain_acc", "utility"),  # accuracies, one bar group each
+    active: int = 0,  # index of the ratio shown first
+    title: str | None = None,
+) -> go.Figure:
+    "A kernel-free slider over the mask ratio p: every mask type's metrics, mean ± std over seeds."
+    check_choice("method", method, sorted({k[0] for k in runs}))
+    sums = {m: summarise(runs, m) for m in metrics}
+    ratios = sorted({k[2] for k in runs if k[0] == method and k[1] != "dense"})
+    return slider_figure({f"{r:g}": _ratio_bars(sums, method, r) for r in ratios}, prefix="p = ", active=active,
+                         y_range=(0, 1.05), title=title, y_title="accuracy (mean ± std over seeds)")
+
 # %% ../../nbs/40_alignment/41_wagle.ipynb #186b9991
+def _explorer_model(cache: dict) -> Memorised:
+    "Seed 0's memorised model from `cache`, built and stored there on first use."
+    if 0 not in cache: cache[0] = memorised_task(0)
+    return Memorised(*cache[0])
+
+def _before_after_figure(before: dict, after: dict, color: str, title: str) -> go.Figure:
+    "Bars of the accuracies before (grey) and after (`color`) unlearning."
+    names = ["forget_acc", "retain_acc", "utility"]
+    bars = [go.Bar(x=names, y=[before[n] for n in names], name="before", marker_color=PALETTE[6]),
+            go.Bar(x=names, y=[after[n] for n in names], name="after", marker_color=color)]
+    return go.Figure(bars, layout=dict(title=dict(text=title, font=dict(size=12)), height=400,
+                                       yaxis=dict(range=[0, 1.05], title="accuracy")))
+
 def wagle_figure(
+    *,
     ratio: float = 0.2,  # mask ratio p
     log_mu: float = 0.0,  # log₁₀(μ/μ*) for WAGLE
-    kind: str = "wagle",  # mask type
+    kind: str = "wagle",  # mask type, one of `SCORE_KINDS`
     method: str = "graddiff",  # unlearning method
     lr: float = 3e-3,  # step size
     steps: int = 30,  # unlearning steps
     optimizer: str = "adam",  # "sgd", "adam" or "adamw"
     weight_decay: float = 0.0,  # optimizer weight decay
     gamma: float = 1.0,  # retain weight γ
-    cache: dict | None = None,  # seed → (model, task, terms); seed 0 built on demand
-    progress: Callable | None = None,
+    cache: dict | None = None,  # seed → `Memorised`; seed 0 is built and stored here on first use
+    progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper such as `Explorer.progress`
 ) -> go.Figure:
-    "Metrics before and after one masked unlearning run, with how far the frozen weights moved."
-    cache = {} if cache is None else cache
-    if 0 not in cache:
-        task = fictitious_facts(seed=0, device="cpu"); model = memorise(task)
-        cache[0] = (model, task, score_terms(model, task.forget, task.retain_all))
-    model, task, terms = cache[0]
-    mu = terms.balanced_mu() * 10 ** log_mu
-    mask = topk_mask(attribution_scores(terms, kind, mu), ratio)
+    "Metrics before and after one masked unlearning run, titled with how many frozen weights moved."
+    model, task, terms = _explorer_model({} if cache is None else cache)
+    mask = topk_mask(attribution_scores(terms, kind, terms.balanced_mu() * 10 ** log_mu), ratio)
     m = copy.deepcopy(model)
-    unlearn(m, task.forget, task.retain_all, mask, method, steps, lr, optimizer, gamma, 0.1, weight_decay, progress or False)
+    unlearn(m, task.forget, task.retain_all, mask, method, steps=steps, lr=lr, optimizer=optimizer, gamma=gamma,
+            weight_decay=weight_decay, progress=progress)
     before, after = unlearning_metrics(model, task), unlearning_metrics(m, task)
     moved = int(((flat_params(m) - terms.theta)[~mask] != 0).sum())
-    names = ["forget_acc", "retain_acc", "utility"]
-    fig = go.Figure([go.Bar(x=names, y=[before[n] for n in names], name="before", marker_color=PALETTE[7 % len(PALETTE)]),
-                     go.Bar(x=names, y=[after[n] for n in names], name="after", marker_color=KIND_COLORS[kind])])
-    fig.update_layout(title=dict(text=f"{kind} p={ratio:g}, {method}, {optimizer}: forget log-lik {before['forget_ll']:.2f} → {after['forget_ll']:.2f}; "
-                                      f"frozen moved: {moved} of {int((~mask).sum())}", font=dict(size=12)),
-                      yaxis=dict(range=[0, 1.05], title="accuracy"), height=400)
-    return fig
+    title = (f"{kind} p={ratio:g}, {method}, {optimizer}: forget log-lik {before['forget_ll']:.2f} → "
+             f"{after['forget_ll']:.2f}; frozen moved: {moved} of {int((~mask).sum())}")
+    return _before_after_figure(before, after, KIND_COLORS[kind], title)
 
 def explore_wagle(
-    cache: dict | None = None,  # seed → (model, task, terms), e.g. precomputed
+    cache: Mapping | None = None,  # seed → `Memorised`, e.g. precomputed
 ) -> Explorer:
     "A live panel: ratio, log μ, score type, method, lr, steps, optimizer, weight decay, γ."
-    cache = {} if cache is None else dict(cache)
-    def fn(ratio, log_mu, kind, method, lr, steps, optimizer, weight_decay, gamma, progress=None):
-        return wagle_figure(ratio, log_mu, kind, method, lr, steps, optimizer, weight_decay, gamma, cache, progress)
-    costly = lambda **d: {**d, "costly": True}
-    return Explorer(fn, {
-        "ratio": costly(min=0.01, max=1.0, step=0.01, value=0.2), "log_mu": costly(min=-8.0, max=8.0, step=0.5, value=0.0),
-        "kind": list(SCORE_KINDS[::-1]), "method": list(METHODS), "lr": costly(min=1e-4, max=0.1, value=3e-3, log=True, step=0.1),
-        "steps": costly(min=5, max=200, step=5, value=30), "optimizer": ["adam", "sgd", "adamw"],
-        "weight_decay": costly(min=0.0, max=0.5, step=0.05, value=0.0), "gamma": costly(min=0.0, max=5.0, step=0.1, value=1.0)}, device=False)
+    return Explorer(functools.partial(wagle_figure, cache=dict(cache or {})), {
+        "ratio": slider(0.01, 1.0, 0.01, value=0.2, costly=True),
+        "log_mu": slider(-8.0, 8.0, 0.5, value=0.0, costly=True),
+        "kind": dropdown(SCORE_KINDS[::-1]), "method": dropdown(METHODS),
+        "lr": slider(1e-4, 0.1, value=3e-3, log=True, costly=True), "steps": slider(5, 200, 5, value=30, costly=True),
+        "optimizer": dropdown(["adam", "sgd", "adamw"]),
+        "weight_decay": slider(0.0, 0.5, 0.05, value=0.0, costly=True),
+        "gamma": slider(0.0, 5.0, 0.1, value=1.0, costly=True)})
