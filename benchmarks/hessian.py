@@ -23,6 +23,12 @@ from typing import Callable
 
 from . import finish, make_config, median, start, timed_rounds, timing
 
+
+def _probe_generator(seed: int):
+    "The generator for the benchmark's fixed probe vector (seed + 7, as in earlier runs)."
+    from gradviz.core import as_generator
+    return as_generator(seed + 7)
+
 NAME = "hessian"
 
 
@@ -357,7 +363,7 @@ def section_lanczos(b: Bench, op, clock: ProductClock, ref) -> dict:
     "gradviz Lanczos top-k at its default tolerance: products, time, overhead over bare products, accuracy."
     import torch
     cfg = b.cfg
-    v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device=b.device, dtype=op.dtype)
+    v = torch.randn(op.size, generator=_probe_generator(cfg.seed)).to(device=b.device, dtype=op.dtype)
     runs = {}
     for k in cfg.ks:
         op.reset_count()
@@ -389,7 +395,7 @@ def section_slq(b: Bench, op, clock: ProductClock) -> dict:
     import torch
     from gradviz.linalg import slq_density
     cfg = b.cfg
-    v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device=b.device, dtype=op.dtype)
+    v = torch.randn(op.size, generator=_probe_generator(cfg.seed)).to(device=b.device, dtype=op.dtype)
     inside, inside_plain, holder = [], [], {}
     def run():
         holder["d"] = slq_density(op, cfg.slq_probes, cfg.slq_steps, seed=cfg.seed)
@@ -455,7 +461,7 @@ def section_trace(b: Bench, p: Problem, op, pyh_mod, pyh) -> dict:
         est = hutchinson_trace(op, n, seed=cfg.seed + 2000)
         exact = est.estimate
         out["reference"] = {"method": f"Hutchinson with {n} probes (independent seed)", "trace": exact, "stderr": est.stderr}
-    v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(device=b.device, dtype=op.dtype)
+    v = torch.randn(op.size, generator=_probe_generator(cfg.seed)).to(device=b.device, dtype=op.dtype)
     holder = {}
     def gv(): holder["gv"] = hutchinson_trace(op, cfg.trace_probes, seed=cfg.seed)
     fns = {"bare_hvp": bare_hvp(op, v, cfg.hvp_batch), "gradviz_hutchinson": gv}
@@ -590,7 +596,7 @@ def section_eigsh64(b: Bench, p64: Problem, ref) -> dict:
     op = HessianOperator(p64.f, p64.theta)
     A = op.to_scipy()
     v0 = start_vector(op.size, cfg.seed)
-    v = torch.randn(op.size, generator=torch.Generator().manual_seed(cfg.seed + 7), dtype=torch.float64).to(op.device)
+    v = torch.randn(op.size, generator=_probe_generator(cfg.seed), dtype=torch.float64).to(op.device)
     out = {"dtype": "float64", "accuracy_bar": bar, "starting_vector": "identical for both (gradviz's seeded start passed as ARPACK v0)",
            "protocol": f"tolerances tried loosest first from {list(cfg.eigsh_tols)}; each method keeps the first within {bar:g} of the reference"}
     fns, chosen = {"bare_hvp": bare_hvp(op, v, cfg.hvp_batch)}, {}

@@ -38,7 +38,7 @@ def run_model(sizes, batch: int, k: int, repeat: int, device: str, seed: int) ->
     def adam_step():
         adam.zero_grad(set_to_none=True); mse(adam_net(X), y).backward(); adam.step()
     fns = {"adam": adam_step, "jacobian": lambda: residual_jacobian(base, mse, X, y)}
-    opts = {m: Sven(fresh(), mse, lr=1e-3, k=k, svd=m, generator=seed) for m in ("exact", "gram", "randomized")}
+    opts = {m: Sven(fresh(), mse, lr=1e-3, k=k, svd=m, seed=seed) for m in ("exact", "gram", "randomized")}
     for m, opt in opts.items(): fns[f"sven_{m}"] = (lambda o=opt: o.step(X, y))
     for fn in fns.values(): fn()  # warm-up
     t = timed_rounds(fns, repeat, device)

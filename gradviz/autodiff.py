@@ -45,14 +45,17 @@ def param_layout(model: nn.Module) -> ParamLayout:
     if not named: raise ValueError("`model` has no trainable parameters")
     return ParamLayout(tuple(n for n, _ in named), tuple(p.shape for _, p in named))
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #f6accf15
 def flatten_params(model: nn.Module) -> torch.Tensor:
     "A detached copy of `model`'s trainable parameters as one flat vector θ."
     check_type("model", model, nn.Module)
     return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]).clone()
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #a9b94f7e
 def _fixed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     "Frozen parameters and buffers: the tensors a functional call keeps as they are."
-    return {**{n: t.detach() for n, t in model.named_parameters() if not t.requires_grad}, **dict(model.named_buffers())}
+    frozen = {n: t.detach() for n, t in model.named_parameters() if not t.requires_grad}
+    return {**frozen, **dict(model.named_buffers())}
 
 def model_function(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     "The network as a pure function `(θ, x) ↦ model(x)`; frozen parameters and buffers stay as they are."
@@ -85,11 +88,13 @@ def _check_scalar_loss(value: torch.Tensor, where: str) -> None:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"`loss_fn` must return a scalar loss, got {shape} {where}")
     if not bool(torch.isfinite(value)):
-        raise ValueError(f"`loss_fn` returned a non-finite loss ({value.item()}) {where}: check the data, the model and the learning rate that produced it")
+        raise ValueError(f"`loss_fn` returned a non-finite loss ({value.item()}) {where}: "
+                         "check the data, the model and the learning rate that produced it")
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #6334acb7
 def flat_objective(
     model: nn.Module,  # the network; its current parameters become θ₀
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar, e.g. `nn.functional.cross_entropy`
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
     X: torch.Tensor,  # inputs, first dimension = samples
     y: torch.Tensor,  # targets, same first dimension
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
@@ -114,6 +119,7 @@ def gradient(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> 
     check_tensor("theta", theta, ndim=1, floating=True)
     return grad(f)(theta)
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #8e220139
 def hvp(
     f: Callable[[torch.Tensor], torch.Tensor],  # scalar function of a flat vector
     theta: torch.Tensor,  # point θ where the Hessian is taken
@@ -145,7 +151,8 @@ def hessian(
     check_int("max_params", max_params, minimum=1)
     p = theta.numel()
     if p > max_params:
-        raise ValueError(f"`theta` has {p} entries: a dense Hessian would hold {p*p:,} numbers (limit max_params={max_params}). "
+        raise ValueError(f"`theta` has {p} entries: a dense Hessian would hold {p*p:,} numbers "
+                         f"(limit max_params={max_params}). "
                          "Use gradviz.linalg.HessianOperator, which only needs Hessian-vector products")
     H = jacfwd(grad(f))(theta)
     return (H + H.T) / 2
@@ -154,12 +161,15 @@ def hessian(
 _STATEFUL = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 def _check_per_sample_safe(model: nn.Module) -> None:
-    "Per-sample gradients are meaningless when one sample's output depends on the rest of the batch."
-    bad = [f"{n or 'model'} ({type(m).__name__})" for n, m in model.named_modules() if isinstance(m, _STATEFUL) and m.training]
+    "A `ValueError` naming the layers whose output for one sample depends on the rest of the batch (or on chance)."
+    bad = [f"{n or 'model'} ({type(m).__name__})" for n, m in model.named_modules()
+           if isinstance(m, _STATEFUL) and m.training]
     if bad:
         raise ValueError(f"`model` has layers that mix or randomise samples in training mode: {', '.join(bad)}. "
-                         "Per-sample gradients would be wrong; call model.eval() yourself if you mean the eval-mode model")
+                         "Per-sample gradients would be wrong; "
+                         "call model.eval() yourself if you mean the eval-mode model")
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #9c9b9967
 def per_sample_grads(
     model: nn.Module,  # the network (no BatchNorm/Dropout in training mode)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(x), y)`; called on batches of one
@@ -177,20 +187,22 @@ def per_sample_grads(
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     def one(ps, x, t): return loss_fn(functional_call(model, {**fixed, **ps}, (x.unsqueeze(0),)), t.unsqueeze(0))
     _check_scalar_loss(one(params, X[0], y[0]), "on a single sample")
-    grads = vmap(grad(one), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, X, y)  # per-tensor: cheaper than a flat θ
+    grads = vmap(grad(one), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, X, y)  # per tensor: cheaper
     G = torch.cat([grads[n].reshape(len(X), -1) for n in names], dim=1)
-    if not bool(torch.isfinite(G.sum())): raise ValueError("`loss_fn` produced non-finite per-sample gradients")  # one pass: nan/inf survive a sum
+    if not bool(torch.isfinite(G.sum())):  # one pass: nan and inf survive a sum
+        raise ValueError("`loss_fn` produced non-finite per-sample gradients")
     return G
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #09ce09c1
 def jacobian(
-    fn: Callable[[torch.Tensor], torch.Tensor],  # vector-valued function of a flat vector (any output shape, flattened)
+    fn: Callable[[torch.Tensor], torch.Tensor],  # vector-valued function of a flat vector (output flattened)
     theta: torch.Tensor,  # point θ
     mode: str = "auto",  # "reverse", "forward", or "auto" (reverse when outputs ≤ inputs)
 ) -> torch.Tensor:
     "The Jacobian ∂fn(θ)/∂θ as a matrix `Tensor[m, p]` (m = number of outputs)."
     check_tensor("theta", theta, ndim=1, floating=True)
-    if mode not in ("auto", "reverse", "forward"): raise ValueError(f"`mode` must be 'auto', 'reverse' or 'forward', got {mode!r}")
+    if mode not in ("auto", "reverse", "forward"):
+        raise ValueError(f"`mode` must be 'auto', 'reverse' or 'forward', got {mode!r}")
     out = fn(theta)
     check_tensor("fn(theta)", out)
     flat = lambda t: fn(t).reshape(-1)
@@ -198,6 +210,7 @@ def jacobian(
     J = (jacrev if mode == "reverse" else jacfwd)(flat)(theta)
     return J.reshape(out.numel(), theta.numel())
 
+# %% ../nbs/00_foundations/01_autodiff.ipynb #aee1b9f1
 def flat_model(model: nn.Module, X: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
     "The network's outputs on `X` as a function `g(θ)` of the flat parameters, and the current `θ₀`."
     check_type("model", model, nn.Module)

@@ -38,7 +38,8 @@ def default_device() -> torch.device:
     if name:
         try: return torch.device(name)
         except RuntimeError as e:
-            raise ValueError(f"{_DEVICE_ENV}={name!r} is not a torch device name (try 'cpu', 'cuda', 'cuda:1', 'mps')") from e
+            raise ValueError(f"{_DEVICE_ENV}={name!r} is not a torch device name "
+                             "(try 'cpu', 'cuda', 'cuda:1', 'mps')") from e
     if torch.cuda.is_available(): return torch.device("cuda")
     if _mps_available(): return torch.device("mps")
     return torch.device("cpu")
@@ -51,6 +52,7 @@ def available_devices() -> list[str]:
     if _mps_available(): names.append("mps")
     return names
 
+# %% ../nbs/00_foundations/00_core.ipynb #77398347
 def _device_of(x) -> torch.device | None:
     "The device of a tensor, or of a module's first parameter or buffer; None for anything else."
     if isinstance(x, torch.Tensor): return x.device
@@ -65,7 +67,8 @@ def resolve_device(
     "The device to compute on: `device` if given, else the first input's (tensor or model), else `default_device()`."
     if device is not None:
         if isinstance(device, torch.device): return device
-        if not isinstance(device, str): raise TypeError(f"`device` must be a str, torch.device or None, got {type(device).__name__}")
+        if not isinstance(device, str):
+            raise TypeError(f"`device` must be a str, torch.device or None, got {type(device).__name__}")
         try: return torch.device(device)
         except RuntimeError as e: raise ValueError(f"`device`={device!r} is not a torch device name") from e
     return next((d for d in map(_device_of, inputs) if d is not None), default_device())
@@ -87,7 +90,7 @@ def gpu_cell_size(
 DEFAULT_SEED = 0
 
 def as_generator(
-    seed: int | torch.Generator | None = None,  # a seed, an existing generator (returned as is), or None for `DEFAULT_SEED`
+    seed: int | torch.Generator | None = None,  # a seed, a generator (returned as is), or None for `DEFAULT_SEED`
     device: str | torch.device | None = None,  # where a new generator lives; CPU unless given
     *,
     name: str = "seed",  # the caller's argument name, for error messages
@@ -107,21 +110,22 @@ def as_generator(
 
 # %% ../nbs/00_foundations/00_core.ipynb #4a199fcc
 def as_seed(
-    seed: int | torch.Generator | None = None,  # a seed (returned as is), or a torch generator to draw one from; None for `DEFAULT_SEED`
+    seed: int | torch.Generator | None = None,  # a seed (returned as is), or a torch generator to draw one from
     *,
     name: str = "seed",  # the caller's argument name, for error messages
 ) -> int:
-    "A non-negative integer seed from the book's one `seed` argument (an int or a `torch.Generator`)."
+    "A non-negative integer seed from the book's one `seed` argument (an int, a `torch.Generator`, or None)."
     if isinstance(seed, torch.Generator): return int(torch.randint(2**62, (), generator=seed, device=seed.device))
     as_generator(seed, name=name)  # the same checks and messages as for torch
     return DEFAULT_SEED if seed is None else int(seed)
 
+# %% ../nbs/00_foundations/00_core.ipynb #434af489
 def numpy_rng(
-    seed: int | torch.Generator | None = None,  # a seed, or a torch generator to draw NumPy's seed from; None for `DEFAULT_SEED`
+    seed: int | torch.Generator | None = None,  # a seed, or a torch generator to draw NumPy's seed from
     *,
     name: str = "seed",  # the caller's argument name, for error messages
 ) -> np.random.Generator:
-    "A NumPy generator from the book's one `seed` argument (an int or a `torch.Generator`)."
+    "A NumPy generator from the book's one `seed` argument (an int, a `torch.Generator`, or None)."
     return np.random.default_rng(as_seed(seed, name=name))
 
 # %% ../nbs/00_foundations/00_core.ipynb #e59277ab
@@ -132,6 +136,7 @@ def check_type(name: str, value, types: type | tuple[type, ...]):
         raise TypeError(f"`{name}` must be {want}, got {type(value).__name__}")
     return value
 
+# %% ../nbs/00_foundations/00_core.ipynb #0b9ae480
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
     "An integer in `[minimum, maximum]`, or a clear error naming `name`."
     if isinstance(value, bool) or not isinstance(value, Integral):
@@ -140,6 +145,7 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     if maximum is not None and value > maximum: raise ValueError(f"`{name}` must be <= {maximum}, got {value}")
     return int(value)
 
+# %% ../nbs/00_foundations/00_core.ipynb #3ebb4b96
 def check_float(name: str, value, minimum: float | None = None, maximum: float | None = None,
                 strict: bool = False) -> float:
     "A finite real number in the range (open at the ends if `strict`), or a clear error naming `name`."
@@ -153,6 +159,7 @@ def check_float(name: str, value, minimum: float | None = None, maximum: float |
         raise ValueError(f"`{name}` must be {'<' if strict else '<='} {maximum}, got {value}")
     return value
 
+# %% ../nbs/00_foundations/00_core.ipynb #1c0bb4a8
 def check_choice(name: str, value, choices: Sequence):
     "`value` if it is one of `choices`, else a `ValueError` listing them."
     if value not in choices: raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
@@ -171,42 +178,48 @@ def check_tensor(
     if not isinstance(x, torch.Tensor): raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, Integral) else tuple(ndim)
-        if x.ndim not in allowed: raise ValueError(f"`{name}` must have {' or '.join(map(str, allowed))} dimension(s), got shape {tuple(x.shape)}")
-    if shape is not None:
-        ok = len(shape) == x.ndim and all(s is None or s == d for s, d in zip(shape, x.shape))
-        if not ok:
-            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"`{name}` must have shape {want}, got {tuple(x.shape)}")
-    if floating and not x.is_floating_point(): raise TypeError(f"`{name}` must have a floating-point dtype, got {x.dtype}")
+        if x.ndim not in allowed:
+            want = " or ".join(map(str, allowed))
+            raise ValueError(f"`{name}` must have {want} dimension(s), got shape {tuple(x.shape)}")
+    if shape is not None and not (len(shape) == x.ndim and all(s is None or s == d for s, d in zip(shape, x.shape))):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"`{name}` must have shape {want}, got {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"`{name}` must have a floating-point dtype, got {x.dtype}")
     if finite and (x.is_floating_point() or x.is_complex()) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"`{name}` contains non-finite values (nan or inf)")
     return x
 
+# %% ../nbs/00_foundations/00_core.ipynb #3ac2dbca
 def check_finite(name: str, x) -> torch.Tensor:
     "`x` unchanged if every entry is finite; otherwise a `ValueError` naming `name`."
     x = torch.as_tensor(x)
-    if not bool(torch.isfinite(x).all()): raise ValueError(f"`{name}` is not finite: got {x.detach().flatten()[:4].tolist()}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"`{name}` is not finite: got {x.detach().flatten()[:4].tolist()}")
     return x
 
+# %% ../nbs/00_foundations/00_core.ipynb #265b19fc
 def check_same_length(**named) -> int:
     "The common first dimension of the named tensors, or a `ValueError` naming them."
     lengths = {k: len(v) for k, v in named.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError("arguments must have the same length: " + ", ".join(f"`{k}` has {n}" for k, n in lengths.items()))
+        listed = ", ".join(f"`{k}` has {n}" for k, n in lengths.items())
+        raise ValueError(f"arguments must have the same length: {listed}")
     return next(iter(lengths.values()))
 
 # %% ../nbs/00_foundations/00_core.ipynb #66238234
 def progress(
     iterable: Iterable,  # the loop to report on
-    progress: bool | Callable = False,  # False: no bar; True: a tqdm bar; a callable: `progress(iterable, total=, desc=)` wraps the loop
+    progress: bool | Callable = False,  # False: no bar; True: a tqdm bar; a callable: wraps the loop itself
     *,
     desc: str | None = None,  # what the bar says it is doing
     total: int | None = None,  # number of items when `iterable` has no `len`
 ) -> Iterable:
-    "`iterable`, wrapped in a progress bar when the caller asked for one."
+    "`iterable`, wrapped in a progress bar when the caller asked for one: a callable gets `(iterable, total=, desc=)`."
     if progress is False or progress is None: return iterable
     if progress is True: return tqdm(iterable, desc=desc, total=total, leave=False)
-    if not callable(progress): raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
+    if not callable(progress):
+        raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
     return progress(iterable, total=total, desc=desc)
 
 # %% ../nbs/00_foundations/00_core.ipynb #2c18c18c
@@ -216,6 +229,7 @@ def synchronize(device: str | torch.device | None = None) -> None:
     if d.type == "cuda": torch.cuda.synchronize(d)
     elif d.type == "mps": torch.mps.synchronize()
 
+# %% ../nbs/00_foundations/00_core.ipynb #5285534a
 class Timer:
     "Context manager measuring wall-clock seconds of its block in `.elapsed`."
     def __init__(self, device: str | torch.device | None = None): self.device, self.elapsed = device, float("nan")
@@ -242,12 +256,15 @@ class Timing:
         if len(self.times) < 4: return float("nan")
         q = statistics.quantiles(self.times, n=4)
         return (q[2] - q[0]) / 2 / self.median
-    def __repr__(self): return f"Timing(median={self.median*1e3:.3f} ms, n={len(self.times)}, spread={self.spread:.1%})"
+    def __repr__(self):
+        return f"Timing(median={self.median*1e3:.3f} ms, n={len(self.times)}, spread={self.spread:.1%})"
 
+# %% ../nbs/00_foundations/00_core.ipynb #ee848a6c
 def time_call(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
               device: str | torch.device | None = None) -> Timing:
     "Call `fn()` `warmup` times untimed, then `repeat` times timed; the median is robust to stragglers."
-    check_int("repeat", repeat, minimum=1); check_int("warmup", warmup, minimum=0)
+    check_int("repeat", repeat, minimum=1)
+    check_int("warmup", warmup, minimum=0)
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeat):

@@ -26,22 +26,26 @@ __all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tin
            'TinyLM', 'tiny_lm', 'sequence_logprob', 'next_token_loss', 'loss_function', 'train']
 
 # %% ../nbs/00_foundations/04_data.ipynb #2d36396a
+def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
+    "Standard normal draws in float64 from `g`, on the generator's device."
+    return torch.randn(*shape, generator=g, device=g.device, dtype=torch.float64)
+
+def _rand(g: torch.Generator, *shape: int) -> torch.Tensor:
+    "Uniform draws on [0, 1) in float64 from `g`, on the generator's device."
+    return torch.rand(*shape, generator=g, device=g.device, dtype=torch.float64)
+
+# %% ../nbs/00_foundations/04_data.ipynb #1c3be77b
 def _float_dtype(dtype) -> torch.dtype:
     "`dtype` if it is a floating-point torch dtype, else a clear error."
     check_type("dtype", dtype, torch.dtype)
     if not dtype.is_floating_point: raise ValueError(f"`dtype` must be a floating-point dtype, got {dtype}")
     return dtype
 
-def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=g, device=g.device, dtype=torch.float64)
-
-def _rand(g: torch.Generator, *shape: int) -> torch.Tensor:
-    return torch.rand(*shape, generator=g, device=g.device, dtype=torch.float64)
-
 def _place(x: torch.Tensor, device, dtype: torch.dtype) -> torch.Tensor:
     "Round the float64 draws to `dtype` first, then move them (MPS has no float64)."
     return x.to(dtype).to(resolve_device(device))
 
+# %% ../nbs/00_foundations/04_data.ipynb #e11e6e61
 def _balanced_labels(n: int, num_classes: int, device) -> torch.Tensor:
     "Labels 0, 1, …, C-1, 0, 1, …: class sizes differ by at most one and every prefix is balanced too."
     return (torch.arange(n) % num_classes).to(resolve_device(device))
@@ -60,12 +64,14 @@ def _unit_constellation(dim: int, num_classes: int) -> torch.Tensor:
     angle = 2 * math.pi * torch.arange(C, dtype=torch.float64) / C
     return torch.stack([angle.cos(), angle.sin()], 1) / (2 * math.sin(math.pi / C))
 
+# %% ../nbs/00_foundations/04_data.ipynb #b0bdd789
 def _random_orthonormal(g: torch.Generator, dim: int, k: int) -> torch.Tensor:
     "A (dim, k) matrix with orthonormal columns, uniformly random (QR of a Gaussian with signs fixed)."
     q, r = torch.linalg.qr(_randn(g, dim, k))
     return q * torch.sign(torch.diagonal(r))
 
 def _draw_means(g: torch.Generator, dim: int, num_classes: int, separation: float) -> torch.Tensor:
+    "The constellation scaled to `separation`, turned into d dimensions by a random rotation drawn from `g`."
     shape = _unit_constellation(dim, num_classes).to(g.device)
     return separation * shape @ _random_orthonormal(g, dim, shape.shape[1]).T
 
@@ -109,6 +115,7 @@ _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.Si
                 "softplus": nn.Softplus, "elu": nn.ELU, "identity": nn.Identity}
 
 def _activation(name: str) -> type[nn.Module]:
+    "The activation layer class called `name`, or a clear error listing the choices."
     check_type("activation", name, str)
     return _ACTIVATIONS[check_choice("activation", name, list(_ACTIVATIONS))]
 
@@ -116,9 +123,11 @@ def _check_sizes(name: str, sizes, minimum_len: int) -> list[int]:
     "A list of positive layer widths, or a clear error naming `name`."
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
         raise TypeError(f"`{name}` must be a sequence of ints, got {type(sizes).__name__}")
-    if len(sizes) < minimum_len: raise ValueError(f"`{name}` must have at least {minimum_len} entries, got {list(sizes)}")
+    if len(sizes) < minimum_len:
+        raise ValueError(f"`{name}` must have at least {minimum_len} entries, got {list(sizes)}")
     return [check_int(f"{name}[{i}]", s, minimum=1) for i, s in enumerate(sizes)]
 
+# %% ../nbs/00_foundations/04_data.ipynb #2db93bd9
 def _init_(module: nn.Module, g: torch.Generator, scale: float) -> nn.Module:
     "Fill every Linear and Conv2d in `module` with U(-b, b), b = scale/sqrt(fan_in), drawn from `g`."
     with torch.no_grad():
@@ -133,6 +142,7 @@ def _new(cls, *args, **kwargs) -> nn.Module:
     "An uninitialised layer: built on the meta device, so its constructor draws no random numbers."
     return nn.utils.skip_init(cls, *args, **kwargs)
 
+# %% ../nbs/00_foundations/04_data.ipynb #e74115ce
 def mlp(
     sizes: Sequence[int],  # layer widths [d_in, h_1, …, d_out]; at least two entries
     activation: str = "tanh",  # nonlinearity between layers: tanh, relu, gelu, silu, sigmoid, softplus, elu, identity
@@ -190,7 +200,7 @@ def tiny_cnn(
 # %% ../nbs/00_foundations/04_data.ipynb #9011487f
 @dataclass(frozen=True, eq=False)
 class Teacher:
-    "A frozen network: `weights[i]` has shape (out_i, in_i), `biases[i]` shape (out_i,) or None; `activation` between layers."
+    "A frozen network: `weights[i]` (out_i, in_i), `biases[i]` (out_i,) or None, `activation` between layers."
     weights: tuple[torch.Tensor, ...]
     biases: tuple[torch.Tensor | None, ...]
     activation: str = "tanh"
@@ -207,7 +217,7 @@ class Teacher:
         return X
 
     def module(self) -> nn.Sequential:
-        "The teacher as an `mlp` with the same sizes, a copy of its parameters (e.g. to start a student at the answer)."
+        "The teacher as an `mlp` with the same sizes and a copy of its parameters (to start a student at the answer)."
         net = mlp(self.sizes, self.activation, bias=self.biases[0] is not None,
                   device=self.weights[0].device, dtype=self.weights[0].dtype)
         linears = [m for m in net if isinstance(m, nn.Linear)]
@@ -223,6 +233,15 @@ class Regression(NamedTuple):
     X: torch.Tensor  # inputs, shape (n, d)
     y: torch.Tensor  # targets, shape (n, out_dim)
     teacher: Teacher  # the frozen network behind the targets
+
+# %% ../nbs/00_foundations/04_data.ipynb #b5c9c7fa
+def _draw_teacher(g: torch.Generator, sizes: list[int], bias: bool, activation: str) -> Teacher:
+    "A float64 teacher with N(0, 1/fan_in) weights (and biases) drawn from `g`, layer by layer."
+    ws, bs = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        ws.append(_randn(g, fan_out, fan_in) / math.sqrt(fan_in))
+        bs.append(_randn(g, fan_out) / math.sqrt(fan_in) if bias else None)
+    return Teacher(tuple(ws), tuple(bs), activation)
 
 def teacher_student(
     n: int = 200,  # number of samples
@@ -240,18 +259,15 @@ def teacher_student(
     n, dim = check_int("n", n, minimum=1), check_int("dim", dim, minimum=1)
     out_dim = check_int("out_dim", out_dim, minimum=1)
     sizes = [dim, *_check_sizes("hidden", hidden, 0), out_dim]
-    _activation(activation); check_type("bias", bias, bool)
+    _activation(activation)
+    check_type("bias", bias, bool)
     noise = check_float("noise", noise, minimum=0)
     dtype, g = _float_dtype(dtype), as_generator(seed)
-    ws, bs = [], []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        ws.append(_randn(g, fan_out, fan_in) / math.sqrt(fan_in))
-        bs.append(_randn(g, fan_out) / math.sqrt(fan_in) if bias else None)
-    teacher64 = Teacher(tuple(ws), tuple(bs), activation)
+    teacher64 = _draw_teacher(g, sizes, bias, activation)
     X = _randn(g, n, dim)
     y = teacher64(X) + noise * _randn(g, n, out_dim)
-    teacher = Teacher(tuple(_place(w, device, dtype) for w in ws),
-                      tuple(None if b is None else _place(b, device, dtype) for b in bs), activation)
+    teacher = Teacher(tuple(_place(w, device, dtype) for w in teacher64.weights),
+                      tuple(None if b is None else _place(b, device, dtype) for b in teacher64.biases), activation)
     return Regression(_place(X, device, dtype), _place(y, device, dtype), teacher)
 
 # %% ../nbs/00_foundations/04_data.ipynb #0c72dc15
@@ -273,6 +289,15 @@ def two_spirals(
     X = (0.1 + 0.9 * t)[:, None] * torch.stack([angle.cos(), angle.sin()], 1) + noise * _randn(g, n, 2)
     return _place(X, device, dtype), _balanced_labels(n, 2, device)
 
+# %% ../nbs/00_foundations/04_data.ipynb #3a6958a3
+def _radii(name: str, pair) -> tuple[float, float]:
+    "A (lo, hi) pair of radii with 0 <= lo < hi, or an error naming `name`."
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise TypeError(f"`{name}` must be a (lo, hi) pair of radii, got {pair!r}")
+    lo, hi = check_float(f"{name}[0]", pair[0], minimum=0), check_float(f"{name}[1]", pair[1], minimum=0)
+    if not lo < hi: raise ValueError(f"`{name}` must have lo < hi, got {pair!r}")
+    return lo, hi
+
 # %% ../nbs/00_foundations/04_data.ipynb #5f30a483
 def concentric_rings(
     n: int = 256,  # number of samples (labels alternate 0 = inner disc, 1 = outer ring)
@@ -293,14 +318,6 @@ def concentric_rings(
     r = torch.where(y == 0, a + (b - a) * u, c + (d - c) * u)
     X = r[:, None] * torch.stack([angle.cos(), angle.sin()], 1) + noise * _randn(g, n, 2)
     return _place(X, device, dtype), _balanced_labels(n, 2, device)
-
-def _radii(name: str, pair) -> tuple[float, float]:
-    "A (lo, hi) pair of radii with 0 <= lo < hi, or an error naming `name`."
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-        raise TypeError(f"`{name}` must be a (lo, hi) pair of radii, got {pair!r}")
-    lo, hi = check_float(f"{name}[0]", pair[0], minimum=0), check_float(f"{name}[1]", pair[1], minimum=0)
-    if not lo < hi: raise ValueError(f"`{name}` must have lo < hi, got {pair!r}")
-    return lo, hi
 
 # %% ../nbs/00_foundations/04_data.ipynb #5abf5951
 def tiny_images(
@@ -338,6 +355,7 @@ class PreferencePairs:
 
     def __len__(self) -> int: return self.chosen.shape[0]
 
+# %% ../nbs/00_foundations/04_data.ipynb #d49f8227
 def preference_pairs(
     n: int = 64,  # number of pairs
     length: int = 8,  # tokens per sequence
@@ -376,6 +394,7 @@ class _GRULayer(nn.Module):
             out.append(h)
         return torch.stack(out, 1)
 
+# %% ../nbs/00_foundations/04_data.ipynb #2faa80e5
 class _AttentionBlock(nn.Module):
     "A pre-norm transformer block: causal multi-head self-attention, then a GELU MLP, each with a residual."
     def __init__(self, dim: int, heads: int, device, dtype):
@@ -397,6 +416,7 @@ class _AttentionBlock(nn.Module):
         x = x + self.proj(att.transpose(1, 2).reshape(n, L, d))
         return x + self.mlp(self.norm2(x))
 
+# %% ../nbs/00_foundations/04_data.ipynb #2bf07db4
 class TinyLM(nn.Module):
     "Token embedding → GRU layers or causal attention blocks → linear head: `logits[:, t]` predict token t+1."
     def __init__(self, vocab_size: int, dim: int, layers: int, kind: str, heads: int, max_length: int, device, dtype):
@@ -405,14 +425,15 @@ class TinyLM(nn.Module):
         self.embed = _new(nn.Embedding, vocab_size, dim, device=device, dtype=dtype)
         attention = kind == "transformer"
         self.position = _new(nn.Embedding, max_length, dim, device=device, dtype=dtype) if attention else None
-        self.blocks = nn.ModuleList([_AttentionBlock(dim, heads, device, dtype) if attention else _GRULayer(dim, device, dtype)
-                                     for _ in range(layers)])
+        block = lambda: _AttentionBlock(dim, heads, device, dtype) if attention else _GRULayer(dim, device, dtype)
+        self.blocks = nn.ModuleList([block() for _ in range(layers)])
         self.norm = _new(nn.LayerNorm, dim, device=device, dtype=dtype) if attention else nn.Identity()
         self.head = _new(nn.Linear, dim, vocab_size, device=device, dtype=dtype)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() != 2 or tokens.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"`tokens` must be an integer tensor of shape (n, length), got {tuple(tokens.shape)} {tokens.dtype}")
+            raise ValueError(f"`tokens` must be an integer tensor of shape (n, length), "
+                             f"got {tuple(tokens.shape)} {tokens.dtype}")
         if self.position is not None and tokens.shape[1] > self.max_length:
             raise ValueError(f"`tokens` has length {tokens.shape[1]} but the model's max_length is {self.max_length}")
         x = self.embed(tokens)
@@ -426,9 +447,12 @@ def _init_lm_(model: TinyLM, g: torch.Generator, scale: float) -> TinyLM:
     _init_(model, g, scale)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.LayerNorm): m.weight.fill_(1.0); m.bias.zero_()
+            if isinstance(m, nn.LayerNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
         model.embed.weight.copy_(scale * _randn(g, *model.embed.weight.shape))
-        if model.position is not None: model.position.weight.copy_(0.1 * scale * _randn(g, *model.position.weight.shape))
+        if model.position is not None:
+            model.position.weight.copy_(0.1 * scale * _randn(g, *model.position.weight.shape))
     return model
 
 def tiny_lm(
@@ -454,9 +478,12 @@ def tiny_lm(
 
 # %% ../nbs/00_foundations/04_data.ipynb #801f7101
 def _check_tokens(tokens, name: str = "tokens") -> torch.Tensor:
+    "`tokens` if it is an (n, L) integer tensor with L ≥ 2, else a clear error naming `name`."
     t = check_tensor(name, tokens, ndim=2)
-    if t.dtype not in (torch.int64, torch.int32): raise TypeError(f"`{name}` must hold integer token ids, got {t.dtype}")
-    if t.shape[1] < 2: raise ValueError(f"`{name}` needs at least 2 tokens per row (token 0 is never scored), got {t.shape[1]}")
+    if t.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"`{name}` must hold integer token ids, got {t.dtype}")
+    if t.shape[1] < 2:
+        raise ValueError(f"`{name}` needs at least 2 tokens per row (token 0 is never scored), got {t.shape[1]}")
     return t
 
 def sequence_logprob(
@@ -470,12 +497,14 @@ def sequence_logprob(
     logp = logits.log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)  # (n, L−1): log π of tokens 1 … L−1
     if mask is None: return logp.sum(1), logp.mean(1)
     mask = check_tensor("mask", mask, ndim=2)
-    if mask.shape != tokens.shape: raise ValueError(f"`mask` must have the shape of `tokens` {tuple(tokens.shape)}, got {tuple(mask.shape)}")
+    if mask.shape != tokens.shape:
+        raise ValueError(f"`mask` must have the shape of `tokens` {tuple(tokens.shape)}, got {tuple(mask.shape)}")
     if mask.dtype != torch.bool: raise TypeError(f"`mask` must be a bool tensor, got {mask.dtype}")
     keep = mask[:, 1:].to(logp.dtype)
     total = (logp * keep).sum(1)
     return total, total / keep.sum(1).clamp(min=1)  # a row with nothing scored sums to 0 and has mean 0
 
+# %% ../nbs/00_foundations/04_data.ipynb #82aaefa6
 def next_token_loss(
     logits: torch.Tensor,  # (n, L, V) from `model(tokens)`
     tokens: torch.Tensor,  # (n, L) the same tokens
@@ -483,24 +512,31 @@ def next_token_loss(
     "Mean cross-entropy of tokens 1 … L−1 given their prefixes: the language-modelling loss, usable with `train`."
     tokens = _check_tokens(tokens)
     if logits.dim() != 3 or logits.shape[:2] != tokens.shape:
-        raise ValueError(f"`logits` must have shape (n, L, V) matching `tokens` {tuple(tokens.shape)}, got {tuple(logits.shape)}")
+        raise ValueError(f"`logits` must have shape (n, L, V) matching `tokens` {tuple(tokens.shape)}, "
+                         f"got {tuple(logits.shape)}")
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
 
 # %% ../nbs/00_foundations/04_data.ipynb #1deef6e0
 _LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
-_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 def loss_function(
     loss_fn: Callable | str,  # `loss_fn(output, target)` → scalar, or "cross_entropy" / "mse"
 ) -> Callable:
-    "The loss as a callable: a name looked up among the built-in losses, a callable passed through, anything else a clear error."
+    "The loss as a callable: a built-in loss by name, a callable passed through, anything else a clear error."
     if isinstance(loss_fn, str): return _LOSSES[check_choice("loss_fn", loss_fn, list(_LOSSES))]
-    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be a callable or one of {list(_LOSSES)}, got {type(loss_fn).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"`loss_fn` must be a callable or one of {list(_LOSSES)}, got {type(loss_fn).__name__}")
     return loss_fn
 
+# %% ../nbs/00_foundations/04_data.ipynb #3f70c529
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+
 def _make_optimizer(optimizer, params: list, lr: float) -> torch.optim.Optimizer:
+    "The optimizer named `optimizer` (or built by the callable `optimizer`) over `params`."
     if isinstance(optimizer, str): optimizer = _OPTIMIZERS[check_choice("optimizer", optimizer, list(_OPTIMIZERS))]
-    if not callable(optimizer): raise TypeError(f"`optimizer` must be a name or a callable like torch.optim.SGD, got {type(optimizer).__name__}")
+    if not callable(optimizer):
+        raise TypeError(f"`optimizer` must be a name or a callable like torch.optim.SGD, "
+                        f"got {type(optimizer).__name__}")
     return optimizer(params, lr=lr)
 
 def _lr_schedule(lr, steps: int) -> Callable[[int], float]:
@@ -508,11 +544,14 @@ def _lr_schedule(lr, steps: int) -> Callable[[int], float]:
     if callable(lr): return lambda t: check_float(f"lr({t})", lr(t), minimum=0)
     if isinstance(lr, Real): return lambda t, v=check_float("lr", lr, minimum=0, strict=True): v
     if isinstance(lr, (str, bytes)) or not (isinstance(lr, (Sequence, torch.Tensor)) or hasattr(lr, "__array__")):
-        raise TypeError(f"`lr` must be a number, a sequence of numbers or a function of the step, got {type(lr).__name__}")
-    values = [check_float(f"lr[{i}]", float(v), minimum=0) for i, v in enumerate(torch.as_tensor(lr, dtype=torch.float64).reshape(-1).tolist())]
+        raise TypeError(f"`lr` must be a number, a sequence of numbers or a function of the step, "
+                        f"got {type(lr).__name__}")
+    flat = torch.as_tensor(lr, dtype=torch.float64).reshape(-1).tolist()
+    values = [check_float(f"lr[{i}]", float(v), minimum=0) for i, v in enumerate(flat)]
     if len(values) != steps: raise ValueError(f"`lr` has {len(values)} values but `steps` is {steps}")
     return values.__getitem__
 
+# %% ../nbs/00_foundations/04_data.ipynb #daf839c4
 def _batch_indices(n: int, batch_size: int, g: torch.Generator, device):
     "Endless minibatch indices: shuffle, cut into full batches, reshuffle."
     while True:
@@ -520,33 +559,39 @@ def _batch_indices(n: int, batch_size: int, g: torch.Generator, device):
         yield from perm[: n - n % batch_size].split(batch_size)
 
 # %% ../nbs/00_foundations/04_data.ipynb #b3ea5a72
+def _check_train_inputs(model: nn.Module, X, y, callback) -> tuple[list[torch.Tensor], int]:
+    "The trainable parameters and the number of samples, after checking the model, the data and the callback."
+    check_type("model", model, nn.Module)
+    X, y = check_tensor("X", X), check_tensor("y", y)
+    if not X.is_floating_point() and not any(isinstance(m, nn.Embedding) for m in model.modules()):
+        raise TypeError(f"`X` must be floating point, got {X.dtype} "
+                        "(integer token ids need a model with an nn.Embedding)")
+    n = check_same_length(X=X, y=y)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params: raise ValueError("`model` has no trainable parameters")
+    if params[0].device != X.device: raise ValueError(f"`X` is on {X.device} but `model` is on {params[0].device}")
+    return params, n
+
 def train(
     model: nn.Module,  # the network to train in place
     loss_fn: Callable | str,  # `loss_fn(output, target)` → scalar, or "cross_entropy" / "mse"
     X: torch.Tensor,  # inputs (features, or token ids for a language model), first dimension n
     y: torch.Tensor,  # targets, first dimension n
     steps: int = 200,  # number of optimizer steps
-    lr: float | Sequence[float] | Callable[[int], float] = 0.1,  # step size η, or a schedule: η_t as a sequence of `steps` values or a function of t
+    lr: float | Sequence[float] | Callable[[int], float] = 0.1,  # step size η, or η_t as a sequence or a function
     batch_size: int | None = None,  # minibatch size B; None means full batch (B = n)
     optimizer: str | Callable = "sgd",  # "sgd", "adam", or a callable `(params, lr=lr)` → optimizer
     seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
-    progress: bool | Callable = False,  # True: a progress bar showing the loss; a callable wraps the step loop (`core.progress`)
-    callback: Callable | None = None,  # `callback(t, model, loss)` after backward, before the update (gradients in `.grad`)
+    progress: bool | Callable = False,  # True: a progress bar showing the loss; a callable wraps the step loop
+    callback: Callable | None = None,  # `callback(t, model, loss)` after backward, before the update
 ) -> torch.Tensor:
     "Train `model` in place and return the per-step batch loss as a CPU tensor of shape (steps,)."
-    check_type("model", model, nn.Module)
-    loss_fn = loss_function(loss_fn)
-    X, y = check_tensor("X", X), check_tensor("y", y)
-    if not X.is_floating_point() and not any(isinstance(m, nn.Embedding) for m in model.modules()):
-        raise TypeError(f"`X` must be floating point, got {X.dtype} (integer token ids need a model with an nn.Embedding)")
-    n = check_same_length(X=X, y=y)
-    steps = check_int("steps", steps, minimum=1)
+    params, n = _check_train_inputs(model, X, y, callback)
+    loss_fn, steps = loss_function(loss_fn), check_int("steps", steps, minimum=1)
     rate, constant = _lr_schedule(lr, steps), isinstance(lr, Real)
     if batch_size is not None: batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
-    if callback is not None and not callable(callback): raise TypeError(f"`callback` must be callable, got {type(callback).__name__}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params: raise ValueError("`model` has no trainable parameters")
-    if params[0].device != X.device: raise ValueError(f"`X` is on {X.device} but `model` is on {params[0].device}")
     first = rate(0)
     opt, g = _make_optimizer(optimizer, params, first), as_generator(seed)
     batches = None if batch_size is None else _batch_indices(n, batch_size, g, X.device)
@@ -554,7 +599,8 @@ def train(
     for step in bar:
         idx = None if batches is None else next(batches)
         loss = loss_fn(model(X if idx is None else X[idx]), y if idx is None else y[idx])
-        opt.zero_grad(set_to_none=True); loss.backward()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         if callback is not None: callback(step, model, loss.detach())
         if not constant:
             for group in opt.param_groups: group["lr"] = first if step == 0 else rate(step)

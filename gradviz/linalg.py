@@ -65,7 +65,8 @@ class SymmetricOperator:
 
     def dense(self, max_size: int = 5000, chunk: int = 256) -> torch.Tensor:
         "The operator as a dense p×p matrix (small problems only), built from products with identity columns."
-        if self.size > max_size: raise ValueError(f"operator has size {self.size}; a dense copy is refused above max_size={max_size}")
+        if self.size > max_size:
+            raise ValueError(f"operator has size {self.size}; a dense copy is refused above max_size={max_size}")
         eye = torch.eye(self.size, dtype=self.dtype, device=self.device)
         M = torch.cat([self.matmat(eye[:, i:i + chunk]) for i in range(0, self.size, chunk)], dim=1)
         return (M + M.T) / 2
@@ -73,16 +74,16 @@ class SymmetricOperator:
     def to_scipy(self) -> spla.LinearOperator:
         "A scipy `LinearOperator` view (NumPy in and out), e.g. for `scipy.sparse.linalg.eigsh`."
         np_dtype = torch.empty((), dtype=self.dtype).numpy().dtype
-        def mv(x):
-            out = self._apply(torch.as_tensor(np.ascontiguousarray(x).reshape(-1), dtype=self.dtype, device=self.device))
-            return out.detach().cpu().numpy()
+        as_tensor = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=self.dtype, device=self.device)
+        def mv(x): return self._apply(as_tensor(x).reshape(-1)).detach().cpu().numpy()
         def mm(X):
-            X = torch.as_tensor(np.ascontiguousarray(X), dtype=self.dtype, device=self.device)
             self.num_matvecs += X.shape[1]
-            return self._matmat(X).detach().cpu().numpy()
+            return self._matmat(as_tensor(X)).detach().cpu().numpy()
         return spla.LinearOperator(self.shape, matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np_dtype)
 
-    def __repr__(self): return f"{type(self).__name__}(size={self.size}, dtype={self.dtype}, device={self.device}, num_matvecs={self.num_matvecs})"
+    def __repr__(self):
+        return (f"{type(self).__name__}(size={self.size}, dtype={self.dtype}, device={self.device}, "
+                f"num_matvecs={self.num_matvecs})")
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #ce7ebe60
 class DenseOperator(SymmetricOperator):
@@ -90,13 +91,15 @@ class DenseOperator(SymmetricOperator):
     def __init__(self, A: torch.Tensor, check_symmetric: bool = True):
         check_tensor("A", A, ndim=2, floating=True)
         if A.shape[0] != A.shape[1]: raise ValueError(f"`A` must be square, got shape {tuple(A.shape)}")
-        if check_symmetric and not torch.allclose(A, A.T, rtol=1e-5, atol=1e-6 * float(A.abs().max().clamp_min(1e-30))):
+        atol = 1e-6 * float(A.abs().max().clamp_min(1e-30))
+        if check_symmetric and not torch.allclose(A, A.T, rtol=1e-5, atol=atol):
             raise ValueError("`A` must be symmetric (Lanczos, SLQ and CG assume it); pass (A + A.T) / 2")
         super().__init__(A.shape[0], A.dtype, A.device)
         self.A = A
     def _matvec(self, v): return self.A @ v
     def _matmat(self, V): return self.A @ V
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #c9644f85
 class FunctionOperator(SymmetricOperator):
     "An operator from a function `v ↦ A v` that the caller promises is symmetric (e.g. a Gauss–Newton product)."
     def __init__(self, matvec: Callable[[torch.Tensor], torch.Tensor], size: int,
@@ -106,12 +109,14 @@ class FunctionOperator(SymmetricOperator):
         self._fn = matvec
     def _matvec(self, v): return self._fn(v)
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #7debd61f
 def as_operator(A) -> SymmetricOperator:
     "`A` as a `SymmetricOperator`: operators pass through, square symmetric tensors are wrapped."
     if isinstance(A, SymmetricOperator): return A
     if isinstance(A, torch.Tensor): return DenseOperator(A)
     if isinstance(A, spla.LinearOperator) or hasattr(A, "matvec"):
-        raise TypeError(f"`op` must be a gradviz SymmetricOperator or a square tensor, got {type(A).__name__}; wrap a function with FunctionOperator")
+        raise TypeError(f"`op` must be a gradviz SymmetricOperator or a square tensor, got {type(A).__name__}; "
+                        "wrap a function with FunctionOperator")
     raise TypeError(f"`op` must be a SymmetricOperator or a square torch.Tensor, got {type(A).__name__}")
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #0bd0bae0
@@ -168,7 +173,7 @@ class GaussNewtonOperator(SymmetricOperator):
     def __init__(
         self,
         model: nn.Module,  # the network; its current trainable parameters are θ
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar, a function of the outputs
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
         X: torch.Tensor,  # inputs, first dimension = samples
         y: torch.Tensor,  # targets, same first dimension
     ):
@@ -211,18 +216,20 @@ class Tridiagonal:
     def num_steps(self) -> int: return len(self.alpha)
     def matrix(self) -> np.ndarray:
         "T as a dense m×m NumPy array."
-        return np.diag(self.alpha) + np.diag(self.beta[: self.num_steps - 1], 1) + np.diag(self.beta[: self.num_steps - 1], -1)
+        off = self.beta[: self.num_steps - 1]
+        return np.diag(self.alpha) + np.diag(off, 1) + np.diag(off, -1)
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         "Ritz values (ascending) and T's eigenvectors."
         return np.linalg.eigh(self.matrix())
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #8bd2a52a
 def _random_unit(op: SymmetricOperator, generator: torch.Generator) -> torch.Tensor:
     "A random unit vector on the operator's device, drawn from `generator`."
     v = torch.randn(op.size, generator=generator, dtype=torch.float64, device=generator.device)
     return (v / v.norm()).to(device=op.device, dtype=op.dtype)
 
 def _orthogonalize(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, float]:
-    "`w` without its components along the rows of `Q`, and its norm: Gram–Schmidt, repeated when it cancelled most of `w`."
+    "`w` without its components along the rows of `Q`, and its norm (twice when the first pass cancelled most of it)."
     before = float(w.norm())
     w = torch.addmv(w, Q.T, Q @ w, alpha=-1)
     after = float(w.norm())
@@ -260,7 +267,8 @@ def _lanczos_run(op, q, max_steps, reorthogonalize, generator, stop=None, check_
         a = float(w @ q)
         w.sub_(q, alpha=a).sub_(q_prev, alpha=b_prev)
         w, b = _orthogonalize(w, basis.rows) if basis is not None else (w, float(w.norm()))
-        alpha.append(a); beta.append(b)
+        alpha.append(a)
+        beta.append(b)
         scale = max(scale, abs(a), b)
         if b <= tiny * scale:  # invariant subspace found
             if basis is None or j + 1 >= p: break
@@ -270,15 +278,17 @@ def _lanczos_run(op, q, max_steps, reorthogonalize, generator, stop=None, check_
             q_prev, q, b_prev = q, w / b, 0.0
         else:
             q_prev, q, b_prev = q, w / b, b
-        if stop is not None and (j + 1) % check_every == 0 and stop(Tridiagonal(np.array(alpha), np.array(beta), None)): break
+        checking = stop is not None and (j + 1) % check_every == 0
+        if checking and stop(Tridiagonal(np.array(alpha), np.array(beta), None)): break
     return Tridiagonal(np.array(alpha), np.array(beta), basis.rows if basis is not None else None)
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #c46de8bd
 def lanczos_tridiagonal(
     op,  # a SymmetricOperator (or square symmetric tensor)
     num_steps: int,  # Krylov dimension m
     v0: torch.Tensor | None = None,  # starting vector (normalised for you); random if None
     reorthogonalize: bool = True,  # full re-orthogonalisation against all previous basis vectors
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector
 ) -> Tridiagonal:
     "m steps of the Lanczos recurrence: the tridiagonal T = QᵀAQ and, when re-orthogonalising, the basis Q."
     op = as_operator(op)
@@ -300,12 +310,22 @@ def _wanted(values: np.ndarray, k: int, which: str) -> np.ndarray:
     "Indices of the k wanted values (ascending input), ordered from the requested end."
     return np.arange(len(values))[::-1][:k] if which == "largest" else np.arange(len(values))[:k]
 
+def _converged(k: int, which: str, tol: float) -> Callable[[Tridiagonal], bool]:
+    "A stopping rule: the k wanted Ritz pairs have relative residual |β_m s_m| / max|θ| ≤ `tol`."
+    def stop(T: Tridiagonal) -> bool:
+        if T.num_steps < k or T.beta[-1] == 0: return False  # just restarted: wait for the new block
+        vals, S = T.ritz()
+        resid = abs(T.beta[-1]) * np.abs(S[-1, _wanted(vals, k, which)])
+        return bool(np.all(resid <= tol * max(np.abs(vals).max(), 1e-300)))
+    return stop
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #518d8541
 def lanczos(
     op,  # a SymmetricOperator (e.g. `HessianOperator`) or a square symmetric tensor
     k: int = 1,  # number of eigenpairs wanted
     which: str = "largest",  # "largest" or "smallest" (algebraic)
     num_iters: int | None = None,  # fixed number of Lanczos steps; None: stop when the k pairs converge
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector
     tol: float | None = None,  # relative residual ‖Ay − θy‖ / ‖A‖ for convergence; √eps of the dtype if None
     max_iters: int | None = None,  # cap on steps when `num_iters` is None (default min(p, 20k + 100))
     reorthogonalize: bool = True,  # full re-orthogonalisation (turning it off invites ghost eigenvalues)
@@ -318,17 +338,14 @@ def lanczos(
     if num_iters is not None: steps, stop = check_int("num_iters", num_iters, minimum=k, maximum=op.size), None
     else:
         steps = min(op.size, 20 * k + 100) if max_iters is None else check_int("max_iters", max_iters, minimum=k)
-        def stop(T):
-            if T.num_steps < k or T.beta[-1] == 0: return False  # just restarted: wait for the new block
-            vals, S = T.ritz()
-            idx = _wanted(vals, k, which)
-            resid = abs(T.beta[-1]) * np.abs(S[-1, idx])
-            return bool(np.all(resid <= tol * max(np.abs(vals).max(), 1e-300)))
+        stop = _converged(k, which, tol)
     gen = as_generator(seed)
     T = _lanczos_run(op, _random_unit(op, gen), steps, reorthogonalize, gen, stop=stop)
     vals, S = T.ritz()
     idx = _wanted(vals, k, which)
-    if len(idx) < k: raise ValueError(f"`k`={k} exceeds the {len(idx)} Ritz values Lanczos found; the operator has rank-deficient structure it cannot resolve from this start")
+    if len(idx) < k:
+        raise ValueError(f"`k`={k} exceeds the {len(idx)} Ritz values Lanczos found; the operator has "
+                         "rank-deficient structure it cannot resolve from this start")
     S_k = torch.as_tensor(S[:, idx].copy(), dtype=op.dtype, device=op.device)
     values = torch.as_tensor(vals[idx].copy(), dtype=op.dtype, device=op.device)
     if T.Q is None: return values, torch.full((op.size, k), float("nan"), dtype=op.dtype, device=op.device)
@@ -359,7 +376,8 @@ class SpectralDensity:
         z = (grid[:, None] - self.nodes.reshape(-1)[None, :]) / sigma
         return (np.exp(-0.5 * z ** 2) @ self.weights.reshape(-1)) / (sigma * math.sqrt(2 * math.pi))
 
-    def curve(self, num_points: int = 1000, sigma: float | None = None, margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    def curve(self, num_points: int = 1000, sigma: float | None = None,
+              margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         "Plot-ready `(grid, density)` covering the support with a margin."
         lo, hi = self.support
         pad = margin * max(hi - lo, 1e-12)
@@ -368,15 +386,16 @@ class SpectralDensity:
 
     def wasserstein(self, eigenvalues) -> float:
         "Wasserstein-1 distance to the uniform measure on exact `eigenvalues`."
-        return float(scipy.stats.wasserstein_distance(self.nodes.reshape(-1), np.asarray(eigenvalues, dtype=np.float64).reshape(-1),
-                                                      u_weights=self.weights.reshape(-1)))
+        exact = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
+        nodes, weights = self.nodes.reshape(-1), self.weights.reshape(-1)
+        return float(scipy.stats.wasserstein_distance(nodes, exact, u_weights=weights))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #d983d161
 def slq_density(
     op,  # a SymmetricOperator (e.g. `HessianOperator`) or a square symmetric tensor
     num_probes: int = 10,  # independent random starting vectors (Rademacher)
     num_iters: int = 80,  # Lanczos steps per probe = HVPs per probe (nodes per probe)
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes
     reorthogonalize: bool = False,  # full re-orthogonalisation in each run (not needed for densities; see below)
 ) -> SpectralDensity:
     "The spectral density of a symmetric operator by stochastic Lanczos quadrature."
@@ -404,10 +423,18 @@ class TraceEstimate:
     samples: np.ndarray
     def __repr__(self): return f"TraceEstimate({self.estimate:.6g} ± {self.stderr:.2g}, n={len(self.samples)})"
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #cbd72c99
+def _probe(op: SymmetricOperator, gen: torch.Generator, distribution: str) -> torch.Tensor:
+    "One random probe z for `op`: ±1 entries (Rademacher) or standard normal ones."
+    if distribution == "rademacher":
+        z = torch.randint(0, 2, (op.size,), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
+    else: z = torch.randn(op.size, generator=gen, device=gen.device, dtype=torch.float64)
+    return z.to(device=op.device, dtype=op.dtype)
+
 def hutchinson_trace(
     op,  # a SymmetricOperator or square symmetric tensor
     num_probes: int = 100,  # number of random probes = products
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes
     distribution: str = "rademacher",  # "rademacher" (lowest variance among i.i.d. probes) or "gaussian"
 ) -> TraceEstimate:
     "Hutchinson's unbiased estimate of tr(A) from products with random sign vectors, with its standard error."
@@ -417,9 +444,7 @@ def hutchinson_trace(
     gen = as_generator(seed)
     samples = []
     for _ in range(num_probes):
-        if distribution == "rademacher": z = torch.randint(0, 2, (op.size,), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
-        else: z = torch.randn(op.size, generator=gen, device=gen.device, dtype=torch.float64)
-        z = z.to(device=op.device, dtype=op.dtype)
+        z = _probe(op, gen, distribution)
         samples.append(float(z @ op._apply(z)))
     s = np.array(samples)
     return TraceEstimate(float(s.mean()), float(s.std(ddof=1) / math.sqrt(len(s))), s)
@@ -433,6 +458,7 @@ class CGResult:
     converged: bool
     residual_norms: np.ndarray  # ‖b − A x_k‖ for k = 0 … num_iters
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #e0c67652
 def conjugate_gradient(
     matvec,  # `v ↦ A v` for a symmetric positive definite A: a callable, a SymmetricOperator or a tensor
     b: torch.Tensor,  # right-hand side
@@ -471,6 +497,7 @@ class TruncatedSVD(NamedTuple):
     S: torch.Tensor  # k singular values, descending
     Vh: torch.Tensor  # k×n, orthonormal rows
 
+# %% ../nbs/00_foundations/02_linalg.ipynb #9c4ecf8c
 def _matrix_products(A, shape, dtype, device):
     "`(X ↦ A X, Y ↦ Aᵀ Y, (m, n), dtype, device)` from a tensor or a function pair."
     if isinstance(A, torch.Tensor):
@@ -479,19 +506,20 @@ def _matrix_products(A, shape, dtype, device):
     if not (isinstance(A, tuple) and len(A) == 2 and all(map(callable, A))):
         raise TypeError(f"`A` must be a 2-D tensor or a pair of functions (X ↦ A X, Y ↦ Aᵀ Y), got {type(A).__name__}")
     if shape is None: raise ValueError("`shape` (m, n) is required when `A` is a pair of functions")
-    if not (isinstance(shape, (tuple, list)) and len(shape) == 2): raise ValueError(f"`shape` must be a pair (m, n), got {shape!r}")
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
+        raise ValueError(f"`shape` must be a pair (m, n), got {shape!r}")
     m, n = check_int("shape[0]", shape[0], minimum=1), check_int("shape[1]", shape[1], minimum=1)
-    return A[0], A[1], (m, n), dtype or torch.float32, torch.device(device or "cpu")
+    return A[0], A[1], (m, n), dtype or torch.float32, resolve_device(device)
 
 def randomized_svd(
     A,  # an m×n tensor, or a pair of functions (X ↦ A X, Y ↦ Aᵀ Y) on blocks of columns
     k: int,  # number of singular triplets wanted
     oversample: int = 10,  # extra random directions p beyond k (ℓ = k + p probes)
     power_iters: int = 2,  # power iterations q: products with (A Aᵀ)^q sharpen a slowly decaying spectrum
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the Gaussian test matrix (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the Gaussian test matrix
     shape: tuple[int, int] | None = None,  # (m, n); required when `A` is a function pair
     dtype: torch.dtype | None = None,  # dtype of a function pair's products (default float32)
-    device: str | torch.device | None = None,  # device of a function pair's products (default cpu)
+    device: str | torch.device | None = None,  # device of a function pair's products; None: `default_device()`
 ) -> TruncatedSVD:
     "The k leading singular triplets of A by the Halko–Martinsson–Tropp randomized range finder."
     mv, rmv, (m, n), dtype, device = _matrix_products(A, shape, dtype, device)
@@ -499,7 +527,8 @@ def randomized_svd(
     ell = min(k + check_int("oversample", oversample, minimum=0), m, n)
     check_int("power_iters", power_iters, minimum=0)
     gen = as_generator(seed)
-    omega = torch.randn(n, ell, generator=gen, dtype=torch.float64, device=gen.device).to(device=device, dtype=dtype)
+    omega = torch.randn(n, ell, generator=gen, dtype=torch.float64, device=gen.device)
+    omega = omega.to(device=device, dtype=dtype)
     Q = torch.linalg.qr(mv(omega)).Q
     for _ in range(power_iters):
         Q = torch.linalg.qr(mv(torch.linalg.qr(rmv(Q)).Q)).Q

@@ -74,11 +74,6 @@ def png_bytes(
     return out.getvalue()
 
 # %% ../nbs/00_foundations/03_viz.ipynb #e3407128
-_ARRAY_KEYS = frozenset({"x", "y", "z", "customdata", "array", "arrayminus", "size", "color", "values",
-                         "r", "theta", "u", "v", "w", "base"})
-
-def _is_number(v) -> bool: return isinstance(v, Real) and not isinstance(v, bool)
-
 def _typed_array(a: np.ndarray) -> dict:
     "plotly's base64 typed-array form of a numeric array (what `Figure.to_dict` stores for numpy data)."
     spec = {"dtype": a.dtype.str.lstrip("<>|="), "bdata": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
@@ -93,8 +88,13 @@ def _as_numeric(v) -> np.ndarray | None:
     if isinstance(v, np.ndarray): return v if v.dtype.kind in "fiu" else None
     if isinstance(v, (list, tuple)) and len(v) >= 8:
         flat = np.asarray(v, dtype=object)
-        if flat.dtype == object and flat.ndim >= 1 and all(map(_is_number, flat.ravel())): return np.asarray(v, dtype=float)
+        numbers = all(isinstance(x, Real) and not isinstance(x, bool) for x in flat.ravel())
+        if flat.dtype == object and flat.ndim >= 1 and numbers: return np.asarray(v, dtype=float)
     return None
+
+# %% ../nbs/00_foundations/03_viz.ipynb #83c45cd9
+_ARRAY_KEYS = frozenset({"x", "y", "z", "customdata", "array", "arrayminus", "size", "color", "values",
+                         "r", "theta", "u", "v", "w", "base"})
 
 def _compact_array(v):
     "Numeric data as a float32 (or int32) typed array when that loses nothing visible; anything else unchanged."
@@ -110,21 +110,27 @@ def _compact_trace(trace: Mapping) -> dict:
     return {k: _compact_array(v) if k in _ARRAY_KEYS else _compact_trace(v) if isinstance(v, Mapping) else v
             for k, v in trace.items()}
 
+# %% ../nbs/00_foundations/03_viz.ipynb #0e6b28cb
+def _trim_template(layout: Mapping, used: set) -> dict:
+    "A copy of `layout` whose template keeps its layout part and the defaults of the trace types in `used`."
+    layout = dict(layout)
+    if isinstance(layout.get("template"), Mapping):
+        tdata = {k: v for k, v in layout["template"].get("data", {}).items() if k in used}
+        layout["template"] = {"layout": layout["template"].get("layout", {}), **({"data": tdata} if tdata else {})}
+    return layout
+
 def compact_figure(
     fig: BaseFigure | Mapping,  # a plotly figure or its dict
 ) -> dict:
     "The figure as a dict ready to save: numeric data as float32, and only the template parts its traces use."
     d = fig.to_dict() if isinstance(fig, BaseFigure) else dict(check_type("fig", fig, Mapping))
     d["data"] = [_compact_trace(t) for t in d.get("data", [])]
-    if d.get("frames"): d["frames"] = [{**f, "data": [_compact_trace(t) for t in f.get("data", [])]} for f in d["frames"]]
-    layout = dict(d.get("layout", {}))
-    if isinstance(layout.get("template"), Mapping):
-        used = {t.get("type", "scatter") for t in d["data"]}
-        tdata = {k: v for k, v in layout["template"].get("data", {}).items() if k in used}
-        layout["template"] = {"layout": layout["template"].get("layout", {}), **({"data": tdata} if tdata else {})}
-    d["layout"] = layout
+    if d.get("frames"):
+        d["frames"] = [{**f, "data": [_compact_trace(t) for t in f.get("data", [])]} for f in d["frames"]]
+    d["layout"] = _trim_template(d.get("layout", {}), {t.get("type", "scatter") for t in d["data"]})
     return d
 
+# %% ../nbs/00_foundations/03_viz.ipynb #20150a36
 class _CompactMimetype(PlotlyRenderer):
     "plotly's JSON renderer (what JupyterLab draws), fed a compacted figure."
     def to_mimebundle(self, fig_dict): return super().to_mimebundle(compact_figure(fig_dict))
@@ -133,7 +139,12 @@ class _CompactNotebook(NotebookRenderer):
     "plotly's connected notebook renderer (the HTML a static page draws), fed a compacted figure."
     def to_mimebundle(self, fig_dict): return super().to_mimebundle(compact_figure(fig_dict))
 
-# %% ../nbs/00_foundations/03_viz.ipynb #20150a36
+def _register_renderers() -> None:
+    "Add the `gradviz_mimetype` and `gradviz_notebook` renderers: plotly's own, fed `compact_figure`'s output."
+    pio.renderers["gradviz_mimetype"] = _CompactMimetype()
+    pio.renderers["gradviz_notebook"] = _CompactNotebook(connected=True)
+
+# %% ../nbs/00_foundations/03_viz.ipynb #24a8f04b
 def _plotly_template() -> go.layout.Template:
     "The gradviz plotly template: `plotly_white` with the book's colours, font and margins."
     t = go.layout.Template(pio.templates["plotly_white"])
@@ -147,14 +158,11 @@ def _install_png_formatter() -> None:
     ip = get_ipython()
     if ip is None: return
     mpl.get_backend()  # resolving the backend lets the inline backend register its own formatters first
-    ip.display_formatter.formatters["image/png"].for_type(Figure, png_bytes)
-    for mime in ("image/svg+xml", "image/jpeg", "application/pdf"): ip.display_formatter.formatters[mime].pop(Figure, None)
+    formatters = ip.display_formatter.formatters
+    formatters["image/png"].for_type(Figure, png_bytes)
+    for mime in ("image/svg+xml", "image/jpeg", "application/pdf"): formatters[mime].pop(Figure, None)
 
-def _register_renderers() -> None:
-    "Add the `gradviz_mimetype` and `gradviz_notebook` renderers: plotly's own, fed `compact_figure`'s output."
-    pio.renderers["gradviz_mimetype"] = _CompactMimetype()
-    pio.renderers["gradviz_notebook"] = _CompactNotebook(connected=True)
-
+# %% ../nbs/00_foundations/03_viz.ipynb #0c49a31c
 @dataclass(frozen=True)
 class HouseStyle:
     "What `setup()` set; displays as colour swatches."
@@ -168,12 +176,14 @@ class HouseStyle:
                         f'background:{c};border-radius:3px"></div>{c}</div>' for c in self.palette)
         info = (f"matplotlib figsize {self.figsize[0]:g}&times;{self.figsize[1]:g} in &middot; plotly template "
                 f"<code>{self.template}</code> &middot; renderer <code>{self.renderer}</code>")
-        return f'<div style="display:flex;gap:6px;margin-bottom:4px">{chips}</div><div style="font-size:12px">{info}</div>'
+        return (f'<div style="display:flex;gap:6px;margin-bottom:4px">{chips}</div>'
+                f'<div style="font-size:12px">{info}</div>')
 
+# %% ../nbs/00_foundations/03_viz.ipynb #821208af
 def setup(
     renderer: str | None = RENDERER,  # plotly renderer to make the default; None leaves it alone
 ) -> HouseStyle:
-    "Apply the house style: matplotlib rcParams and PNG display, the `gradviz` plotly template, the plotly renderer. Idempotent."
+    "Apply the house style (matplotlib rcParams and PNG display, the plotly template and renderer); idempotent."
     _register_renderers()
     if renderer is not None:
         check_type("renderer", renderer, str)
@@ -196,7 +206,8 @@ def subplots(
     **kwargs,  # passed to `Figure.subplots` (sharex, sharey, squeeze, ...)
 ) -> tuple[Figure, Any]:
     "A matplotlib figure and its axes, like `plt.subplots` but outside pyplot: never drawn twice, never leaked."
-    check_int("nrows", nrows, minimum=1); check_int("ncols", ncols, minimum=1)
+    check_int("nrows", nrows, minimum=1)
+    check_int("ncols", ncols, minimum=1)
     fig = Figure(figsize=figsize or FIGSIZE, layout=layout)
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
@@ -221,10 +232,10 @@ def small_multiples(
     nrows = math.ceil(len(settings) / ncols)
     fig, axes = subplots(nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
                          sharex=sharex, sharey=sharey, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= len(settings): ax.set_visible(False); continue
-        draw(ax, settings[i])
-        ax.set_title(titles[i] if titles is not None else str(settings[i]))
+    for ax in axes.flat[len(settings):]: ax.set_visible(False)
+    for i, (ax, setting) in enumerate(zip(axes.flat, settings)):
+        draw(ax, setting)
+        ax.set_title(titles[i] if titles is not None else str(setting))
     if suptitle: fig.suptitle(suptitle)
     return fig
 
@@ -283,6 +294,7 @@ def _shared_range(traces, axis: str, log: bool, pad: float = 0.05) -> list[float
     width = hi - lo if hi > lo else max(abs(lo), 1.0)
     return [lo - pad * width, hi + pad * width]
 
+# %% ../nbs/00_foundations/03_viz.ipynb #9bdde4e0
 def _check_range(name: str, r):
     "None, 'shared', or an increasing (lo, hi) pair of finite numbers."
     if r is None or r == "shared": return r
@@ -292,20 +304,19 @@ def _check_range(name: str, r):
     if not lo < hi: raise ValueError(f"`{name}` must have lo < hi, got {r!r}")
     return [lo, hi]
 
-# %% ../nbs/00_foundations/03_viz.ipynb #9bdde4e0
+_FRAMES_FORM = "`frames` must be a mapping label → traces or a sequence of (label, traces) pairs"
+
 def _frame_items(frames) -> list[tuple[str, list]]:
     "Normalise `frames` (mapping or sequence of pairs) to [(label, [trace, ...]), ...], validating as we go."
     if isinstance(frames, Mapping): items = list(frames.items())
-    elif isinstance(frames, (list, tuple)):
-        if not all(isinstance(f, (list, tuple)) and len(f) == 2 for f in frames):
-            raise TypeError("`frames` must be a mapping label → traces or a sequence of (label, traces) pairs")
-        items = [tuple(f) for f in frames]
-    else: raise TypeError(f"`frames` must be a mapping label → traces or a sequence of (label, traces) pairs, got {type(frames).__name__}")
+    elif not isinstance(frames, (list, tuple)): raise TypeError(f"{_FRAMES_FORM}, got {type(frames).__name__}")
+    elif not all(isinstance(f, (list, tuple)) and len(f) == 2 for f in frames): raise TypeError(_FRAMES_FORM)
+    else: items = [tuple(f) for f in frames]
     if not items: raise ValueError("`frames` is empty: give at least one (label, traces) frame")
     labels = [str(k) for k, _ in items]
     if len(set(labels)) < len(labels): raise ValueError(f"`frames` has duplicate labels: {labels}")
     out = []
-    for label, traces in zip(labels, (v for _, v in items)):
+    for label, (_, traces) in zip(labels, items):
         if isinstance(traces, (BaseTraceType, dict)): traces = [traces]
         if not isinstance(traces, (list, tuple)) or not traces:
             raise ValueError(f"`frames[{label!r}]` must be a non-empty list of plotly traces")
@@ -315,6 +326,26 @@ def _frame_items(frames) -> list[tuple[str, list]]:
         out.append((label, list(traces)))
     return out
 
+# %% ../nbs/00_foundations/03_viz.ipynb #b0c5899a
+def _add_frames(fig: go.Figure, items: list, active: int) -> list[list[bool]]:
+    "Add every frame's traces to `fig` (only the active one visible); the `visible` flags of each slider step."
+    n_bg, owner = len(fig.data), []
+    for i, (_, traces) in enumerate(items):
+        fig.add_traces(traces)
+        owner += [i] * len(traces)
+    bg_vis = [t.visible if t.visible is not None else True for t in fig.data[:n_bg]]
+    for tr, i in zip(fig.data[n_bg:], owner): tr.visible = i == active
+    return [bg_vis + [o == i for o in owner] for i in range(len(items))]
+
+def _fix_axis(fig: go.Figure, axis: str, rng, log: bool) -> None:
+    "Set one axis's type and range: a shared range over all traces, a given (lo, hi), or plotly's autorange."
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    if log: update(type="log")
+    if rng == "shared": rng = _shared_range(fig.data, axis, log)
+    elif rng is not None and log: rng = [math.log10(v) if v > 0 else None for v in rng]
+    if rng is not None: update(range=rng, autorange=False)
+
+# %% ../nbs/00_foundations/03_viz.ipynb #6bb753a5
 def slider_figure(
     frames: Mapping[Any, Any] | Sequence[tuple[Any, Any]],  # label → list of traces (or one trace), in slider order
     *,
@@ -333,28 +364,18 @@ def slider_figure(
     if layout is not None: check_type("layout", layout, Mapping)
     active = check_int("active", active, minimum=0, maximum=len(items) - 1)
     x_range, y_range = _check_range("x_range", x_range), _check_range("y_range", y_range)
-    background = [background] if isinstance(background, BaseTraceType) else list(background)
-    fig = go.Figure()
-    fig.add_traces(background) if background else None
-    n_bg, owner = len(fig.data), []
-    for i, (_, traces) in enumerate(items):
-        fig.add_traces(traces)
-        owner += [i] * len(traces)
-    bg_vis = [t.visible if t.visible is not None else True for t in fig.data[:n_bg]]
-    for tr, i in zip(fig.data[n_bg:], owner): tr.visible = i == active
-    steps = [dict(method="restyle", label=label, args=[{"visible": bg_vis + [o == i for o in owner]}])
-             for i, (label, _) in enumerate(items)]
+    fig = go.Figure([background] if isinstance(background, BaseTraceType) else list(background))
+    visible = _add_frames(fig, items, active)
+    steps = [dict(method="restyle", label=label, args=[{"visible": v}]) for (label, _), v in zip(items, visible)]
     fig.update_layout(sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=prefix),
                                     pad=dict(t=40), len=1.0, x=0)],
                       title=title, xaxis_title=x_title, yaxis_title=y_title, height=height)
-    for axis, rng, log, upd in (("x", x_range, log_x, fig.update_xaxes), ("y", y_range, log_y, fig.update_yaxes)):
-        if log: upd(type="log")
-        if rng == "shared": rng = _shared_range(fig.data, axis, log)
-        elif rng is not None and log: rng = [math.log10(v) if v > 0 else None for v in rng]
-        if rng is not None: upd(range=rng, autorange=False)
+    _fix_axis(fig, "x", x_range, log_x)
+    _fix_axis(fig, "y", y_range, log_y)
     if layout:
         try: fig.update_layout(**layout)
-        except ValueError as e: raise ValueError(f"`layout` is not a valid plotly layout: {str(e).splitlines()[0]}") from e
+        except ValueError as e:
+            raise ValueError(f"`layout` is not a valid plotly layout: {str(e).splitlines()[0]}") from e
     return fig
 
 # %% ../nbs/00_foundations/03_viz.ipynb #e8203e82
@@ -369,6 +390,11 @@ def _decimals(step: float) -> int:
     "Digits after the point needed to show multiples of `step`."
     return max(0, min(8, -math.floor(math.log10(step) + 1e-9))) if step < 1 else 0
 
+def _field(where: str | None, name: str) -> str:
+    "How an error names one field of a control: the bare argument name, or `where.name` inside a spec."
+    return name if where is None else f"{where}.{name}"
+
+# %% ../nbs/00_foundations/03_viz.ipynb #44dcaf65
 @dataclass(frozen=True)
 class Control:
     "One explorer control: which widget, its range or options, and its starting value."
@@ -381,43 +407,58 @@ class Control:
     costly: bool = False  # slow to recompute: sliders update when released (`continuous_update=False`)
     label: str | None = None  # text next to the widget; default the parameter name
 
-    def validated(self, where: str = "control") -> Control:
-        "This control with defaults filled in, or an error naming `where`."
-        if self.kind not in _KINDS: raise ValueError(f"`{where}.kind` must be one of {list(_KINDS)}, got {self.kind!r}")
-        check_type(f"{where}.costly", self.costly, bool)
-        if self.label is not None: check_type(f"{where}.label", self.label, str)
-        if self.kind == "checkbox": return replace(self, value=check_type(f"{where}.value", self.value, bool))
-        if self.kind == "dropdown":
-            if not self.options: raise ValueError(f"`{where}` has no options")
-            value = self.options[0] if self.value is None else self.value
-            if value not in self.options: raise ValueError(f"`{where}.value` must be one of {list(self.options)}, got {value!r}")
-            return replace(self, value=value)
+    def validated(self, where: str | None = "control") -> Control:
+        "This control with defaults filled in, or an error naming `where.field` (just `field` when `where` is None)."
+        if self.kind not in _KINDS:
+            raise ValueError(f"`{_field(where, 'kind')}` must be one of {list(_KINDS)}, got {self.kind!r}")
+        check_type(_field(where, "costly"), self.costly, bool)
+        if self.label is not None: check_type(_field(where, "label"), self.label, str)
+        if self.kind == "checkbox": return replace(self, value=check_type(_field(where, "value"), self.value, bool))
+        if self.kind == "dropdown": return self._validated_dropdown(where)
         return self._validated_slider(where)
 
-    def _validated_slider(self, where: str) -> Control:
-        lo, hi = check_float(f"{where}.min", self.min), check_float(f"{where}.max", self.max)
-        if not lo < hi: raise ValueError(f"`{where}` must have min < max, got {lo:g} and {hi:g}")
-        if self.kind == "log" and lo <= 0: raise ValueError(f"`{where}` is logarithmic, so min must be > 0, got {lo:g}")
+    def _validated_dropdown(self, where: str | None) -> Control:
+        options, value = _field(where, "options"), _field(where, "value")
+        if not self.options: raise ValueError(f"`{options}` is empty: a dropdown needs at least one choice")
+        start = self.options[0] if self.value is None else self.value
+        if start not in self.options: raise ValueError(f"`{value}` must be one of {list(self.options)}, got {start!r}")
+        return replace(self, value=start)
+
+    def _validated_slider(self, where: str | None) -> Control:
+        name = lambda field: _field(where, field)
+        lo, hi = check_float(name("min"), self.min), check_float(name("max"), self.max)
+        if not lo < hi: raise ValueError(f"`{name('min')}` must be < `{name('max')}`, got {lo:g} and {hi:g}")
+        if self.kind == "log" and lo <= 0:
+            raise ValueError(f"`{name('min')}` must be > 0 on a logarithmic slider, got {lo:g}")
         span = math.log10(hi / lo) if self.kind == "log" else hi - lo
-        step = self.step if self.step is not None else 1 if self.kind == "int" else _nice_step(span / 100)
-        step = check_int(f"{where}.step", step, minimum=1) if self.kind == "int" else check_float(f"{where}.step", step, minimum=0, strict=True)
-        if step > span: raise ValueError(f"`{where}.step` ({step:g}) is larger than the range ({span:g})")
-        value = self.value
+        step = self._step(name("step"), span)
         if self.kind == "int":
             lo, hi = int(lo), int(hi)
-            value = lo + (hi - lo) // 2 // step * step if value is None else value
-            return replace(self, min=lo, max=hi, step=step, value=check_int(f"{where}.value", value, lo, hi))
-        if value is None: value = 10 ** (math.log10(lo) + span / 2) if self.kind == "log" else round(lo + round(span / 2 / step) * step, 12)
-        return replace(self, min=lo, max=hi, step=step, value=check_float(f"{where}.value", value, lo, hi))
+            value = lo + (hi - lo) // 2 // step * step if self.value is None else self.value
+            return replace(self, min=lo, max=hi, step=step, value=check_int(name("value"), value, lo, hi))
+        value = self._middle(lo, span, step) if self.value is None else self.value
+        return replace(self, min=lo, max=hi, step=step, value=check_float(name("value"), value, lo, hi))
+
+    def _step(self, name: str, span: float) -> float:
+        "The step as given, else 1 for integers and a readable step near a hundredth of the range."
+        step = self.step if self.step is not None else 1 if self.kind == "int" else _nice_step(span / 100)
+        if self.kind == "int": step = check_int(name, step, minimum=1)
+        else: step = check_float(name, step, minimum=0, strict=True)
+        if step > span: raise ValueError(f"`{name}` ({step:g}) is larger than the range ({span:g})")
+        return step
+
+    def _middle(self, lo: float, span: float, step: float) -> float:
+        "The default start of a float slider: mid-range on the step grid (geometric mid-range when logarithmic)."
+        if self.kind == "log": return 10 ** (math.log10(lo) + span / 2)
+        return round(lo + round(span / 2 / step) * step, 12)
 
     def check(self, name: str, value):
         "`value` if this control can take it, else an error naming `name`."
         if self.kind == "checkbox": return check_type(name, value, bool)
-        if self.kind == "dropdown":
-            if value not in self.options: raise ValueError(f"`{name}` must be one of {list(self.options)}, got {value!r}")
-            return value
         if self.kind == "int": return check_int(name, value, self.min, self.max)
-        return check_float(name, value, self.min, self.max)
+        if self.kind != "dropdown": return check_float(name, value, self.min, self.max)
+        if value not in self.options: raise ValueError(f"`{name}` must be one of {list(self.options)}, got {value!r}")
+        return value
 
     def build(self, name: str, value=None) -> widgets.Widget:
         "The ipywidget for this control, starting at `value` (default the control's own)."
@@ -441,6 +482,7 @@ class Control:
         vals = np.linspace(self.min, self.max, n)
         return [int(round(v)) for v in vals] if self.kind == "int" else [float(v) for v in vals]
 
+# %% ../nbs/00_foundations/03_viz.ipynb #f45f683a
 def slider(
     min: float, max: float,  # the range; all ints (step and value included) give an integer slider
     step: float | None = None,  # slider step (for `log`, a step of the base-10 exponent); None picks a readable one
@@ -451,9 +493,12 @@ def slider(
     label: str | None = None,  # text next to the widget; default the parameter name
 ) -> Control:
     "An explorer slider over `[min, max]`."
+    check_type("log", log, bool)
     ints = all(isinstance(v, Integral) and not isinstance(v, bool) for v in (min, max, step, value) if v is not None)
-    return Control("log" if log else "int" if ints else "float", value, min, max, step, costly=costly, label=label)
+    kind = "log" if log else "int" if ints else "float"
+    return Control(kind, value, min, max, step, costly=costly, label=label).validated(None)
 
+# %% ../nbs/00_foundations/03_viz.ipynb #058462f0
 def dropdown(
     options: Sequence,  # the choices, in menu order
     *,
@@ -464,8 +509,9 @@ def dropdown(
     "An explorer dropdown menu over `options`."
     if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
         raise TypeError(f"`options` must be a list or tuple of choices, got {type(options).__name__}")
-    return Control("dropdown", value, options=tuple(options), costly=costly, label=label)
+    return Control("dropdown", value, options=tuple(options), costly=costly, label=label).validated(None)
 
+# %% ../nbs/00_foundations/03_viz.ipynb #c4ebb43e
 def checkbox(
     value: bool = False,  # starting state
     *,
@@ -473,7 +519,7 @@ def checkbox(
     label: str | None = None,  # text next to the widget; default the parameter name
 ) -> Control:
     "An explorer checkbox."
-    return Control("checkbox", value, costly=costly, label=label)
+    return Control("checkbox", value, costly=costly, label=label).validated(None)
 
 # %% ../nbs/00_foundations/03_viz.ipynb #20df1adb
 CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
@@ -493,7 +539,9 @@ def _natural_height(fig) -> int:
     if isinstance(fig, BaseFigure): return int(fig.layout.height or 450) + 12
     return 400
 
+# %% ../nbs/00_foundations/03_viz.ipynb #6a587982
 def _parameters(fn) -> Mapping[str, inspect.Parameter] | None:
+    "`fn`'s parameters by name, or None when Python cannot tell (some builtins)."
     try: return inspect.signature(fn).parameters
     except (TypeError, ValueError): return None
 
@@ -513,15 +561,15 @@ def _check_fn_params(fn, names: Sequence[str]) -> None:
     required = [n for n in named if ps[n].default is ps[n].empty and n not in names and n != "progress"]
     if required: raise ValueError(f"`fn` needs {required}, which `controls` does not set")
 
+# %% ../nbs/00_foundations/03_viz.ipynb #aa314e37
 def _device_control(fn, device: bool | None) -> Control | None:
-    "A dropdown of `core.available_devices()`: forced by `device=True`, else only for an accelerator and a `device` parameter."
+    "A dropdown of `core.available_devices()`: forced by `device=True`, else shown for an accelerator and `device`."
     if device is False: return None
     names = core.available_devices()
     if device is None and not (len(names) > 1 and _accepts(fn, "device")): return None
     want = core.default_device().type
     return Control("dropdown", next((n for n in names if n.split(":")[0] == want), names[0]), options=tuple(names))
 
-# %% ../nbs/00_foundations/03_viz.ipynb #023d9e37
 def _control(name: str, spec) -> Control:
     "`spec` validated as the control for `name`, or a clear error saying how to make one."
     if not isinstance(spec, Control):
@@ -529,6 +577,22 @@ def _control(name: str, spec) -> Control:
                         f"got {type(spec).__name__}")
     return spec.validated(f"controls[{name!r}]")
 
+def _checked_controls(fn, controls, device: bool | None) -> dict[str, Control]:
+    "The explorer's controls by name, validated, with the device dropdown added when it applies."
+    if not callable(fn): raise TypeError(f"`fn` must be callable, got {type(fn).__name__}")
+    check_type("controls", controls, Mapping)
+    bad = [n for n in controls if not (isinstance(n, str) and n.isidentifier())]
+    if bad: raise ValueError(f"`controls` names must be Python identifiers, got {bad}")
+    if "progress" in controls:
+        raise ValueError("`controls` cannot use the name 'progress': `fn` receives the progress bar under it")
+    if device is not None: check_type("device", device, bool)
+    ctrls = {n: _control(n, s) for n, s in controls.items()}
+    if "device" not in ctrls and (dc := _device_control(fn, device)) is not None: ctrls["device"] = dc
+    if not ctrls: raise ValueError("`controls` is empty: an explorer needs at least one control")
+    _check_fn_params(fn, list(ctrls))
+    return ctrls
+
+# %% ../nbs/00_foundations/03_viz.ipynb #023d9e37
 class Explorer:
     "A live panel: controls from a spec, one `update(**params)` returning the figure, cached and timed."
     def __init__(
@@ -541,21 +605,11 @@ class Explorer:
         cache_size: int = 64,  # figures kept, least recently used dropped first; 0 turns caching off
         progress_after: float = 1.0,  # seconds of work before a `progress(...)` bar appears
     ):
-        if not callable(fn): raise TypeError(f"`fn` must be callable, got {type(fn).__name__}")
-        check_type("controls", controls, Mapping)
-        bad = [n for n in controls if not (isinstance(n, str) and n.isidentifier())]
-        if bad: raise ValueError(f"`controls` names must be Python identifiers, got {bad}")
-        if "progress" in controls: raise ValueError("`controls` cannot use the name 'progress': `fn` receives the progress bar under it")
-        if device is not None: check_type("device", device, bool)
-        ctrls = {n: _control(n, s) for n, s in controls.items()}
-        if "device" not in ctrls and (dc := _device_control(fn, device)) is not None: ctrls["device"] = dc
-        if not ctrls: raise ValueError("`controls` is empty: an explorer needs at least one control")
-        _check_fn_params(fn, list(ctrls))
-        self.fn, self.controls = fn, ctrls
+        self.fn, self.controls = fn, _checked_controls(fn, controls, device)
         self.height = None if height is None else check_int("height", height, minimum=50)
         self.cache_size = check_int("cache_size", cache_size, minimum=0)
         self.progress_after = check_float("progress_after", progress_after, minimum=0)
-        self._values = {n: c.value for n, c in ctrls.items()}
+        self._values = {n: c.value for n, c in self.controls.items()}
         self._cache: OrderedDict = OrderedDict()
         self._hits = self._misses = 0
         self._wants_progress = _accepts(fn, "progress")
@@ -591,7 +645,8 @@ class Explorer:
 
     def cache_clear(self) -> None:
         "Forget every cached figure and reset the counters."
-        self._cache.clear(); self._hits = self._misses = 0
+        self._cache.clear()
+        self._hits = self._misses = 0
 
     def latency(self, repeat: int = 5, name: str | None = None) -> Timing:
         "Seconds per change of control `name` (default the first) over `repeat` settings, uncached, rendering included."
@@ -602,23 +657,30 @@ class Explorer:
         for v in self.controls[name].sweep(repeat):
             with Timer() as t:
                 fig = self._compute({**self._values, name: v})
-                _png(fig) if isinstance(fig, Figure) else fig.to_json()
+                if isinstance(fig, Figure): _png(fig)
+                else: fig.to_json()
             times.append(t.elapsed)
         return Timing(tuple(times))
 
     def _lookup(self, values: dict) -> _Entry:
         "The cache entry for `values`, computing it on a miss; makes `values` current."
         key = tuple(values[n] for n in self.controls)
-        try: entry = self._cache.get(key); hashable = True
-        except TypeError: entry, hashable = None, False
-        if entry is not None: self._hits += 1; self._cache.move_to_end(key)
+        try: entry, hashable = self._cache.get(key), True
+        except TypeError: entry, hashable = None, False  # a list among the values: nothing to key the cache on
+        if entry is None: entry = self._miss(key, values, hashable)
         else:
-            self._misses += 1
-            entry = _Entry(self._compute(values))
-            if hashable and self.cache_size:
-                self._cache[key] = entry
-                while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
+            self._hits += 1
+            self._cache.move_to_end(key)
         self._values, self._entry = dict(values), entry
+        return entry
+
+    def _miss(self, key: tuple, values: dict, hashable: bool) -> _Entry:
+        "Compute the figure for `values` and cache it, dropping the least recently used beyond `cache_size`."
+        self._misses += 1
+        entry = _Entry(self._compute(values))
+        if hashable and self.cache_size:
+            self._cache[key] = entry
+            while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return entry
 
     def _compute(self, values: dict):
@@ -669,7 +731,8 @@ class Explorer:
         fig, where = self.figure, ", ".join(f"{k} = {v}" for k, v in self._values.items())
         if isinstance(fig, Figure):
             body = f'<img src="data:image/png;base64,{base64.b64encode(self._entry.png or _png(fig)).decode()}">'
-        elif isinstance(fig, BaseFigure): body = pio.to_html(compact_figure(fig), full_html=False, include_plotlyjs="cdn")
+        elif isinstance(fig, BaseFigure):
+            body = pio.to_html(compact_figure(fig), full_html=False, include_plotlyjs="cdn")
         else: body = ""
         note = f"Live explorer shown at {where}; run the notebook to move its controls."
         return f'<figure>{body}<figcaption style="font-size:12px;color:#555">{html.escape(note)}</figcaption></figure>'

@@ -1,11 +1,12 @@
-"""Reference tests for gradviz.autodiff: dense Hessians, closed forms, loops, finite differences."""
+"""Reference tests for gradviz.autodiff against independent float64 references, closed forms and finite differences."""
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
+import reference as ref
 from gradviz.autodiff import (flat_model, flat_objective, flatten_params, gradient, hessian, hvp,
-                              hvp_finite_difference, jacobian, param_layout, per_sample_grads)
+                              hvp_finite_difference, jacobian, model_function, param_layout, per_sample_grads)
 from gradviz.core import as_generator
 
 F64 = torch.float64
@@ -29,14 +30,25 @@ def _data(n, d, c, seed=1, device="cpu"):
             torch.randint(0, c, (n,), generator=g).to(device))
 
 
-def test_hvp_matches_dense_hessian_times_v(device):
-    model = _mlp([4, 8, 3], device=device)
-    X, y = _data(30, 4, 3, device=device)
+def test_hvp_matches_the_reference_hessian(device):
+    "Headline check: forward-over-reverse products against a reverse-over-reverse float64 Hessian (tests/reference.py)."
+    model, (X, y) = _mlp([4, 8, 3]), _data(30, 4, 3)
+    H = ref.model_hessian(model, nn.functional.cross_entropy, X, y)
+    f, theta = flat_objective(model.to(device), nn.functional.cross_entropy, X.to(device), y.to(device))
+    for seed in range(3):
+        v = torch.randn(theta.shape, generator=as_generator(seed), dtype=F64)
+        assert torch.allclose(hvp(f, theta, v.to(device)).cpu(), H @ v, atol=1e-8, rtol=0)
+
+
+def test_hessian_matches_the_reference_hessian_and_finite_differences():
+    "Headline check: the dense Hessian against reverse-over-reverse and against second differences (no autodiff)."
+    model = _mlp([3, 4, 2])
+    X, y = _data(12, 3, 2)
     f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
     H = hessian(f, theta)
-    for seed in range(3):
-        v = torch.randn(theta.shape, generator=as_generator(seed), dtype=F64).to(device)
-        assert torch.allclose(hvp(f, theta, v), H @ v, atol=1e-8, rtol=0)
+    torch.testing.assert_close(H, ref.model_hessian(model, nn.functional.cross_entropy, X, y), atol=1e-12, rtol=0)
+    f_ref, theta_ref = ref.flat_loss(model, nn.functional.cross_entropy, X, y)
+    torch.testing.assert_close(H, ref.fd_hessian(f_ref, theta_ref), atol=1e-6, rtol=0)
 
 
 def test_hessian_of_linear_regression_is_closed_form():
@@ -55,23 +67,29 @@ def test_hessian_of_logistic_regression_is_closed_form():
     y = (torch.rand(n, generator=g, dtype=F64) > 0.5).to(F64)
     model = nn.Linear(d, 1, bias=False).double()
     with torch.no_grad(): model.weight.copy_(torch.randn(1, d, generator=g, dtype=F64))
-    f, theta = flat_objective(model, lambda out, t: nn.functional.binary_cross_entropy_with_logits(out.squeeze(-1), t), X, y)
+    bce = lambda out, t: nn.functional.binary_cross_entropy_with_logits(out.squeeze(-1), t)
+    f, theta = flat_objective(model, bce, X, y)
     s = torch.sigmoid(X @ theta)
     expected = X.T @ torch.diag(s * (1 - s)) @ X / n
     assert torch.allclose(hessian(f, theta), expected, atol=1e-12)
 
 
-def test_per_sample_grads_match_python_loop(device):
-    model = _mlp([5, 7, 4], device=device).float()
-    X, y = _data(16, 5, 4, device=device)
-    X = X.float()
-    G = per_sample_grads(model, nn.functional.cross_entropy, X, y)
-    loop = []
-    for i in range(len(X)):
-        model.zero_grad()
-        nn.functional.cross_entropy(model(X[i:i + 1]), y[i:i + 1]).backward()
-        loop.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
-    assert torch.allclose(G, torch.stack(loop), atol=1e-6, rtol=0)
+def test_per_sample_grads_match_the_reference_loop(device):
+    "Headline check: vmapped per-sample gradients against one float64 `.backward()` per sample (tests/reference.py)."
+    model, (X, y) = _mlp([5, 7, 4]), _data(16, 5, 4)
+    loop = ref.per_sample_grads_loop(model, nn.functional.cross_entropy, X, y)
+    G = per_sample_grads(model.to(device), nn.functional.cross_entropy, X.to(device), y.to(device))
+    assert G.device.type == device.type
+    torch.testing.assert_close(G.cpu(), loop, atol=1e-12, rtol=0)
+
+
+def test_per_sample_grads_in_float32_match_the_float64_reference():
+    model = _mlp([5, 7, 4])
+    X, y = _data(16, 5, 4)
+    G32 = per_sample_grads(model.float(), nn.functional.cross_entropy, X.float(), y)
+    assert G32.dtype == torch.float32
+    torch.testing.assert_close(G32.double(), ref.per_sample_grads_loop(model, nn.functional.cross_entropy, X, y),
+                               atol=1e-5, rtol=0)
 
 
 def test_per_sample_grads_chunked_equals_unchunked():
@@ -85,17 +103,16 @@ def test_mean_of_per_sample_grads_is_batch_gradient():
     model = _mlp([3, 6, 2])
     X, y = _data(25, 3, 2)
     f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
-    assert torch.allclose(per_sample_grads(model, nn.functional.cross_entropy, X, y).mean(0), gradient(f, theta), atol=1e-13)
+    G = per_sample_grads(model, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(G.mean(0), gradient(f, theta), atol=1e-13)
 
 
 def test_gradient_matches_finite_differences():
     model = _mlp([3, 4, 2])
     X, y = _data(10, 3, 2)
     f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
-    g = gradient(f, theta)
-    eps = 1e-6
-    fd = torch.stack([(f(theta + eps * e) - f(theta - eps * e)) / (2 * eps) for e in torch.eye(len(theta), dtype=F64)])
-    assert torch.allclose(g, fd, atol=1e-8)
+    f_ref, theta_ref = ref.flat_loss(model, nn.functional.cross_entropy, X, y)
+    assert torch.allclose(gradient(f, theta), ref.fd_gradient(f_ref, theta_ref), atol=1e-8)
 
 
 def test_hvp_finite_difference_approximates_hvp():
@@ -106,20 +123,46 @@ def test_hvp_finite_difference_approximates_hvp():
     assert torch.allclose(hvp_finite_difference(f, theta, v, eps=1e-5), hvp(f, theta, v), atol=1e-7)
 
 
-def test_jacobian_modes_agree_and_give_gauss_newton():
+def test_jacobian_matches_finite_differences_row_by_row():
+    "Headline check: each row of the network's output Jacobian against central differences (no autodiff)."
     model = _mlp([3, 5, 2])
     X, _ = _data(7, 3, 2)
     g, theta = flat_model(model, X)
-    Jr, Jf = jacobian(g, theta, "reverse"), jacobian(g, theta, "forward")
-    assert Jr.shape == (14, theta.numel())
-    assert torch.allclose(Jr, Jf, atol=1e-12)
+    J = jacobian(g, theta)
+    assert J.shape == (14, theta.numel())
+    rows = torch.stack([ref.fd_gradient(lambda t, i=i: g(t).reshape(-1)[i], theta) for i in range(14)])
+    torch.testing.assert_close(J, rows, atol=1e-8, rtol=0)
+
+
+def test_jacobian_gives_the_reference_gauss_newton_matrix():
+    "For mean squared error over m outputs, G = (2/m) JᵀJ: the reference builds G from the linearised model."
+    model = _mlp([3, 5, 2])
+    X, _ = _data(7, 3, 2)
+    Y = torch.randn(7, 2, dtype=F64, generator=as_generator(4))
+    g, theta = flat_model(model, X)
+    J = jacobian(g, theta)
+    mse = lambda out, t: ((out - t) ** 2).mean()
+    torch.testing.assert_close((2 / 14) * J.T @ J, ref.gauss_newton(model, mse, X, Y), atol=1e-12, rtol=0)
+
+
+def test_jacobian_modes_agree_and_closed_forms():
+    model = _mlp([3, 5, 2])
+    X, _ = _data(7, 3, 2)
+    g, theta = flat_model(model, X)
+    assert torch.allclose(jacobian(g, theta, "reverse"), jacobian(g, theta, "forward"), atol=1e-12)
+    M = torch.randn(4, 6, dtype=F64, generator=as_generator(5))
+    for mode in ("reverse", "forward", "auto"):
+        assert torch.equal(jacobian(lambda t: M @ t, torch.ones(6, dtype=F64), mode), M)
+    t = torch.linspace(-1, 1, 5, dtype=F64)
+    assert torch.allclose(jacobian(torch.sin, t), torch.diag(t.cos()), atol=1e-15)
+    assert jacobian(lambda t: t.reshape(2, 3) * 2, torch.ones(6, dtype=F64)).shape == (6, 6)  # outputs flattened
     # for a linear model the Gauss-Newton matrix of MSE is the whole Hessian
     lin = nn.Linear(3, 2).double()
     g, theta = flat_model(lin, X)
     J = jacobian(g, theta)
     Y = torch.randn(7, 2, dtype=F64, generator=as_generator(4))
-    f, _ = flat_objective(lin, lambda out, t: ((out - t) ** 2).mean(), X, Y)
-    assert torch.allclose(hessian(f, theta), (2 / 14) * J.T @ J, atol=1e-12)
+    mse = lambda out, t: ((out - t) ** 2).mean()
+    assert torch.allclose(ref.model_hessian(lin, mse, X, Y), (2 / 14) * J.T @ J, atol=1e-12)
 
 
 def test_frozen_parameters_and_buffers_are_respected():
@@ -130,6 +173,20 @@ def test_frozen_parameters_and_buffers_are_respected():
     assert theta.numel() == 4 + 8 + 2
     assert param_layout(model).names == ("0.bias", "2.weight", "2.bias")
     assert torch.allclose(f(theta), nn.functional.cross_entropy(model(X), y))
+    H = hessian(f, theta)
+    torch.testing.assert_close(H, ref.model_hessian(model, nn.functional.cross_entropy, X, y), atol=1e-12, rtol=0)
+
+
+def test_model_function_evaluates_the_network_at_any_theta():
+    model = _mlp([3, 4, 2])
+    X, _ = _data(5, 3, 2)
+    net = model_function(model)
+    theta = flatten_params(model)
+    assert torch.equal(net(theta, X), model(X))
+    assert torch.equal(net(torch.zeros_like(theta), X), torch.zeros(5, 2, dtype=F64))
+    assert torch.equal(flatten_params(model), theta)  # the model is left as it was
+    with pytest.raises(TypeError, match="`model`"): model_function("net")
+    with pytest.raises(ValueError, match="`model` has no trainable parameters"): model_function(nn.ReLU())
 
 
 @settings(max_examples=20, deadline=None)
@@ -174,7 +231,8 @@ def test_bad_model_and_loss(problem):
 def test_bad_shapes(problem):
     model, X, y = problem
     with pytest.raises(ValueError, match="`y` has 5"): flat_objective(model, nn.functional.cross_entropy, X, y[:5])
-    with pytest.raises(TypeError, match="`X` must be a torch.Tensor"): per_sample_grads(model, nn.functional.cross_entropy, X.numpy(), y)
+    with pytest.raises(TypeError, match="`X` must be a torch.Tensor"):
+        per_sample_grads(model, nn.functional.cross_entropy, X.numpy(), y)
     with pytest.raises(ValueError, match="`X` contains non-finite"):
         flat_objective(model, nn.functional.cross_entropy, X * float("nan"), y)
     f, theta = flat_objective(model, nn.functional.cross_entropy, X, y)
@@ -197,7 +255,8 @@ def test_per_sample_grads_refuses_batch_mixing_layers():
     with pytest.raises(ValueError, match="BatchNorm1d"): per_sample_grads(bn, nn.functional.cross_entropy, X, y)
     bn.eval()
     assert per_sample_grads(bn, nn.functional.cross_entropy, X, y).shape == (6, 16 + 8 + 10)
-    with pytest.raises(ValueError, match="`chunk_size`"): per_sample_grads(bn, nn.functional.cross_entropy, X, y, chunk_size=0)
+    with pytest.raises(ValueError, match="`chunk_size`"):
+        per_sample_grads(bn, nn.functional.cross_entropy, X, y, chunk_size=0)
 
 
 def test_param_gradient_matches_backward_and_fills_unused_with_zeros():

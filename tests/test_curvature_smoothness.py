@@ -4,21 +4,30 @@ import functools
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+import reference as ref
 import scipy.optimize
 import torch
 from matplotlib.figure import Figure
 
-from gradviz.autodiff import gradient, hessian
-from gradviz.curvature.smoothness import (CURVATURES, LogisticProblem, SmoothnessRun, SoftmaxProblem, explore_smoothness,
-                                          grad_norm_smooth, gradient_descent, logistic_problem, plot_runs,
+from gradviz.autodiff import gradient
+from gradviz.core import as_generator
+from gradviz.curvature.smoothness import (CURVATURES, LogisticProblem, SmoothnessRun, SoftmaxProblem, compare_methods,
+                                          conditioning_figure, explore_smoothness, grad_norm_smooth, gradient_descent,
+                                          logistic_problem, plot_gaps, plot_runs, plot_step_limits,
                                           regularized_newton_step, scale_features, smoothness_figure, softmax_problem,
                                           step_limits, value_and_gradient)
+from gradviz.viz import Explorer
+
+
+def hessian(f, w):
+    "The reference Hessian (reverse-over-reverse, float64), independent of gradviz's derivative code."
+    return ref.dense_hessian(f, w)
 
 F64 = torch.float64
 
 
 def _spd(p, seed=0, shift=0.1):
-    g = torch.Generator().manual_seed(seed)
+    g = as_generator(seed)
     A = torch.randn(p, p, generator=g, dtype=F64)
     return A @ A.T / p + shift * torch.eye(p, dtype=F64), torch.randn(p, generator=g, dtype=F64)
 
@@ -42,7 +51,8 @@ def bohning_run(logistic):
 def f_star(logistic):
     def np_fn(fn): return lambda w: fn(torch.as_tensor(w, dtype=F64)).detach().numpy()
     ref = scipy.optimize.minimize(np_fn(logistic), np.zeros(logistic.dim), jac=np_fn(lambda w: gradient(logistic, w)),
-                                  hess=np_fn(lambda w: hessian(logistic, w)), method="trust-exact", options=dict(gtol=1e-10))
+                                  hess=np_fn(lambda w: hessian(logistic, w)), method="trust-exact",
+                                  options=dict(gtol=1e-10))
     assert ref.success
     return ref
 
@@ -80,12 +90,17 @@ def test_step_limits_newton_and_normalised_gradient():
 
 def test_step_bad_input():
     H, g = _spd(3)
-    with pytest.raises(ValueError, match="`H` must be square"): regularized_newton_step(torch.ones(2, 3, dtype=F64), g, 1.0)
-    with pytest.raises(ValueError, match="`g` must have shape"): regularized_newton_step(H, torch.ones(4, dtype=F64), 1.0)
+    with pytest.raises(ValueError, match="`H` must be square"):
+        regularized_newton_step(torch.ones(2, 3, dtype=F64), g, 1.0)
+    with pytest.raises(ValueError, match="`g` must have shape"):
+        regularized_newton_step(H, torch.ones(4, dtype=F64), 1.0)
     with pytest.raises(ValueError, match="`lam` must be >= 0"): regularized_newton_step(H, g, -1.0)
-    with pytest.raises(TypeError, match="`H` must have a floating-point dtype"): regularized_newton_step(torch.eye(3, dtype=torch.long), g, 1.0)
-    with pytest.raises(ValueError, match="`gammas` must be positive"): step_limits(H, g, torch.tensor([1.0, 0.0], dtype=F64))
-    with pytest.raises(ValueError, match="`H` must be positive definite"): step_limits(-H, g, torch.tensor([1.0], dtype=F64))
+    with pytest.raises(TypeError, match="`H` must have a floating-point dtype"):
+        regularized_newton_step(torch.eye(3, dtype=torch.long), g, 1.0)
+    with pytest.raises(ValueError, match="`gammas` must be positive"):
+        step_limits(H, g, torch.tensor([1.0, 0.0], dtype=F64))
+    with pytest.raises(ValueError, match="`H` must be positive definite"):
+        step_limits(-H, g, torch.tensor([1.0], dtype=F64))
 
 
 def test_value_and_gradient_matches_engine(logistic):
@@ -101,7 +116,7 @@ def test_value_and_gradient_matches_engine(logistic):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_logistic_curvatures(seed):
     prob = logistic_problem(n=80, dim=7, conditioning=30.0, seed=seed)
-    w = torch.randn(prob.dim, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    w = torch.randn(prob.dim, generator=as_generator(seed), dtype=F64)
     H = hessian(prob, w)
     torch.testing.assert_close(prob.curvature("exact", w), H, rtol=1e-12, atol=1e-14)
     for kind in ("gauss_newton", "bohning"):
@@ -113,7 +128,7 @@ def test_logistic_curvatures(seed):
 def test_softmax_curvatures(reference_class, seed):
     prob = softmax_problem(n=60, dim=4, num_classes=4, conditioning=10.0, seed=seed, reference_class=reference_class)
     assert prob.dim == 4 * (3 if reference_class else 4)
-    w = 0.5 * torch.randn(prob.dim, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    w = 0.5 * torch.randn(prob.dim, generator=as_generator(seed), dtype=F64)
     H = hessian(prob, w)
     torch.testing.assert_close(prob.curvature("exact", w), H, rtol=1e-12, atol=1e-14)
     dropped = prob.curvature("gauss_newton", w) - H
@@ -130,17 +145,17 @@ def test_softmax_curvatures(reference_class, seed):
 
 def test_problem_values_match_torch_losses():
     lp = logistic_problem(n=50, dim=5, seed=3)
-    w = torch.randn(5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    w = torch.randn(5, generator=as_generator(0), dtype=F64)
     ref = torch.nn.functional.binary_cross_entropy_with_logits(lp.X @ w, lp.y) + 0.5 * lp.reg * w @ w
     torch.testing.assert_close(lp(w), ref)
     sp = softmax_problem(n=50, dim=5, num_classes=3, seed=3, reference_class=False)
-    W = torch.randn(15, generator=torch.Generator().manual_seed(1), dtype=F64)
+    W = torch.randn(15, generator=as_generator(1), dtype=F64)
     ref = torch.nn.functional.cross_entropy(sp.X @ W.view(5, 3), sp.y) + 0.5 * sp.reg * W @ W
     torch.testing.assert_close(sp(W), ref)
 
 
 def test_scale_features_exact_scales():
-    X = torch.randn(100, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    X = torch.randn(100, 5, generator=as_generator(0), dtype=F64)
     Xs = scale_features(X, 1000.0)
     ratio = Xs.std(0) / (X - X.mean(0)).std(0)
     torch.testing.assert_close(ratio, 1000.0 ** (-torch.arange(5, dtype=F64) / 4))
@@ -152,7 +167,7 @@ def test_scale_features_exact_scales():
 def test_problems_seeded_and_validated():
     a, b = logistic_problem(seed=4), logistic_problem(seed=4)
     assert torch.equal(a.X, b.X) and torch.equal(a.y, b.y)
-    c = logistic_problem(generator=torch.Generator().manual_seed(4))
+    c = logistic_problem(seed=as_generator(4))
     assert torch.equal(a.X, c.X)
     assert not torch.equal(a.X, logistic_problem(seed=5).X)
     with pytest.raises(ValueError, match="`reg` must be > 0"): logistic_problem(reg=0.0)
@@ -162,6 +177,8 @@ def test_problems_seeded_and_validated():
     with pytest.raises(ValueError, match="`num_classes` must be >= 2"): softmax_problem(num_classes=1)
     with pytest.raises(TypeError, match="`reference_class` must be bool"): softmax_problem(reference_class=1)
     with pytest.raises(ValueError, match="`kind` must be one of"): a.curvature("fisher", a.X.new_zeros(a.dim))
+    with pytest.raises(TypeError, match="`seed`"): logistic_problem(seed=1.5)
+    with pytest.raises(TypeError, match="`seed`"): softmax_problem(seed="0")
 
 
 # ---- the method -----------------------------------------------------------------------------------------------------
@@ -192,7 +209,8 @@ def _check_record(run, f, curvature):
         torch.testing.assert_close(run.iterates[k + 1], x + d, rtol=0, atol=0)
         g = gradient(f, x)
         assert (curvature(x) @ d + run.lambdas[k] * d + g).norm() / g.norm() < 1e-10
-    torch.testing.assert_close(run.grad_norms, torch.stack([gradient(f, x).norm() for x in run.iterates]), rtol=1e-10, atol=1e-14)
+    norms = torch.stack([gradient(f, x).norm() for x in run.iterates])
+    torch.testing.assert_close(run.grad_norms, norms, rtol=1e-10, atol=1e-14)
 
 
 def test_exact_record_consistent(exact_run, logistic):
@@ -247,7 +265,8 @@ def test_gradient_descent_records_gamma():
 
 def test_callable_hessian_and_fixed_gamma(logistic):
     x0 = logistic.X.new_zeros(logistic.dim)
-    fixed = grad_norm_smooth(logistic, x0, lambda x: logistic.curvature("bohning", x), gamma0=0.5, adaptive=False, max_iters=20)
+    bohning = lambda x: logistic.curvature("bohning", x)
+    fixed = grad_norm_smooth(logistic, x0, bohning, gamma0=0.5, adaptive=False, max_iters=20)
     assert fixed.method == "custom" and (fixed.gammas == 0.5).all() and (fixed.trials == 1).all()
     # with H = 0 and a large fixed γ every step is a normalised gradient step of length γ: f goes up
     zero = lambda x: torch.zeros(len(x), len(x), dtype=x.dtype)
@@ -275,12 +294,14 @@ def test_run_bad_input(logistic):
     x0 = logistic.X.new_zeros(logistic.dim)
     quad = lambda t: (t * t).sum()
     with pytest.raises(TypeError, match="`f` must be callable"): grad_norm_smooth(3.0, x0)
-    with pytest.raises(TypeError, match="`x0` must have a floating-point dtype"): grad_norm_smooth(quad, torch.ones(3, dtype=torch.long))
+    with pytest.raises(TypeError, match="`x0` must have a floating-point dtype"):
+        grad_norm_smooth(quad, torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="`hessian` must be one of"): grad_norm_smooth(logistic, x0, "newton")
     with pytest.raises(ValueError, match="`hessian`='bohning' needs `f`"): grad_norm_smooth(quad, x0, "bohning")
     with pytest.raises(ValueError, match="`gamma0` must be > 0"): grad_norm_smooth(logistic, x0, gamma0=-1.0)
     with pytest.raises(ValueError, match="`max_iters` must be >= 1"): grad_norm_smooth(logistic, x0, max_iters=0)
-    with pytest.raises(ValueError, match="`accept_factor` must be > 0"): grad_norm_smooth(logistic, x0, accept_factor=0.0)
+    with pytest.raises(ValueError, match="`accept_factor` must be > 0"):
+        grad_norm_smooth(logistic, x0, accept_factor=0.0)
     with pytest.raises(ValueError, match="`max_trials` must be >= 1"): grad_norm_smooth(logistic, x0, max_trials=0)
     with pytest.raises(TypeError, match="`adaptive` must be bool"): grad_norm_smooth(logistic, x0, adaptive="yes")
     with pytest.raises(ValueError, match="`grad_tol` must be >= 0"): grad_norm_smooth(logistic, x0, grad_tol=-1.0)
@@ -294,7 +315,8 @@ def test_runs_on_device(device):
         assert r.iterates.device.type == device.type and r.values.device.type == "cpu"
         assert r.status in ("converged", "stalled") and (r.values.diff() <= 0).all()
     sm = softmax_problem(n=100, dim=5, num_classes=3, device=device)
-    assert grad_norm_smooth(sm, sm.X.new_zeros(sm.dim), "gauss_newton", max_iters=200).iterates.device.type == device.type
+    r = grad_norm_smooth(sm, sm.X.new_zeros(sm.dim), "gauss_newton", max_iters=200)
+    assert r.iterates.device.type == device.type
 
 
 def test_float32_runs_to_its_own_floor():
@@ -329,6 +351,40 @@ def test_explorer_updates():
     assert set(np.asarray(off.data[2].y).tolist()) == {1.0}
     with pytest.raises(ValueError, match="`hessian` must be one of"): ex.update(hessian="fisher")
     with pytest.raises(ValueError, match="`hessian` must be one of"): smoothness_figure(hessian="fisher")
+    assert isinstance(ex, Explorer) and set(ex.controls) >= {"hessian", "gamma0", "conditioning", "reg", "adaptive"}
+    gn = ex.update(hessian="gauss_newton", adaptive=True)
+    assert gn is not off and list(gn.data[1].y) != list(off.data[1].y)
+
+
+def test_step_limits_figure(logistic):
+    x0 = logistic.X.new_zeros(logistic.dim)
+    gammas = torch.logspace(-3, 6, 10, dtype=F64)
+    limits = step_limits(logistic.curvature("exact", x0), gradient(logistic, x0), gammas)
+    fig = plot_step_limits(gammas, limits, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3 and fig.axes[0].get_title() == "t"
+    with pytest.raises(ValueError, match="`limits` is empty"): plot_step_limits(gammas, {})
+    with pytest.raises(TypeError, match="`limits`"): plot_step_limits(gammas, [1.0])
+
+
+def test_compare_methods_and_gaps_figure():
+    prob = logistic_problem(n=100, dim=8, conditioning=10.0)
+    runs = compare_methods(prob, functools.partial(prob.curvature, "exact"), max_iters=40)
+    assert list(runs) == ["exact Hessian", "Böhning bound (fixed)", "weighted Gauss–Newton",
+                          "gradient descent, η = 1/L"]
+    assert all(isinstance(r, SmoothnessRun) and (r.values.diff() <= 0).all() for r in runs.values())
+    f_star = min(float(r.values.min()) for r in runs.values())
+    fig = plot_gaps({k: r.gaps(f_star) for k, r in runs.items()}, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 4
+    with pytest.raises(TypeError, match="`problem`"): compare_methods(lambda w: w @ w)
+    with pytest.raises(ValueError, match="`gaps` is empty"): plot_gaps({})
+
+
+def test_conditioning_figure():
+    fig = conditioning_figure((1, 100), active=1, max_iters=20)
+    assert isinstance(fig, go.Figure) and len(fig.layout.sliders[0].steps) == 2 and len(fig.data) == 2 * 4
+    assert [t.visible for t in fig.data] == [False] * 4 + [True] * 4
+    with pytest.raises(ValueError, match="`kappas"): conditioning_figure((0.5,))
+    with pytest.raises(ValueError, match="`kappas` is empty"): conditioning_figure(())
 
 
 def test_closed_form_oracle_gives_the_same_run(logistic):

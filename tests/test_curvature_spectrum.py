@@ -3,19 +3,24 @@ import math
 import warnings
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+import reference as ref
 from reference import require_ref
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from gradviz.autodiff import flat_objective, hessian
+from gradviz.autodiff import model_function, flatten_params
 from gradviz.core import as_generator
-from gradviz.curvature.spectrum import (EXACT_MAX_PARAMS, GaussNewtonSplit, HessianSpectrum, cluster_problem,
-                                        count_outliers, explore_spectrum, gauss_newton_split, hessian_spectrum,
-                                        loss_along_line, near_zero_fraction, operator_spectrum, plot_spectra,
-                                        residual_operator, spectrum_figure, symlog_bins)
+from gradviz.curvature.spectrum import (EXACT_MAX_PARAMS, ClusterProblem, GaussNewtonSplit, HessianSpectrum, LinePath,
+                                        cluster_problem, count_outliers, explore_spectrum, gauss_newton_split,
+                                        hessian_spectrum, image_problem, loss_along_line, near_zero_fraction,
+                                        operator_spectrum, plot_gauss_newton_split, plot_line_paths, plot_slq_spectrum,
+                                        plot_spectra, plot_top_eigenvalues, residual_operator, spectra_figure,
+                                        spectrum_figure, symlog_bins)
+from gradviz.viz import Explorer
 from gradviz.data import mlp, train
 from gradviz.linalg import DenseOperator
 
@@ -30,8 +35,8 @@ def small64():
 
 @pytest.fixture(scope="module")
 def dense_H(small64):
-    f, theta = flat_objective(small64.model, small64.loss_fn, small64.X, small64.y)
-    return hessian(f, theta)
+    "The reference Hessian: reverse-over-reverse in float64, independent of gradviz's derivative code."
+    return ref.model_hessian(small64.model, small64.loss_fn, small64.X, small64.y)
 
 
 # ----------------------------------------------------------------------------- H = G + R
@@ -42,7 +47,7 @@ def test_split_identity_float64(small64):
     assert torch.linalg.matrix_norm(s.R_dense) > 1e-4 * torch.linalg.matrix_norm(s.H_dense)  # R is really there
 
 
-def test_split_dense_matches_autodiff_hessian(small64, dense_H):
+def test_split_dense_matches_reference_hessian(small64, dense_H):
     s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
     assert torch.allclose(s.H_dense, dense_H, atol=1e-12, rtol=0)
 
@@ -77,12 +82,11 @@ def test_split_for_mse():
 
 def test_residual_operator_matches_definition(small64):
     "R from the formula Σ_ic (∂ℓ/∂z_ic) ∇²z_ic, with the per-output Hessians summed explicitly."
-    from gradviz.autodiff import model_function, flatten_params
     m, X, y = small64.model, small64.X[:20], small64.y[:20]
     net, theta = model_function(m), flatten_params(m)
     z = net(theta, X).detach().requires_grad_(True)
     dz = torch.autograd.grad(F.cross_entropy(z, y), z)[0]
-    R_ref = sum(dz[i, c] * hessian(lambda t: net(t, X)[i, c], theta, max_params=10_000)
+    R_ref = sum(dz[i, c] * ref.dense_hessian(lambda t: net(t, X)[i, c], theta)
                 for i in range(len(X)) for c in range(3))
     assert torch.allclose(residual_operator(m, F.cross_entropy, X, y).dense(), R_ref, atol=1e-12, rtol=0)
 
@@ -162,7 +166,8 @@ def test_against_pyhessian(small64, dense_H):
     assert abs(samples.mean() - ref.sum()) < 4 * samples.std(ddof=1) / math.sqrt(len(samples))
     ours_trace = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y, k=3, exact=False,
                                   num_probes=50, num_iters=30, seed=1)
-    assert abs(ours_trace.trace - samples.mean()) < 4 * math.hypot(ours_trace.trace_stderr, samples.std(ddof=1) / math.sqrt(len(samples)))
+    se_pyh = samples.std(ddof=1) / math.sqrt(len(samples))
+    assert abs(ours_trace.trace - samples.mean()) < 4 * math.hypot(ours_trace.trace_stderr, se_pyh)
 
 
 # ----------------------------------------------------------------------------- outliers, zero mass, lines
@@ -192,14 +197,67 @@ def test_symlog_bins_and_plots(small64):
     assert len(e) == 11 and e[0] < -1.0 + 1e-6 and e[-1] > 10.0 - 1e-6 and np.all(np.diff(e) > 0)
     s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y)
     assert isinstance(plot_spectra({"a": s, "b": s.eigenvalues}), Figure)
-    assert isinstance(spectrum_figure(num_classes=3, width=8, n=200, steps=20, show="G"), Figure)
+    fig = spectrum_figure(num_classes=3, width=8, n=200, steps=20, show="G")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and fig.axes[0].get_title().startswith("G: p = ")
+    fig = plot_spectra({"a": s, "b": s.eigenvalues, "c": torch.tensor(s.eigenvalues)}, ncols=2, suptitle="x")
+    assert isinstance(fig, Figure) and sum(ax.get_visible() for ax in fig.axes) == 3
+
+
+def test_spectrum_figure_reports_progress():
+    seen = []
+    def bar(iterable, total=None, desc=None):
+        seen.append(total)
+        return iterable
+    spectrum_figure(num_classes=3, width=8, n=200, steps=7, progress=bar)
+    assert seen == [7]
+
+
+def test_figures_of_the_claims(small64):
+    other = cluster_problem(num_classes=3, width=12, n=150, steps=50, dtype=F64, device="cpu")
+    specs = {s: hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=5) for s, p in ((1.0, small64), (2.0, other))}
+    fig = plot_top_eigenvalues(specs, num_outliers=2, num_bulk=1, xlabel="separation")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3
+    split = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
+    fig = plot_gauss_newton_split(split, top=10)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[0].collections) == 1
+    bump = LinePath(np.array([0.0, 0.5, 1.0]), np.array([1.0, 3.0, 2.0]))
+    fig = plot_line_paths({"flat": LinePath(np.array([0.0, 1.0]), np.array([1.0, 1.0])), "bump": bump}, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2 + 2  # two paths and the α = 0, 1 markers
+
+
+def test_spectra_slider_figure(small64):
+    s = hessian_spectrum(small64.model, small64.loss_fn, small64.X, small64.y)
+    fig = spectra_figure({"one": s, "half": s.eigenvalues / 2, "tenth": s.eigenvalues / 10}, title="t")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 3 and len(fig.layout.sliders[0].steps) == 3
+    assert list(fig.layout.xaxis.ticktext)  # symlog tick labels come through `layout=`
+    assert [t.visible for t in fig.data] == [True, False, False]
+
+
+def test_image_problem_and_slq_plot():
+    p = image_problem(n=32, num_classes=4, image_size=6, channels=1, width=3, steps=5, batch_size=8)
+    assert isinstance(p, ClusterProblem) and tuple(p.X.shape) == (32, 1, 6, 6) and len(p.losses) == 5
+    s = hessian_spectrum(p.model, p.loss_fn, p.X, p.y, k=4, exact=False, num_probes=2, num_iters=10, seed=0)
+    fig = plot_slq_spectrum(s, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[1].lines[0].get_xdata()) == 4
 
 
 def test_explorer_updates():
     ex = explore_spectrum()
-    assert isinstance(ex.update(num_classes=3, show="R", steps=0), Figure)
-    assert isinstance(ex.update(loss="mse"), Figure)
+    assert isinstance(ex, Explorer) and {"num_classes", "width", "loss", "show"} <= set(ex.controls)
+    a = ex.update(num_classes=3, show="R", steps=0)
+    b = ex.update(loss="mse")
+    assert isinstance(a, Figure) and isinstance(b, Figure) and a is not b
+    assert a.axes[0].get_title() != b.axes[0].get_title()
     assert ex.cache_info().misses == 2
+    assert ex.update(loss="cross_entropy") is a and ex.cache_info().hits == 1
+
+
+def test_cluster_problem_seed_accepts_a_generator():
+    a = cluster_problem(num_classes=3, width=4, n=60, steps=3, seed=5, device="cpu")
+    b = cluster_problem(num_classes=3, width=4, n=60, steps=3, seed=5, device="cpu")
+    c = cluster_problem(num_classes=3, width=4, n=60, steps=3, seed=as_generator(5), device="cpu")
+    assert torch.equal(a.X, b.X) and torch.equal(a.losses, b.losses)
+    assert c.X.shape == a.X.shape and torch.isfinite(c.losses).all()
 
 
 def test_on_device(device):
@@ -228,7 +286,8 @@ def test_bad_input(small64):
     with pytest.raises(ValueError, match="`eigenvalues` contains non-finite"): count_outliers([1.0, float("nan")])
     with pytest.raises(ValueError, match="`rel_tol`"): near_zero_fraction([1.0, 0.0], rel_tol=-1)
     with pytest.raises(ValueError, match="`weights`"): near_zero_fraction([1.0, 0.0], weights=[1.0])
-    with pytest.raises(ValueError, match="same parameters"): loss_along_line(m, mlp([10, 3], seed=0, dtype=F64, device="cpu"), L, X, y)
+    linear = mlp([10, 3], seed=0, dtype=F64, device="cpu")
+    with pytest.raises(ValueError, match="same parameters"): loss_along_line(m, linear, L, X, y)
     with pytest.raises(ValueError, match="`num_points`"): loss_along_line(m, m, L, X, y, num_points=1)
     with pytest.raises(ValueError, match="`extend`"): loss_along_line(m, m, L, X, y, extend=-0.1)
     with pytest.raises(ValueError, match="`loss`"): cluster_problem(loss="hinge")
@@ -236,3 +295,14 @@ def test_bad_input(small64):
     with pytest.raises(ValueError, match="`show`"): spectrum_figure(show="Q")
     with pytest.raises(ValueError, match="`spectra` is empty"): plot_spectra({})
     with pytest.raises(ValueError, match="`linthresh`"): symlog_bins([1.0], linthresh=0)
+    with pytest.raises(TypeError, match="`seed`"): cluster_problem(seed=1.5)
+    with pytest.raises(TypeError, match="`progress`"): cluster_problem(steps=2, progress="yes")
+    with pytest.raises(TypeError, match="`spectra`"): plot_top_eigenvalues([1.0], num_outliers=1)
+    with pytest.raises(ValueError, match="`num_outliers`"):
+        plot_top_eigenvalues({1.0: hessian_spectrum(m, L, X, y, k=3)}, num_outliers=0)
+    split_ops = gauss_newton_split(m, L, X, y, dense=False)
+    with pytest.raises(ValueError, match="dense"): plot_gauss_newton_split(split_ops)
+    with pytest.raises(ValueError, match="`paths` is empty"): plot_line_paths({})
+    with pytest.raises(ValueError, match="`spectra` is empty"): spectra_figure({})
+    with pytest.raises(ValueError, match="`n`"): image_problem(n=2, num_classes=4)
+    with pytest.raises(TypeError, match="`spectrum`"): plot_slq_spectrum(np.zeros(3))

@@ -3,16 +3,23 @@ import itertools
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+import reference as ref
 import torch
+from matplotlib.figure import Figure
 
-from gradviz.autodiff import flat_model, hessian, jacobian, flat_objective
 from gradviz.core import as_generator
-from gradviz.linalg import DenseOperator, HessianOperator
+from gradviz.data import mlp
+from gradviz.linalg import HessianOperator
+from gradviz.viz import Explorer
 from gradviz.curvature.stability import (
-    DiagonalLinearNet, Sharpness, batch_weights, diagonal_net_trace, expected_sq_norm, half_mse,
-    second_moment_operator, sharpness_measures, simulate_linearised_sgd, single_sample_threshold, span_coordinates,
-    stability_margin, stability_radius, stability_threshold, trace_bound, train_diagonal_nets, train_recording)
+    DiagonalLinearNet, DiagonalRuns, MinimumReport, Recording, Sharpness, SparseProblem, ThresholdCurve, batch_weights,
+    diagonal_net_trace, expected_sq_norm, explore_stability, half_mse, minima_figure, minimum_report, path_norm,
+    plot_mean_square, plot_recordings, plot_step_size_sweep, plot_threshold_curve, second_moment_operator,
+    sharpness_measures, simulate_linearised_sgd, single_sample_threshold, span_coordinates, sparse_problem,
+    stability_figure, stability_margin, stability_radius, stability_threshold, threshold_curve, trace_bound,
+    train_diagonal_nets, train_recording)
 
 
 def data(n=10, d=14, seed=0, scale_rows=True):
@@ -121,7 +128,8 @@ def test_trace_bound_b1_on_random_instances():
     for seed in range(15):
         g = as_generator(seed)
         n, d = int(torch.randint(2, 15, (1,), generator=g)), int(torch.randint(1, 20, (1,), generator=g))
-        X = torch.randn(n, d, generator=g, dtype=torch.float64) * torch.rand(n, 1, generator=g, dtype=torch.float64) ** 3
+        X = torch.randn(n, d, generator=g, dtype=torch.float64)
+        X = X * torch.rand(n, 1, generator=g, dtype=torch.float64) ** 3
         tr = float((X ** 2).sum()) / n
         assert tr <= 2 / stability_threshold(X, 1) * (1 + 1e-9)
         for B in range(1, n + 1):
@@ -166,7 +174,7 @@ def test_sharpness_measures_exact_and_estimated():
     assert isinstance(ex, Sharpness)
     assert abs(ex.sharpness - float(eig[-1])) < 1e-10 and abs(ex.trace - float(eig.sum())) < 1e-10
     assert abs(ex.frobenius - float(eig.norm())) < 1e-10
-    est = sharpness_measures(op, exact=False, num_probes=300, generator=1)
+    est = sharpness_measures(op, exact=False, num_probes=300, seed=1)
     assert abs(est.sharpness - ex.sharpness) < 1e-8
     assert abs(est.trace - ex.trace) < 0.1 * ex.trace and abs(est.frobenius - ex.frobenius) < 0.1 * ex.frobenius
     dense = sharpness_measures(X.T @ X / 30)
@@ -178,15 +186,14 @@ def test_diagonal_net_trace_identity_and_interpolation_hessian():
     X = torch.randn(9, 5, generator=g, dtype=torch.float64)
     net = DiagonalLinearNet(5, dtype=torch.float64)
     with torch.no_grad():
-        net.u.copy_(torch.randn(5, generator=g, dtype=torch.float64)); net.v.copy_(torch.randn(5, generator=g, dtype=torch.float64))
-    fn, th = flat_model(net, X)
-    J = jacobian(fn, th)
-    G = J.T @ J / 9
+        net.u.copy_(torch.randn(5, generator=g, dtype=torch.float64))
+        net.v.copy_(torch.randn(5, generator=g, dtype=torch.float64))
+    y_fit = net(X).detach()  # targets = outputs: an interpolating point
+    G = ref.gauss_newton(net, half_mse, X, y_fit)  # Jᵀ (I/n) J, independent of gradviz's derivative code
     assert abs(float(G.trace()) / float(diagonal_net_trace(X, net.u.detach(), net.v.detach())) - 1) < 1e-12
-    f, _ = flat_objective(net, half_mse, X, net(X).detach())
-    assert float((hessian(f, th) - G).norm() / G.norm()) < 1e-12
+    assert float((ref.model_hessian(net, half_mse, X, y_fit) - G).norm() / G.norm()) < 1e-12
     # batched form
-    U = torch.stack([net.u.detach(), 2 * net.u.detach()]); V = torch.stack([net.v.detach(), net.v.detach()])
+    U, V = torch.stack([net.u.detach(), 2 * net.u.detach()]), torch.stack([net.v.detach(), net.v.detach()])
     assert diagonal_net_trace(X, U, V).shape == (2,)
 
 
@@ -214,13 +221,110 @@ def test_train_diagonal_nets_reports_divergence():
 def test_train_recording_gd_matches_manual_and_records():
     X = torch.randn(16, 3, generator=as_generator(14), dtype=torch.float64)
     y = X[:, :1] ** 2
-    from gradviz.data import mlp
     net = mlp([3, 8, 1], "relu", seed=0, dtype=torch.float64, device="cpu")
     rec = train_recording(net, half_mse, X, y, 0.05, steps=20, record_every=10, num_probes=4)
     assert rec.steps.tolist() == [0, 10, 20]
     assert rec.loss[-1] < rec.loss[0] and np.all(rec.sharpness > 0) and np.all(rec.param_norm > 0)
-    f, th = flat_objective(net, half_mse, X, y)
-    assert abs(rec.sharpness[-1] - float(torch.linalg.eigvalsh(hessian(f, th))[-1])) < 1e-6
+    assert abs(rec.sharpness[-1] - float(torch.linalg.eigvalsh(ref.model_hessian(net, half_mse, X, y))[-1])) < 1e-6
+
+
+def test_train_recording_seed_and_progress():
+    X = torch.randn(16, 3, generator=as_generator(14), dtype=torch.float64)
+    y = X[:, :1] ** 2
+    runs, seen = [], []
+    def bar(iterable, total=None, desc=None):
+        seen.append(desc)
+        return iterable
+    for seed in (3, 3, as_generator(3)):
+        net = mlp([3, 8, 1], "relu", seed=0, dtype=torch.float64, device="cpu")
+        runs.append(train_recording(net, half_mse, X, y, 0.05, steps=6, batch_size=4, record_every=3, num_probes=2,
+                                    seed=seed, progress=bar))
+    assert isinstance(runs[0], Recording) and np.array_equal(runs[0].loss, runs[1].loss)
+    assert np.all(np.isfinite(runs[2].loss)) and seen == ["training"] * 3
+
+
+def test_train_diagonal_nets_progress_callable_wraps_the_steps():
+    X = torch.randn(6, 4, generator=as_generator(2), dtype=torch.float64)
+    totals = []
+    def bar(iterable, total=None, desc=None):
+        totals.append(len(iterable))
+        return iterable
+    runs = train_diagonal_nets(X, X[:, 0], [0.01], 2, steps=7, progress=bar)
+    assert isinstance(runs, DiagonalRuns) and totals == [7]
+
+
+# ---------------------------------------------------------------- figures and the explorer
+def test_threshold_curve_and_its_figure():
+    X = data(n=8, d=10, seed=5)
+    c = threshold_curve(X, [1, 2, 8])
+    assert isinstance(c, ThresholdCurve) and c.batch_sizes == [1, 2, 8]
+    assert abs(c.inv_thresholds[-1] / c.sharpness - 1) < 1e-12 and abs(c.trace_bounds[0] / c.trace - 1) < 1e-12
+    fig = plot_threshold_curve(c, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and len(fig.axes[0].lines) == 2 + 3
+
+
+def test_plot_mean_square():
+    X = data(n=6, d=5, seed=7)
+    runs = {(B, f): simulate_linearised_sgd(X, f * stability_threshold(X, B), B, steps=20, runs=10, seed=0)
+            for B in (1, 2) for f in (0.9, 1.1)}
+    fig = plot_mean_square(X, runs, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 3 * len(runs)
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    prob = sparse_problem(n=12, d=20, k=3, n_test=50, device="cpu")
+    gd = train_diagonal_nets(prob.X, prob.y, [0.05, 0.1], None, steps=300)
+    sgd = train_diagonal_nets(prob.X, prob.y, [0.01, 0.02], 1, steps=300)
+    return prob, {"GD": minimum_report(gd, prob, num_probes=4), "SGD": minimum_report(sgd, prob, 1, num_probes=4)}
+
+
+def test_sparse_problem_and_minimum_report(sweep):
+    prob, reports = sweep
+    assert isinstance(prob, SparseProblem) and prob.X.shape == (12, 20) and prob.X_test.shape == (50, 20)
+    torch.testing.assert_close(prob.y, prob.X @ prob.beta_star)
+    X, *_ = sparse_problem(n=12, d=20, k=3, n_test=50, seed=as_generator(0), device="cpu")
+    torch.testing.assert_close(X, prob.X)  # a generator seeded with the same int draws the same
+    r = reports["GD"][1]
+    assert isinstance(r, MinimumReport) and r.lr == 0.1 and r.beta.shape == (20,)
+    assert r.l1 == pytest.approx(float(r.beta.abs().sum())) and set(r.numbers()) >= {"lr", "l1", "eta_star"}
+    assert r.lr <= r.eta_star
+
+
+def test_sweep_figures(sweep):
+    prob, reports = sweep
+    fig = plot_step_size_sweep(reports, l1_star=3.0, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 3 and len(fig.axes[2].lines) == 2 * 2 + 1
+    fig = minima_figure(reports, prob.beta_star, title="t")
+    assert isinstance(fig, go.Figure) and len(fig.layout.sliders[0].steps) == 4 and len(fig.data) == 1 + 4
+    assert fig.layout.showlegend
+
+
+def test_path_norm_and_recordings_figure():
+    net = mlp([2, 3, 1], "relu", seed=0, dtype=torch.float64, device="cpu")
+    W, b, a = net[0].weight.detach(), net[0].bias.detach(), net[2].weight.detach()
+    manual = sum(abs(float(a[0, k])) * math.sqrt(float(W[k] @ W[k] + b[k] ** 2)) for k in range(3))
+    assert path_norm(net) == pytest.approx(manual, rel=1e-12)
+    X = torch.randn(10, 2, generator=as_generator(1), dtype=torch.float64)
+    rec = train_recording(net, half_mse, X, X[:, :1], 0.1, steps=4, record_every=2, num_probes=2, norm_fn=path_norm)
+    fig = plot_recordings({0.1: rec, 0.2: rec}, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 3 and len(fig.axes[2].lines) == 2
+
+
+def test_stability_figure_and_explorer():
+    fig = stability_figure(lr=0.05, n=12, d=20, steps=200)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[1].patches) == 4
+    assert stability_figure(lr=50.0, method="GD", steps=50).axes[0].get_title().endswith("diverged")
+    ex = explore_stability()
+    assert isinstance(ex, Explorer) and {"lr", "batch_size", "init_scale", "n", "d", "method"} <= set(ex.controls)
+    a = ex.update(n=12, d=20)
+    b = ex.update(method="GD")
+    assert isinstance(b, Figure) and a is not b and a.axes[0].get_title() != b.axes[0].get_title()
+    assert ex.update(method="SGD") is a
+
+
+def _linear():
+    return mlp([2, 1], seed=0, device="cpu")
 
 
 @pytest.mark.parametrize("call,arg", [
@@ -248,8 +352,26 @@ def test_train_recording_gd_matches_manual_and_records():
     (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(4), [0.1]), "y"),
     (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(3), []), "lrs"),
     (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(3), [0.0]), "lrs"),
-    (lambda: train_recording(torch.nn.Linear(2, 1), half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1, record_every=0), "record_every"),
+    (lambda: train_recording(_linear(), half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1, record_every=0),
+     "record_every"),
     (lambda: train_recording("net", half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1), "model"),
+    (lambda: train_recording(_linear(), half_mse, torch.ones(3, 2), torch.ones(3, 1), 0.1, seed=-1), "seed"),
+    (lambda: train_diagonal_nets(torch.ones(3, 2), torch.ones(3), [0.1], progress="bar"), "progress"),
+    (lambda: threshold_curve(torch.ones(3, 2), []), "batch_sizes"),
+    (lambda: threshold_curve(torch.ones(3, 2), [0]), "batch_sizes"),
+    (lambda: plot_threshold_curve({"B": 1}), "curve"),
+    (lambda: plot_mean_square(torch.ones(3, 2), {}), "runs"),
+    (lambda: sparse_problem(d=3, k=4), "k"),
+    (lambda: sparse_problem(n=0), "n"),
+    (lambda: sparse_problem(seed=1.5), "seed"),
+    (lambda: minimum_report("runs", sparse_problem(n=4, d=3, k=1, n_test=2, device="cpu")), "runs"),
+    (lambda: plot_step_size_sweep({}), "reports"),
+    (lambda: plot_step_size_sweep({"GD": []}), "reports"),
+    (lambda: minima_figure({}, torch.ones(3)), "reports"),
+    (lambda: path_norm(mlp([2, 3, 3, 1], seed=0, device="cpu")), "net"),
+    (lambda: path_norm("net"), "net"),
+    (lambda: plot_recordings({}), "recordings"),
+    (lambda: stability_figure(method="Adam"), "method"),
 ])
 def test_bad_input_names_the_argument(call, arg):
     with pytest.raises((ValueError, TypeError), match=f"`{arg}"):

@@ -1,14 +1,24 @@
-"""Reference tests for gradviz.curvature.sven: closed forms on linear models, Gauss–Newton, jacrev Jacobians, SVD variants."""
+"""Reference tests for gradviz.curvature.sven: closed forms on linear models, Gauss–Newton, Jacobians, SVD variants."""
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from gradviz.autodiff import flatten_params, jacobian, model_function, per_sample_grads
+from gradviz.autodiff import flatten_params, model_function, per_sample_grads
 from gradviz.core import as_generator
-from gradviz.curvature.sven import (History, ResidualJacobian, Sven, SvenStep, effective_residuals, fit, per_example_losses,
-                                    regression_1d, residual_jacobian, sven_direction, truncated_svd)
+from gradviz.curvature.sven import (History, Regression1D, ResidualJacobian, Sven, SvenStep, effective_residuals,
+                                    explore_sven, fit, fits_figure, per_example_losses, plot_fits, plot_histories,
+                                    plot_jacobian_spectra, regression_1d, residual_jacobian, spectra_along_training,
+                                    sven_direction, sven_figure, truncated_svd)
 from gradviz.data import mlp
+from gradviz.viz import Explorer
+
+
+def jacobian(f, theta):
+    "The reference Jacobian: `torch.autograd.functional.jacobian`, independent of gradviz's derivative code."
+    return torch.autograd.functional.jacobian(f, theta)
 
 F64 = torch.float64
 mse = nn.functional.mse_loss
@@ -101,7 +111,8 @@ def test_per_example_losses_cross_entropy():
     net = mlp([4, 5, 3], seed=0, device="cpu", dtype=F64)
     X, y = torch.randn(7, 4, generator=as_generator(0), dtype=F64), torch.arange(7) % 3
     ref = nn.functional.cross_entropy(net(X), y, reduction="none")
-    torch.testing.assert_close(per_example_losses(net, nn.functional.cross_entropy, X, y), ref.detach(), atol=1e-12, rtol=0)
+    ours = per_example_losses(net, nn.functional.cross_entropy, X, y)
+    torch.testing.assert_close(ours, ref.detach(), atol=1e-12, rtol=0)
 
 
 def test_zero_loss_rows_are_zero():
@@ -115,16 +126,16 @@ def test_zero_loss_rows_are_zero():
 
 def test_randomized_svd_agrees_with_exact_on_a_network_jacobian():
     net = mlp([1, 16, 16, 16, 1], activation="gelu", seed=0, device="cpu", dtype=F64)
-    X, y, _ = regression_1d(n=128, seed=0, dtype=F64)
+    X, y, _ = regression_1d(n=128, seed=0, device="cpu", dtype=F64)
     opt = Sven(net, mse, lr=0.1, k=64)
     for _ in range(3): opt.step(X, y)
     rj = residual_jacobian(net, mse, X, y)
     ex = truncated_svd(rj.M, 8, rtol=0.0)
     for method in ("randomized", "gram"):
-        other = truncated_svd(rj.M, 8, rtol=0.0, method=method, generator=0)
+        other = truncated_svd(rj.M, 8, rtol=0.0, method=method, seed=0)
         assert float(((other.S - ex.S).abs() / ex.S).max()) < 1e-3
         d_ex = sven_direction(rj.M, rj.r, k=8, rtol=0.0)
-        d_o = sven_direction(rj.M, rj.r, k=8, rtol=0.0, method=method, generator=0)
+        d_o = sven_direction(rj.M, rj.r, k=8, rtol=0.0, method=method, seed=0)
         assert float((d_o - d_ex).norm() / d_ex.norm()) < 1e-3
 
 
@@ -149,7 +160,7 @@ def test_single_example_direction_is_the_gradient():
 
 def test_optimizer_works_with_a_scheduler_and_state_dict():
     net = mlp([1, 8, 1], activation="tanh", seed=0, device="cpu")
-    X, y, _ = regression_1d(n=64, seed=1)
+    X, y, _ = regression_1d(n=64, seed=1, device="cpu")
     opt = Sven(net, mse, lr=0.2, k=8)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     info = opt.step(X, y); sched.step()
@@ -158,29 +169,32 @@ def test_optimizer_works_with_a_scheduler_and_state_dict():
 
 
 def test_fit_histories_and_determinism():
-    X, y, target = regression_1d(n=256, seed=0)
+    X, y, target = regression_1d(n=256, seed=0, device="cpu")
     Xg = torch.linspace(-1, 1, 50).unsqueeze(1)
     runs = {m: fit(mlp([1, 8, 8, 1], activation="gelu", seed=0, device="cpu"), X, y, m, epochs=4, batch_size=64,
-                   lr=0.1 if m != "adam" else 0.01, seed=1, X_val=Xg, y_val=target(Xg), X_grid=Xg, **({"k": 8} if m == "sven" else {}))
+                   lr=0.1 if m != "adam" else 0.01, seed=1, X_val=Xg, y_val=target(Xg), X_grid=Xg,
+                   **({"k": 8} if m == "sven" else {}))
             for m in ("sgd", "adam", "sven", "lbfgs")}
     for m, h in runs.items():
         assert isinstance(h, History) and h.name == m
         assert h.epochs[0] == 0 and h.epochs[-1] >= 4 and np.all(np.diff(h.seconds) >= 0)
-        assert np.isfinite(h.train_loss).all() and np.isfinite(h.val_loss).all() and h.predictions.shape == (len(h.epochs), 50)
-    again = fit(mlp([1, 8, 8, 1], activation="gelu", seed=0, device="cpu"), X, y, "sven", epochs=4, batch_size=64, lr=0.1, seed=1, k=8)
+        assert np.isfinite(h.train_loss).all() and np.isfinite(h.val_loss).all()
+        assert h.predictions.shape == (len(h.epochs), 50)
+    again = fit(mlp([1, 8, 8, 1], activation="gelu", seed=0, device="cpu"), X, y, "sven", epochs=4, batch_size=64,
+                lr=0.1, seed=1, k=8)
     np.testing.assert_array_equal(again.train_loss, runs["sven"].train_loss)
     lin, Xl, _ = linear_problem(128, 3, seed=6)
-    yl = Xl @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64)  # noise-free linear target: one Gauss–Newton step solves it
+    yl = Xl @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=F64)  # noise-free linear target: one Gauss–Newton step
     h = fit(lin, Xl, yl, "sven", epochs=1, batch_size=32, lr=1.0, kappa=1.0, rtol=0.0)
     assert h.train_loss[0] > 0.1 and h.train_loss[-1] < 1e-20
     assert runs["sven"].at_seconds(-1.0) != runs["sven"].at_seconds(-1.0)  # nan before any record
 
 
 def test_regression_data_is_standardised_and_seeded():
-    X, y, target = regression_1d(n=1000, seed=3, dtype=F64)
+    X, y, target = regression_1d(n=1000, seed=3, device="cpu", dtype=F64)
     assert X.shape == (1000, 1) and y.shape == (1000, 1) and float(X.abs().max()) <= 1
     assert float(y.mean()) == pytest.approx(0.0, abs=1e-10) and float(y.std()) == pytest.approx(1.0, abs=1e-10)
-    torch.testing.assert_close(regression_1d(n=1000, seed=3, dtype=F64)[0], X, atol=0, rtol=0)
+    torch.testing.assert_close(regression_1d(n=1000, seed=3, device="cpu", dtype=F64)[0], X, atol=0, rtol=0)
     raw = torch.exp(-10 * X ** 2) * torch.sin(2 * X)
     assert float(torch.corrcoef(torch.cat([raw, y], 1).T)[0, 1]) == pytest.approx(1.0, abs=1e-12)
 
@@ -193,13 +207,13 @@ def _devices():
 def test_sven_follows_the_device(device):
     net = mlp([1, 8, 1], seed=0, device=device, dtype=F64)
     X, y, _ = regression_1d(n=32, seed=0, device=device, dtype=F64)
-    info = Sven(net, mse, lr=0.1, k=4, svd="randomized", generator=0).step(X, y)
+    info = Sven(net, mse, lr=0.1, k=4, svd="randomized", seed=0).step(X, y)
     assert next(net.parameters()).device.type == torch.device(device).type and np.isfinite(info.loss)
 
 
 def test_bad_input_errors_name_the_argument():
     net = mlp([1, 4, 1], seed=0, device="cpu")
-    X, y, _ = regression_1d(n=16, seed=0)
+    X, y, _ = regression_1d(n=16, seed=0, device="cpu")
     with pytest.raises(TypeError, match="`model`"): Sven("net", mse)
     with pytest.raises(TypeError, match="`loss_fn`"): Sven(net, "mse")
     with pytest.raises(ValueError, match="`lr`"): Sven(net, mse, lr=0.0)
@@ -210,8 +224,10 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="`power_iters`"): Sven(net, mse, power_iters=-1)
     with pytest.raises(ValueError, match="`oversample`"): Sven(net, mse, oversample=-1)
     with pytest.raises(ValueError, match="`X`|`y`"): Sven(net, mse).step(X, y[:5])
-    with pytest.raises(ValueError, match="`losses`"): Sven(net, lambda out, t: -((out - t) ** 2).sum() - 1).step(X, y)  # negative losses
-    with pytest.raises(ValueError, match="model"): Sven(nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.5), nn.Linear(4, 1)), mse).step(X, y)
+    with pytest.raises(ValueError, match="`losses`"):
+        Sven(net, lambda out, t: -((out - t) ** 2).sum() - 1).step(X, y)  # negative losses
+    with pytest.raises(ValueError, match="model"):
+        Sven(nn.Sequential(nn.Linear(1, 4), nn.Dropout(0.5), nn.Linear(4, 1)), mse).step(X, y)
     with pytest.raises(ValueError, match="`kappa`"): effective_residuals(torch.ones(3), kappa=-1.0)
     with pytest.raises(ValueError, match="`losses`"): effective_residuals(torch.ones(3, 1))
     with pytest.raises(ValueError, match="`M`"): truncated_svd(torch.ones(3), 1)
@@ -222,3 +238,88 @@ def test_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="`batch_size`"): fit(net, X, y, batch_size=17)
     with pytest.raises(ValueError, match="`X_val`"): fit(net, X, y, batch_size=16, X_val=X)
     with pytest.raises(ValueError, match="`n`"): regression_1d(n=1)
+
+
+def test_regression_1d_is_a_named_tuple_and_takes_a_generator():
+    data = regression_1d(n=50, seed=as_generator(2), device="cpu")
+    assert isinstance(data, Regression1D) and data.X.shape == (50, 1)
+    torch.testing.assert_close(data.X, regression_1d(n=50, seed=2, device="cpu").X, atol=0, rtol=0)
+    torch.testing.assert_close(data.target(data.X), data.y)
+    with pytest.raises(TypeError, match="`seed`"): regression_1d(seed=0.5)
+
+
+def test_fit_progress_and_seed():
+    X, y, _ = regression_1d(n=64, seed=0, device="cpu")
+    seen = []
+    def bar(iterable, total=None, desc=None):
+        seen.append((len(iterable), desc))
+        return iterable
+    a = fit(mlp([1, 4, 1], seed=0, device="cpu"), X, y, "sven", epochs=3, batch_size=16, k=4, seed=5, progress=bar)
+    b = fit(mlp([1, 4, 1], seed=0, device="cpu"), X, y, "sven", epochs=3, batch_size=16, k=4, seed=as_generator(5))
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)  # an int and a generator seeded with it agree
+    assert seen == [(3, "epochs")]
+    with pytest.raises(TypeError, match="`progress`"):
+        fit(mlp([1, 4, 1], seed=0, device="cpu"), X, y, batch_size=16, progress="bar")
+
+
+@pytest.fixture(scope="module")
+def small_runs():
+    X, y, target = regression_1d(n=128, seed=0, device="cpu")
+    grid = torch.linspace(-1, 1, 30).unsqueeze(1)
+    runs = {name: fit(mlp([1, 6, 1], activation="gelu", seed=0, device="cpu"), X, y, m, epochs=3, batch_size=32, lr=lr,
+                      X_grid=grid, **kw)
+            for name, m, lr, kw in (("Adam", "adam", 0.01, {}), ("Sven k=4", "sven", 0.1, {"k": 4}),
+                                    ("L-BFGS", "lbfgs", 1.0, {}))}
+    return runs, grid, target(grid)
+
+
+def test_history_and_fit_figures(small_runs):
+    runs, grid, target = small_runs
+    fig = plot_histories(runs, {"Adam": "C0"}, titles=("a", "b"))
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[1].lines) == 3
+    assert fig.axes[0].get_title() == "a" and fig.axes[0].lines[0].get_color() == "C0"
+    fig = plot_fits(runs, grid, target, epoch=2, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 1 + 3
+    assert "(2 epochs)" in fig.axes[0].lines[1].get_label()
+    slider = fits_figure(runs, grid, target, epochs=range(4), title="t")
+    assert isinstance(slider, go.Figure) and len(slider.layout.sliders[0].steps) == 4 and len(slider.data) == 1 + 4 * 3
+    assert [t.line.width for t in slider.data[1:4]] == [1.5, 3, 1.5]  # the Sven run is drawn thicker
+    assert len(fits_figure(runs, grid, target, epochs=[1], max_points=10).data[0].x) == 10  # 30 points, every third
+
+
+def test_jacobian_spectra_and_their_figure():
+    X, y, _ = regression_1d(n=64, seed=0, device="cpu")
+    spectra = spectra_along_training(mlp([1, 6, 1], activation="gelu", seed=0, device="cpu"), X, y, epochs=(0, 2),
+                                     batch=16, batch_size=16, lr=0.1, k=8)
+    assert list(spectra) == [0, 2] and all(s.shape == (16,) for s in spectra.values())
+    assert not torch.equal(spectra[0], spectra[2])  # training moved the Jacobian
+    fig = plot_jacobian_spectra(spectra, ks=(4,), title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2 + 1 + 1
+
+
+def test_sven_figure_and_explorer():
+    fig = sven_figure(k=2, epochs=1, batch_size=128, device="cpu")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and fig.axes[1].get_title() == "fit after 1 epochs"
+    ex = explore_sven()
+    assert isinstance(ex, Explorer) and {"k", "rtol", "lr", "batch_size", "epochs"} <= set(ex.controls)
+    a = ex.update(epochs=1, batch_size=128, k=1)
+    b = ex.update(k=4)
+    assert isinstance(b, Figure) and a is not b and a.axes[0].get_title() != b.axes[0].get_title()
+    assert ex.update(k=1) is a
+
+
+def test_new_functions_name_bad_arguments(small_runs):
+    runs, grid, target = small_runs
+    with pytest.raises(ValueError, match="`runs` is empty"): plot_histories({})
+    with pytest.raises(TypeError, match="`runs`"): plot_fits([1], grid, target)
+    no_grid = {"x": fit(mlp([1, 2, 1], seed=0, device="cpu"), grid, target, "sgd", epochs=1, batch_size=30)}
+    with pytest.raises(ValueError, match="`runs\\['x'\\]` has no predictions"): plot_fits(no_grid, grid, target)
+    with pytest.raises(ValueError, match="`runs` is empty"): fits_figure({}, grid, target)
+    with pytest.raises(ValueError, match="`epochs` is empty"):
+        spectra_along_training(mlp([1, 2, 1], seed=0, device="cpu"), grid, target, epochs=())
+    with pytest.raises(ValueError, match="`batch`"):
+        spectra_along_training(mlp([1, 2, 1], seed=0, device="cpu"), grid, target, batch=0)
+    with pytest.raises(ValueError, match="`spectra` is empty"): plot_jacobian_spectra({})
+    with pytest.raises(ValueError, match="`k`"): sven_figure(k=0)
+    with pytest.raises(TypeError, match="`seed`"): Sven(mlp([1, 2, 1], seed=0, device="cpu"), mse, seed=1.5)
+    with pytest.raises(TypeError, match="`seed`"): truncated_svd(torch.ones(3, 3), 1, method="randomized", seed="a")

@@ -8,15 +8,16 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
+import reference as ref
 from gradviz.autodiff import flat_objective, hessian, per_sample_grads
-from gradviz.data import (PreferencePairs, Teacher, TinyLM, cluster_means, count_parameters, gaussian_clusters, mlp,
-                          concentric_rings, next_token_loss, preference_pairs, sequence_logprob, teacher_student,
-                          tiny_cnn, tiny_images, tiny_lm, train, two_spirals)
+from gradviz.data import (PreferencePairs, Regression, Teacher, TinyLM, cluster_means, count_parameters,
+                          gaussian_clusters, mlp, concentric_rings, next_token_loss, preference_pairs, sequence_logprob,
+                          teacher_student, tiny_cnn, tiny_images, tiny_lm, train, two_spirals)
 
 F64 = torch.float64
 DTYPES = [torch.float32, F64]
 
-# Every generator called with small arguments, as (name, call(**common) -> tensors to compare).
+# Every data set and model maker called with small arguments, as (name, call(**common) -> tensors to compare).
 GENERATORS = {
     "gaussian_clusters": lambda **kw: gaussian_clusters(60, 4, 3, 2.0, **kw),
     "cluster_means": lambda **kw: (cluster_means(5, 3, 2.0, **kw),),
@@ -27,8 +28,10 @@ GENERATORS = {
     "mlp": lambda **kw: tuple(p.detach() for p in mlp([3, 5, 2], **kw).parameters()),
     "tiny_cnn": lambda **kw: tuple(p.detach() for p in tiny_cnn(1, 3, 6, 4, **kw).parameters()),
     "tiny_lm gru": lambda **kw: tuple(p.detach() for p in tiny_lm(10, 8, **kw).parameters()),
-    "tiny_lm transformer": lambda **kw: tuple(p.detach() for p in tiny_lm(10, 8, 2, "transformer", 2, 12, **kw).parameters()),
-    "preference_pairs": lambda dtype=None, **kw: (lambda p: (p.chosen, p.rejected, p.differ))(preference_pairs(10, 6, 8, 2, **kw)),
+    "tiny_lm transformer": lambda **kw: tuple(p.detach()
+                                              for p in tiny_lm(10, 8, 2, "transformer", 2, 12, **kw).parameters()),
+    "preference_pairs": lambda dtype=None, **kw: (lambda p: (p.chosen, p.rejected, p.differ))(
+        preference_pairs(10, 6, 8, 2, **kw)),
 }
 
 
@@ -60,7 +63,8 @@ def test_shapes_dtypes_devices(device, dtype):
     assert X.shape == (12, 2, 7, 7) and X.dtype == dtype and y.shape == (12,) and X.device.type == device.type
     pairs = preference_pairs(9, length=5, vocab_size=6, num_differ=2, device=device)
     assert pairs.chosen.shape == pairs.rejected.shape == pairs.differ.shape == (9, 5) and len(pairs) == 9
-    assert pairs.chosen.dtype == torch.long and pairs.differ.dtype == torch.bool and pairs.chosen.device.type == device.type
+    assert pairs.chosen.dtype == torch.long and pairs.differ.dtype == torch.bool
+    assert pairs.chosen.device.type == device.type
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -91,13 +95,18 @@ def test_same_seed_same_data_different_seed_different_data(name):
 
 
 @pytest.mark.parametrize("name", GENERATORS)
-def test_generator_argument_matches_seed(name):
+def test_seed_may_be_a_generator_and_matches_the_same_int(name):
     call = GENERATORS[name]
     g = torch.Generator().manual_seed(5)
-    a, b = call(generator=g, device="cpu"), call(seed=5, device="cpu")
+    a, b = call(seed=g, device="cpu"), call(seed=5, device="cpu")
     assert all(torch.equal(x, z) for x, z in zip(a, b))
-    c = call(generator=g, device="cpu")  # the generator has advanced: new draws
+    c = call(seed=g, device="cpu")  # the generator has advanced: new draws
     assert not all(torch.equal(x, z) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_the_old_generator_keyword_is_gone(name):
+    with pytest.raises(TypeError, match="generator"): GENERATORS[name](generator=torch.Generator(), device="cpu")
 
 
 @pytest.mark.parametrize("name", GENERATORS)
@@ -124,7 +133,8 @@ def test_data_are_the_same_numbers_on_every_device(device):
     Xc, yc = gaussian_clusters(40, 3, 2, 1.5, device="cpu")
     Xd, yd = gaussian_clusters(40, 3, 2, 1.5, device=device)
     assert torch.equal(Xd.cpu(), Xc) and torch.equal(yd.cpu(), yc)
-    assert torch.equal(mlp([3, 4], device=device)[0].weight.detach().cpu(), mlp([3, 4], device="cpu")[0].weight.detach())
+    weight = lambda dev: mlp([3, 4], device=dev)[0].weight.detach().cpu()
+    assert torch.equal(weight(device), weight("cpu"))
 
 
 # ---------------------------------------------------------------- Gaussian clusters
@@ -208,8 +218,8 @@ def test_mlp_teacher_without_noise_gives_y_equal_teacher_of_x(device, activation
     # an independent forward pass
     act = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda t: t}[activation]
     (W1, W2, W3), (b1, b2, b3) = teacher.weights, teacher.biases
-    ref = act(act(X @ W1.T + b1) @ W2.T + b2) @ W3.T + b3
-    assert torch.allclose(y, ref, atol=1e-12)
+    expected = act(act(X @ W1.T + b1) @ W2.T + b2) @ W3.T + b3
+    assert torch.allclose(y, expected, atol=1e-12)
 
 
 def test_teacher_noise_has_the_requested_scale_and_leaves_x_alone():
@@ -221,6 +231,15 @@ def test_teacher_noise_has_the_requested_scale_and_leaves_x_alone():
     assert abs(y2.var().item() / w.square().sum().item() - 1) < 0.05  # x ~ N(0, I): var(w·x) = |w|²
     ws = torch.cat([teacher_student(1, 50, seed=s, device="cpu", dtype=F64)[2].weights[0] for s in range(200)])
     assert abs(ws.square().sum(1).mean().item() - 1) < 0.05  # N(0, 1/fan_in): |w|² is 1 on average
+
+
+def test_teacher_student_returns_a_named_regression():
+    data = teacher_student(12, 3, out_dim=2, seed=4, device="cpu", dtype=F64)
+    assert isinstance(data, Regression) and data._fields == ("X", "y", "teacher")
+    X, y, teacher = data
+    assert X is data.X and y is data.y and teacher is data.teacher
+    assert torch.allclose(data.y, data.teacher(data.X), atol=0.5)  # noise 0.1 around the teacher
+    assert torch.equal(teacher_student(12, 3, out_dim=2, seed=4, device="cpu", dtype=F64).X, X)
 
 
 def test_teacher_is_frozen():
@@ -281,7 +300,8 @@ def test_mlp_parameter_count_closed_form(sizes, bias):
     assert net(torch.zeros(3, sizes[0])).shape == (3, sizes[-1])
 
 
-@pytest.mark.parametrize("activation,cls", [("tanh", nn.Tanh), ("relu", nn.ReLU), ("gelu", nn.GELU), ("identity", nn.Identity)])
+@pytest.mark.parametrize("activation,cls",
+                         [("tanh", nn.Tanh), ("relu", nn.ReLU), ("gelu", nn.GELU), ("identity", nn.Identity)])
 def test_mlp_layout(activation, cls):
     net = mlp([4, 6, 5, 3], activation=activation, device="cpu")
     kinds = [type(m) for m in net]
@@ -409,6 +429,21 @@ def test_train_accepts_optimizer_factories_and_shows_progress():
     assert torch.isfinite(h).all()
 
 
+def test_train_progress_callable_wraps_the_step_loop_and_changes_nothing():
+    X, y = gaussian_clusters(40, 3, 2, 2.0, device="cpu")
+    seen = []
+    def wrapper(it, total=None, desc=None):
+        seen.append((total, desc))
+        for step in it:
+            seen.append(step)
+            yield step
+    with_bar = train(mlp([3, 4, 2], device="cpu"), "cross_entropy", X, y, steps=5, lr=0.1, progress=wrapper)
+    plain = train(mlp([3, 4, 2], device="cpu"), "cross_entropy", X, y, steps=5, lr=0.1)
+    assert seen == [(5, "train"), 0, 1, 2, 3, 4] and torch.equal(with_bar, plain)
+    with pytest.raises(TypeError, match="`progress`"):
+        train(mlp([3, 4, 2], device="cpu"), "cross_entropy", X, y, steps=2, progress="yes")
+
+
 def _manual_sgd(net, X, y, lrs):
     "Plain full-batch SGD with step sizes `lrs`, written out: the reference for `train`'s schedules."
     for eta in lrs:
@@ -421,11 +456,11 @@ def _manual_sgd(net, X, y, lrs):
 def test_train_follows_a_per_step_schedule_given_as_list_tensor_array_or_function():
     X, y, _ = teacher_student(30, 3, hidden=(4,), seed=1, device="cpu", dtype=F64)
     lrs = [0.3 * (1 - t / 8) for t in range(8)]
-    ref = _manual_sgd(mlp([3, 5, 1], device="cpu", dtype=F64), X, y, lrs)
+    manual = _manual_sgd(mlp([3, 5, 1], device="cpu", dtype=F64), X, y, lrs)
     for schedule in (lrs, torch.tensor(lrs, dtype=F64), np.array(lrs), lambda t: lrs[t]):
         net = mlp([3, 5, 1], device="cpu", dtype=F64)
         train(net, "mse", X, y, steps=8, lr=schedule)
-        for p, q in zip(net.parameters(), ref.parameters()): torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+        for p, q in zip(net.parameters(), manual.parameters()): torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
 
 
 def test_train_schedule_of_equal_values_is_the_constant_run_and_adam_sees_the_schedule():
@@ -463,7 +498,10 @@ BAD_CALLS = [
     (lambda: gaussian_clusters(10.0, 2, 3, 1.0), TypeError, "`n`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=-1), ValueError, "`seed`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=1.5), TypeError, "`seed`"),
-    (lambda: gaussian_clusters(10, 2, 3, 1.0, seed=3), TypeError, "`generator`"),
+    (lambda: gaussian_clusters(10, 2, 3, 1.0, seed="3"), TypeError, "`seed` must be an int or a torch.Generator"),
+    (lambda: teacher_student(10, 2, seed=True), TypeError, "`seed`"),
+    (lambda: train(mlp([3, 2], device="cpu"), "mse", torch.zeros(4, 3), torch.zeros(4, 2), seed=[1]), TypeError,
+     "`seed`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype=torch.int64), ValueError, "`dtype`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, dtype="float32"), TypeError, "`dtype`"),
     (lambda: gaussian_clusters(10, 2, 3, 1.0, device="warp-drive"), ValueError, "`device`"),
@@ -508,11 +546,14 @@ BAD_CALLS = [
     (lambda: tiny_lm(max_length=0), ValueError, "`max_length`"),
     (lambda: tiny_lm(dtype=torch.long), ValueError, "`dtype`"),
     (lambda: tiny_lm(device="cpu")(torch.zeros(3, 4)), ValueError, "`tokens`"),
-    (lambda: tiny_lm(kind="transformer", max_length=4, device="cpu")(torch.zeros(2, 5, dtype=torch.long)), ValueError, "max_length"),
+    (lambda: tiny_lm(kind="transformer", max_length=4, device="cpu")(torch.zeros(2, 5, dtype=torch.long)), ValueError,
+     "max_length"),
     (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 1, dtype=torch.long)), ValueError, "`tokens`"),
     (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4)), TypeError, "`tokens`"),
-    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)), ValueError, "`mask`"),
-    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4)), TypeError, "`mask`"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long),
+                              torch.ones(2, 3, dtype=torch.bool)), ValueError, "`mask`"),
+    (lambda: sequence_logprob(tiny_lm(device="cpu"), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4)), TypeError,
+     "`mask`"),
     (lambda: next_token_loss(torch.zeros(2, 3, 5), torch.zeros(2, 4, dtype=torch.long)), ValueError, "`logits`"),
 ]
 
@@ -593,13 +634,13 @@ def test_tiny_lm_default_sizes_are_in_the_promised_range():
 
 def test_gru_layer_matches_torch_gru_with_the_same_weights():
     lm = tiny_lm(10, 8, 1, "gru", device="cpu", dtype=F64)
-    ref = nn.GRU(8, 8, batch_first=True, dtype=F64)
+    torch_gru = nn.GRU(8, 8, batch_first=True, dtype=F64)
     layer = lm.blocks[0]
     with torch.no_grad():  # torch orders the gates (r, z, n) like the layer's chunks
-        ref.weight_ih_l0.copy_(layer.input.weight); ref.bias_ih_l0.copy_(layer.input.bias)
-        ref.weight_hh_l0.copy_(layer.hidden.weight); ref.bias_hh_l0.copy_(layer.hidden.bias)
+        torch_gru.weight_ih_l0.copy_(layer.input.weight); torch_gru.bias_ih_l0.copy_(layer.input.bias)
+        torch_gru.weight_hh_l0.copy_(layer.hidden.weight); torch_gru.bias_hh_l0.copy_(layer.hidden.bias)
     x = torch.randn(4, 6, 8, dtype=F64, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(layer(x), ref(x)[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(layer(x), torch_gru(x)[0], atol=1e-12, rtol=0)
 
 
 def test_attention_block_matches_a_loop_over_positions():
@@ -614,8 +655,9 @@ def test_attention_block_matches_a_loop_over_positions():
 def test_sequence_logprob_equals_prefix_by_prefix_scoring(kind):
     lm, toks = tiny_lm(10, 8, 1, kind, 2, 12, seed=3, device="cpu", dtype=F64), _tokens()
     total, mean = sequence_logprob(lm, toks)
-    ref = torch.stack([sum(torch.log_softmax(lm(row[None, :t])[0, -1], -1)[row[t]] for t in range(1, 7)) for row in toks])
-    torch.testing.assert_close(total, ref, atol=1e-12, rtol=0)
+    prefix_scores = lambda row: sum(torch.log_softmax(lm(row[None, :t])[0, -1], -1)[row[t]] for t in range(1, 7))
+    by_prefix = torch.stack([prefix_scores(row) for row in toks])
+    torch.testing.assert_close(total, by_prefix, atol=1e-12, rtol=0)
     torch.testing.assert_close(mean, total / 6, atol=1e-14, rtol=0)
     torch.testing.assert_close(mean.mean(), -next_token_loss(lm(toks), toks), atol=1e-12, rtol=0)
 
@@ -634,9 +676,7 @@ def test_sequence_logprob_mask_selects_positions_and_empty_rows_are_zero():
 def test_tiny_lm_works_with_vmap_per_sample_gradients_and_double_backward(kind):
     lm, toks = tiny_lm(8, 8, 1, kind, 2, 12, device="cpu", dtype=F64), _tokens(4, 5, 8)
     G = per_sample_grads(lm, next_token_loss, toks, toks)
-    for i in range(4):
-        lm.zero_grad(); next_token_loss(lm(toks[i:i + 1]), toks[i:i + 1]).backward()
-        torch.testing.assert_close(G[i], torch.cat([p.grad.reshape(-1) for p in lm.parameters()]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(G, ref.per_sample_grads_loop(lm, next_token_loss, toks, toks), atol=1e-12, rtol=0)
     small = tiny_lm(4, 2, 1, kind, 1, 6, device="cpu", dtype=F64)  # double backward: a symmetric Hessian
     H = hessian(*flat_objective(small, next_token_loss, toks[:, :4] % 4, toks[:, :4] % 4))
     torch.testing.assert_close(H, H.T, atol=1e-10, rtol=0)

@@ -2,16 +2,20 @@
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+from matplotlib.figure import Figure
 from reference import require_ref
 import torch
 from torch import nn
 
 from gradviz.data import tiny_cnn, tiny_images, train
 from gradviz.dynamics.diffgrad import (
-    METHODS, OPTIMIZERS, SYNTHETIC, DiffGrad, adam_denominator, apply_update_, average_grad_, average_sq_grad_,
-    compute_trajectories, compute_trajectory, CPU_BLOCK, foreach_blocks, diffgrad_figure, diffgrad_step_, diffgrad_step_foreach_, explore_diffgrad,
-    f1, f2, f3, friction_, remember_grad_, synthetic_grad, train_cnn, animate_trajectories)
+    METHODS, OPTIMIZERS, SYNTHETIC, CNNRun, DiffGrad, adam_denominator, apply_update_, average_grad_, average_sq_grad_,
+    compare_optimizers, compute_trajectories, compute_trajectory, CPU_BLOCK, foreach_blocks, diffgrad_figure,
+    diffgrad_step_, diffgrad_step_foreach_, explore_diffgrad, f1, f2, f3, friction_, loss_scale_slider_figure,
+    plot_claim, plot_cnn, plot_steps, remember_grad_, synthetic_grad, train_cnn, animate_trajectories)
+from gradviz.viz import Explorer
 
 F64 = torch.float64
 
@@ -263,14 +267,14 @@ def test_synthetic_minima_and_values():
 
 # ---------------------------------------------------------------------------- trajectories and the claims
 def test_trajectories_equal_optimizer_loops():
-    pair = compute_trajectories("F1", lr=0.1, betas=(0.95, 0.999), steps=120)
+    pair = compute_trajectories("F1", lr=0.1, betas=(0.95, 0.999), steps=120, device="cpu")
     for meth, make in (("adam", lambda p: torch.optim.Adam(p, lr=0.1, betas=(0.95, 0.999))),
                        ("diffgrad", lambda p: DiffGrad(p, lr=0.1, betas=(0.95, 0.999)))):
         x = nn.Parameter(torch.tensor([-1.0], dtype=F64)); opt = make([x]); xs = [-1.0]
         for _ in range(120):
             opt.zero_grad(); f1(x).sum().backward(); opt.step(); xs.append(x.item())
         np.testing.assert_array_equal(pair[meth].x, np.array(xs))
-    np.testing.assert_array_equal(compute_trajectory("F1", method="adam", steps=120).x, pair["adam"].x)
+    np.testing.assert_array_equal(compute_trajectory("F1", method="adam", steps=120, device="cpu").x, pair["adam"].x)
 
 
 def test_trajectory_friction_matches_definition():
@@ -302,18 +306,73 @@ def test_constant_gradient_gives_half_adam_steps():
 
 def test_figures_and_explorer():
     fig = diffgrad_figure("F2", x0=-1.0, lr=0.1, loss_scale=10.0, steps=50)
-    assert len(fig.data) == 8
+    assert isinstance(fig, go.Figure) and len(fig.data) == 8
     anim = animate_trajectories({"F1": compute_trajectories("F1", steps=20)}, every=5)
-    assert len(anim.frames) == 5
+    assert len(anim.frames) == 5 and len(anim.frames[2].data) == 2
     ex = explore_diffgrad()
-    assert set(ex.controls) == {"fn", "x0", "lr", "beta1", "beta2", "loss_scale"}
+    assert isinstance(ex, Explorer) and set(ex.controls) >= {"fn", "x0", "lr", "beta1", "beta2", "loss_scale"}
     assert ex.update(fn="F3") is ex.update(fn="F3")
+    a, b = ex.update(loss_scale=1.0), ex.update(loss_scale=100.0)
+    assert a is not b and a.data[-1].y.tolist() != b.data[-1].y.tolist()  # diffGrad's ξ_t moves with the scale
+    with pytest.raises(ValueError, match="`fn`"): diffgrad_figure("F4")
+
+
+def _runs(steps=60):
+    out = {}
+    for name in ("F1", "F3"):
+        pair = compute_trajectories(name, steps=steps)
+        out[name] = {"Adam": pair["adam"], "diffGrad": pair["diffgrad"],
+                     "Adam α/2": compute_trajectory(name, method="adam", lr=0.05, steps=steps)}
+    return out
+
+
+def test_claim_and_step_figures():
+    runs = _runs()
+    fig = plot_claim(runs, names=("F1", "F3"), title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 4 and len(fig.axes[0].lines) == 3
+    with pytest.raises(ValueError, match="`runs`"): plot_claim(runs, names=("F2",))
+    fig = plot_steps(runs, "F1", upto=40)
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) >= 3 and len(fig.axes[0].lines[0].get_xdata()) == 40
+    with pytest.raises(ValueError, match="`name`"): plot_steps(runs, "F2")
+    with pytest.raises(ValueError, match="`upto`"): plot_steps(runs, "F1", upto=0)
+
+
+def test_loss_scale_slider():
+    fig = loss_scale_slider_figure((0.1, 100.0), steps=80, active=1)
+    assert isinstance(fig, go.Figure) and len(fig.layout.sliders[0].steps) == 2 and len(fig.data) == 2 + 2 * 2
+    big = compute_trajectories("F1", loss_scale=100.0, steps=80)
+    np.testing.assert_array_equal(fig.data[5].y, big["diffgrad"].x)
+    assert fig.data[3].y.tolist() != fig.data[5].y.tolist()
+    with pytest.raises(ValueError, match=r"`scales\[0\]`"): loss_scale_slider_figure((0.0,))
 
 
 def test_train_cnn_runs_every_optimizer():
     for name in OPTIMIZERS:
         r = train_cnn(name, 0.01 if name != "SGDM" else 0.03, seed=0, steps=20, n=128, device="cpu")
         assert r.train_loss.shape == (20,) and np.isfinite(r.val_loss) and 0 <= r.val_accuracy <= 1
+        assert isinstance(r, CNNRun) and r.run_seed == 0
+
+
+def test_train_cnn_seed_takes_a_generator_and_scales():
+    a = train_cnn("Adam", 0.01, seed=torch.Generator().manual_seed(5), steps=5, n=64, device="cpu")
+    assert isinstance(a.run_seed, int) and a.run_seed >= 0
+    b = train_cnn("Adam", 0.01, seed=a.run_seed, steps=5, n=64, device="cpu")
+    np.testing.assert_array_equal(a.train_loss, b.train_loss)
+    wide = train_cnn("Adam", 0.01, steps=3, n=32, batch_size=16, image_size=12, width=4, device="cpu")
+    assert wide.train_loss.shape == (3,)
+    with pytest.raises(TypeError, match="`seed`"): train_cnn("Adam", 0.01, seed=1.5, steps=2, n=16, device="cpu")
+
+
+def test_compare_optimizers_and_plot_cnn():
+    runs = compare_optimizers({"Adam": 0.01, "diffGrad": 0.01}, seeds=(0, 1), steps=25, n=64, device="cpu")
+    assert list(runs) == ["Adam", "diffGrad"] and [r.run_seed for r in runs["Adam"]] == [0, 1]
+    np.testing.assert_array_equal(runs["Adam"][1].train_loss,
+                                  train_cnn("Adam", 0.01, seed=1, steps=25, n=64, device="cpu").train_loss)
+    fig = plot_cnn(runs, window=5)
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 4
+    with pytest.raises(ValueError, match="`window`"): plot_cnn(runs, window=0)
+    with pytest.raises(TypeError, match="`lrs`"): compare_optimizers([("Adam", 0.01)])
+    with pytest.raises(ValueError, match="`optimizer`"): compare_optimizers({"Lion": 0.01}, seeds=(0,), steps=2, n=16)
 
 
 # ---------------------------------------------------------------------------- bad input

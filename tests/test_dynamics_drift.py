@@ -2,15 +2,22 @@
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
+from matplotlib.figure import Figure
 from scipy.linalg import expm
 
-from gradviz.autodiff import flat_objective, hessian
+import reference as ref
+from gradviz.autodiff import flat_objective
 from gradviz.data import mlp, teacher_student
 from gradviz.dynamics.drift import (
-    FlowPath, GDRun, dal_lr, fit_order, game_field, game_gd_path, game_gradient, gd_path, igr_field, integrate_flow,
-    interaction_terms, local_errors, modified_loss, ngf_field, pf_coefficient, principal_flow_field, run_gd)
+    DAL_RUNS, FLOWS, LANDSCAPES, FlowPath, GDRun, LandscapeGrid, Streamlines, coefficient_figure, dal_comparison, dal_lr,
+    drift_figure, drift_slider_figure, explore_drift, fit_order, flow_trajectories, game_field, game_gd_path,
+    game_gradient, gd_path, grid_derivatives, grid_flow, igr_field, integrate_flow, interaction_terms, local_errors,
+    modified_loss, ngf_field, pf_coefficient, plot_dal, plot_games, plot_orders, principal_flow_field, run_gd,
+    streamlines, three_flows_figure)
+from gradviz.viz import Explorer
 
 D = torch.float64
 
@@ -139,11 +146,11 @@ def test_principal_flow_is_exact_on_quadratics(h_lam_max):
 
 def test_principal_flow_real_point_matches_numpy_eigendecomposition():
     th = torch.tensor([1.5, 0.3], dtype=D)
-    H, g = hessian(valley, th).numpy(), torch.func.grad(valley)(th).numpy()
+    H, g = ref.dense_hessian(valley, th).numpy(), ref.fd_gradient(valley, th).numpy()
     lam, U = np.linalg.eigh(H)
     h = 0.6
-    ref = U @ (np.log(1 - h * lam + 0j) / (h * lam) * (U.T @ g))
-    np.testing.assert_allclose(principal_flow_field(valley, h)(th).numpy(), ref, atol=1e-12)
+    expected = U @ (np.log(1 - h * lam + 0j) / (h * lam) * (U.T @ g))
+    np.testing.assert_allclose(principal_flow_field(valley, h)(th).numpy(), expected, atol=1e-8)
 
 
 def test_principal_flow_agrees_with_igr_to_second_order():
@@ -273,3 +280,126 @@ def test_run_gd_dal_and_divergence():
     with pytest.raises(ValueError, match="`rule`"): run_gd(E, torch.ones(2, dtype=D), 3, rule="adam")
     with pytest.raises(ValueError, match="`steps`"): run_gd(E, torch.ones(2, dtype=D), 0)
     with pytest.raises(ValueError, match="`lr`"): run_gd(E, torch.ones(2, dtype=D), 3, lr=0.0)
+
+
+def test_run_gd_seed_takes_an_int_or_a_generator():
+    A = random_spd(4, 0.5, 3.0, seed=13)
+    E, th = quadratic(A), torch.tensor([1.0, 0.5, -0.5, 0.2], dtype=D)
+    a, b = run_gd(E, th, 6, lr=0.3, record_every=3, seed=5), run_gd(E, th, 6, lr=0.3, record_every=3, seed=5)
+    np.testing.assert_array_equal(a.sharpness, b.sharpness)
+    g = run_gd(E, th, 6, lr=0.3, record_every=3, seed=torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(g.sharpness, 3.0, atol=1e-8)
+    with pytest.raises(TypeError, match="`seed`"): run_gd(E, th, 3, seed=1.5)
+
+
+# ---------- the figures' machinery ----------
+
+def test_grid_derivatives_match_reference_hessians_and_gradients():
+    grid = grid_derivatives("valley", n=11)
+    assert isinstance(grid, LandscapeGrid) and grid.n == 11 and grid.E.shape == (11, 11)
+    P = grid.points()
+    for i in (0, 37, 120):
+        torch.testing.assert_close(grid.J[i], ref.dense_hessian(valley, P[i]), rtol=0, atol=1e-10)
+        torch.testing.assert_close(grid.F[i], ref.fd_gradient(valley, P[i]), rtol=0, atol=1e-7)
+    game = grid_derivatives("bilinear game", n=5)  # F = (∂ₓ xy, ∂ᵧ(−xy)) = (y, −x)
+    torch.testing.assert_close(game.F, torch.stack([game.points()[:, 1], -game.points()[:, 0]], 1))
+    with pytest.raises(ValueError, match="`landscape`"): grid_derivatives("ridge")
+    with pytest.raises(ValueError, match="`n`"): grid_derivatives("valley", n=1)
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_grid_flow_matches_the_single_point_fields(flow):
+    grid = grid_derivatives("valley", n=9)
+    U, V = grid_flow(grid, flow, 0.4)
+    field = {"NGF": ngf_field(valley), "IGR": igr_field(valley, 0.4), "PF": lambda z: principal_flow_field(valley, 0.4)(z).real}[flow]
+    for i in (3, 40, 77):
+        torch.testing.assert_close(torch.tensor([U.reshape(-1)[i], V.reshape(-1)[i]]), field(grid.points()[i]), rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="`flow`"): grid_flow(grid, "GD", 0.4)
+    with pytest.raises(ValueError, match="`mode`"): grid_flow(grid, "IGR", 0.4, mode="sequential")
+    with pytest.raises(TypeError, match="`grid`"): grid_flow({"F": 1}, "NGF", 0.4)
+
+
+def test_streamlines_follow_a_rotation():
+    xs = ys = np.linspace(-1, 1, 21)
+    X, Y = np.meshgrid(xs, ys)
+    s = streamlines(xs, ys, -Y, X, seeds=4, steps=10)  # circles around the origin, anticlockwise
+    assert isinstance(s, Streamlines) and np.isnan(s.x).sum() == len(s.heads) > 0
+    ok = ~np.isnan(s.x)
+    r = np.hypot(s.x[ok], s.y[ok])
+    assert r.min() > 0.05
+    for a, b in s.heads:  # the cross product of position and heading is positive: anticlockwise
+        assert a[0] * (b[1] - a[1]) - a[1] * (b[0] - a[0]) > 0
+    with pytest.raises(ValueError, match="`seeds`"): streamlines(xs, ys, -Y, X, seeds=0)
+    with pytest.raises(ValueError, match="`step_size`"): streamlines(xs, ys, -Y, X, step_size=0.0)
+
+
+def test_flow_trajectories_pf_goes_through_gd_and_is_cached():
+    start = LANDSCAPES["quadratic"].start
+    paths = flow_trajectories("quadratic", 0.3, start, 6, flows=("PF", "NGF"))
+    np.testing.assert_allclose(paths["PF"][::12], paths["GD"], atol=1e-5)
+    assert paths["NGF"].shape == (25, 2) and not paths["GD"].flags.writeable
+    assert flow_trajectories("quadratic", 0.3, start, 6, flows=("PF",))["PF"] is paths["PF"]
+    assert set(flow_trajectories("bilinear game", 0.2, (1.0, 0.0), 4)) == {"GD", "NGF", "IGR"}
+    assert set(flow_trajectories("valley", 0.3, (1.5, 0.3), 4, mode="alternating")) == {"GD", "NGF", "IGR"}
+    with pytest.raises(ValueError, match="`start`"): flow_trajectories("valley", 0.3, (1.0,), 4)
+    with pytest.raises(ValueError, match="`flows`"): flow_trajectories("valley", 0.3, (1.5, 0.3), 4, flows=("GD",))
+    with pytest.raises(ValueError, match="`h`"): flow_trajectories("valley", 0.0, (1.5, 0.3), 4)
+
+
+# ---------- figures and the explorer ----------
+
+def test_plot_orders():
+    errs = local_errors(valley, torch.tensor([1.5, 0.3], dtype=D), [0.1, 0.05, 0.025])
+    fig = plot_orders(errs, title="orders")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1 and len(fig.axes[0].lines) == 4
+    with pytest.raises(ValueError, match="`errs`"): plot_orders({"h": errs["h"]})
+    with pytest.raises(TypeError, match="`errs`"): plot_orders([1, 2])
+
+
+def test_three_flows_and_coefficient_figures():
+    fig = three_flows_figure("quadratic", 0.3, 3)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 15  # per panel: contour, streamlines, arrows, GD, flow
+    assert "hλ_max = 1.8" in fig.layout.title.text
+    assert three_flows_figure("quadratic", 0.2, 3).data[1].x.tolist() != fig.data[1].x.tolist()
+    with pytest.raises(ValueError, match="`landscape`"): three_flows_figure("bilinear game")
+    assert len(coefficient_figure([0.3, 1.8]).data) == 4 and len(coefficient_figure().data) == 2
+    with pytest.raises(TypeError, match=r"`hl\[0\]`"): coefficient_figure(["a"])
+
+
+def test_drift_figure_and_slider():
+    fig = drift_figure("quadratic", h=0.3, steps=4)
+    names = [t.name for t in fig.data]
+    assert isinstance(fig, go.Figure) and {"NGF flow", "IGR flow", "PF flow (real part)", "GD iterates"} <= set(names)
+    fewer = drift_figure("quadratic", h=0.3, steps=4, igr=False, pf=False)
+    assert len(fewer.data) == len(fig.data) - 2
+    assert "PF flow (real part)" not in {t.name for t in drift_figure("bilinear game", h=0.2, x0=1.0, y0=0.0, steps=3).data}
+    with pytest.raises(ValueError, match="`stream`"): drift_figure(stream="GD")
+    with pytest.raises(ValueError, match="`landscape`"): drift_figure("ridge")
+    sl = drift_slider_figure((0.1, 0.3), steps=3, active=1)
+    assert isinstance(sl, go.Figure) and len(sl.layout.sliders[0].steps) == 2 and sl.layout.height == 520
+    with pytest.raises(ValueError, match=r"`hs\[0\]`"): drift_slider_figure((0.0, 0.3))
+
+
+def test_explore_drift_updates():
+    ex = explore_drift()
+    assert isinstance(ex, Explorer) and set(ex.controls) >= {"landscape", "h", "x0", "y0", "stream", "mode"}
+    a = ex.update(h=0.1)
+    b = ex.update(h=0.2)
+    assert isinstance(a, go.Figure) and a is not b and a.data[-1].x != b.data[-1].x
+    assert ex.update(igr=False) is not b
+
+
+def test_games_and_dal_figures():
+    fig = plot_games(h=0.2, steps=10)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    with pytest.raises(ValueError, match="`h`"): plot_games(h=0.0)
+    runs = dal_comparison({k: DAL_RUNS[k] for k in ("fixed h = 0.5", "DAL, p = 1")}, hidden=(8,), n=16, steps=30,
+                          record_every=10, device="cpu")
+    assert set(runs) == {"fixed h = 0.5", "DAL, p = 1"} and all(isinstance(r, GDRun) for r in runs.values())
+    assert len(runs["fixed h = 0.5"].loss) == 31 and runs["fixed h = 0.5"].loss[-1] < runs["fixed h = 0.5"].loss[0]
+    again = dal_comparison({"fixed h = 0.5": DAL_RUNS["fixed h = 0.5"]}, hidden=(8,), n=16, steps=30, record_every=10, device="cpu")
+    np.testing.assert_array_equal(again["fixed h = 0.5"].loss, runs["fixed h = 0.5"].loss)
+    fig = plot_dal(runs, title=None)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="`runs`"): plot_dal({})
+    with pytest.raises(TypeError, match="`runs`"): dal_comparison([("a", {})])

@@ -4,14 +4,18 @@ and bad input."""
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
+from matplotlib.figure import Figure
 
-from gradviz.data import mlp
+from gradviz.data import concentric_rings, mlp
 from gradviz.dynamics.node_reg import (
-    DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_E, STABILITY_SIZE, NeuralODE, ODEClassifier, ODESolution, dopri5_step,
-    error_norm, explore_node_reg, local_regularizer, node_classifier, odeint_dopri5, plot_nfe_history, plot_step_profile,
-    plot_tradeoff, sample_time, sampled_estimates, train_node)
+    DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_E, STABILITY_SIZE, NeuralODE, NODERun, ODEClassifier, ODESolution, StepErrors,
+    dopri5_step, error_norm, explore_node_reg, local_regularizer, node_classifier, node_reg_figure, odeint_dopri5,
+    plot_flows, plot_nfe_history, plot_step_errors, plot_step_profile, plot_tradeoff, sample_time, sampled_estimates,
+    step_errors, step_profile_slider_figure, train_node)
+from gradviz.viz import Explorer
 
 F64 = torch.float64
 
@@ -211,14 +215,81 @@ def test_classifier_shapes_and_augmentation():
     assert logits.shape == (7,) and pen.shape == ()
 
 
-def test_plots_and_explorer_build():
-    run = train_node(0.3, "unbiased", steps=3, tol=1e-3)
-    base = train_node(0.0, "none", steps=3, tol=1e-3)
+@pytest.fixture(scope="module")
+def two_runs():
+    return train_node(0.3, "unbiased", steps=3, tol=1e-3, device="cpu"), train_node(0.0, "none", steps=3, tol=1e-3, device="cpu")
+
+
+def test_plots_and_explorer_build(two_runs):
+    run, base = two_runs
     for fig in (plot_nfe_history({"a": run}), plot_tradeoff({0.0: base, 0.3: run}), plot_step_profile({"a": run})):
-        assert fig.axes
-    ex = explore_node_reg({(0.3, 1e-6, "unbiased", "error"): run, (0.0, 1e-6, "none", "error"): base}, steps=3)
+        assert isinstance(fig, Figure) and fig.axes
+    ex = explore_node_reg({(0.3, 1e-6, "unbiased", "error"): run, (0.0, 1e-6, "none", "error"): base}, steps=3, device="cpu")
     fig = ex.update()
-    assert len(fig.data) >= 4 and ex.cache_info().misses == 1 and "NFE" in fig.layout.title.text
+    assert isinstance(ex, Explorer) and len(fig.data) >= 4 and ex.cache_info().misses == 1 and "NFE" in fig.layout.title.text
+    other = ex.update(w=0.01)  # not preloaded: trains one small run
+    assert other is not fig and other.layout.title.text.startswith("w = 0.01")
+
+
+def test_node_reg_figure(two_runs):
+    run, base = two_runs
+    fig = node_reg_figure(run, base, last=2)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 5 and fig.layout.yaxis2.type == "log"
+    assert f"{base.test_nfe} → {run.test_nfe}" in fig.layout.title.text
+    assert len(node_reg_figure(run, base, last=0, title="t").data) == 4
+    with pytest.raises(TypeError, match="`baseline`"): node_reg_figure(run, "none")
+    with pytest.raises(ValueError, match="`last`"): node_reg_figure(run, base, last=-1)
+
+
+def test_step_profile_slider_and_flows(two_runs):
+    run, base = two_runs
+    fig = step_profile_slider_figure({"w = 0": base, "w = 0.3": run})
+    assert isinstance(fig, go.Figure) and len(fig.layout.sliders[0].steps) == 2 and len(fig.data) == 2
+    np.testing.assert_allclose(fig.data[1].x, run.test_solution.times.numpy())
+    with pytest.raises(ValueError, match="`runs`"): step_profile_slider_figure({})
+    X, y = concentric_rings(10, seed=5, device="cpu", dtype=F64)
+    fig = plot_flows({"a": run, "b": base}, X, y)
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+
+
+def test_step_errors_are_fifth_and_sixth_order():
+    errs = step_errors(np.logspace(-2.0, -0.6, 6), lam=-2.0)
+    assert isinstance(errs, StepErrors) and errs.estimate.shape == (6,)
+    ok = errs.true > 1e-13
+    assert abs(np.polyfit(np.log(errs.h), np.log(errs.estimate), 1)[0] - 5) < 0.3
+    assert abs(np.polyfit(np.log(errs.h[ok]), np.log(errs.true[ok]), 1)[0] - 6) < 0.4
+    one = torch.ones(1, dtype=F64)
+    s = dopri5_step(lambda t, z: -2.0 * z, 0.0, one, float(errs.h[-1]))
+    assert errs.true[-1] == abs(s.z1.item() - math.exp(-2.0 * errs.h[-1]))
+    fig = plot_step_errors(errs, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match=r"`hs\[0\]`"): step_errors([0.0, 0.1])
+    with pytest.raises(TypeError, match="`errors`"): plot_step_errors((1, 2, 3))
+
+
+def test_seeds_take_an_int_or_a_generator():
+    _, f, sol = _field_and_solution()
+    g = torch.Generator().manual_seed(7)
+    assert sample_time(sol, "unbiased", g) == sample_time(sol, "unbiased", 7)
+    node = NeuralODE(torch.nn.Tanh(), seed=torch.Generator().manual_seed(2))
+    assert isinstance(node.generator, torch.Generator)
+    a = node_classifier(seed=torch.Generator().manual_seed(0), device="cpu")
+    assert all(p.isfinite().all() for p in a.parameters())
+    run = train_node(0.1, "unbiased", steps=2, tol=1e-3, seed=torch.Generator().manual_seed(4), device="cpu")
+    assert isinstance(run, NODERun) and isinstance(run.settings["seed"], int)
+    again = train_node(0.1, "unbiased", steps=2, tol=1e-3, seed=run.settings["seed"], device="cpu")
+    assert torch.equal(again.loss, run.loss)
+    est = sampled_estimates(f, sol, num_samples=20, seed=torch.Generator().manual_seed(1))
+    assert est == sampled_estimates(f, sol, num_samples=20, seed=1)
+
+
+def test_train_node_follows_its_device_and_takes_a_progress_callable():
+    seen = []
+    def bar(it, total=None, desc=None):
+        seen.append(total)
+        return it
+    run = train_node(0.0, "none", steps=2, tol=1e-3, progress=bar, device="cpu")
+    assert seen and next(run.model.parameters()).device.type == "cpu"
 
 
 # ---------------------------------------------------------------- bad input
@@ -255,6 +326,9 @@ ONE = torch.ones(1, dtype=F64)
     (lambda: plot_nfe_history({}), ValueError, "`runs`"),
     (lambda: plot_tradeoff([1]), TypeError, "`runs`"),
     (lambda: explore_node_reg(steps=0), ValueError, "`steps`"),
+    (lambda: sample_time(odeint_dopri5(_decay, ONE), seed=-1), ValueError, "`seed`"),
+    (lambda: sample_time(odeint_dopri5(_decay, ONE), seed=0.5), TypeError, "`seed`"),
+    (lambda: train_node(steps=1, seed="s"), TypeError, "`seed`"),
 ])
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match): call()

@@ -10,11 +10,13 @@ import torch
 from matplotlib.figure import Figure
 
 from gradviz.data import mlp, teacher_student
-from gradviz.dynamics.schedules import (NORMS, PADS, PeakSweep, ScheduledRun, constant, cosine, explore_schedules,
-                                        filter_width, grad_norm_profile, last_iterate_bound, linear_decay,
-                                        optimal_schedule, plot_peak_sweep, plot_refinement, refine_schedule,
-                                        refinement_traces, schedule_figure, smooth_grad_norms, step, sweep_peak_lr,
-                                        train_scheduled)
+from gradviz.dynamics.schedules import (NORMS, PADS, PROFILES, REFINED, PeakSweep, RefinedSweep, RefinementTraces,
+                                        ScheduledRun, constant, cosine, explore_schedules, filter_width,
+                                        grad_norm_profile, last_iterate_bound, linear_decay, optimal_schedule,
+                                        plot_peak_sweep, plot_refined_sweep, plot_refinement, refine_and_sweep,
+                                        refine_schedule, refinement_slider_figure, refinement_traces, schedule_figure,
+                                        smooth_grad_norms, step, sweep_peak_lr, train_scheduled)
+from gradviz.viz import Explorer
 
 F64 = torch.float64
 PROFILE_KNOTS = {"constant": ((0.0, 1.0), (1.0, 1.0)),
@@ -192,6 +194,9 @@ def test_grad_norm_profile_hits_its_knots_and_is_seeded():
     state = torch.random.get_rng_state()
     grad_norm_profile(50, noise=0.3, seed=9, device="cpu")
     assert torch.equal(state, torch.random.get_rng_state())
+    g = torch.Generator().manual_seed(1)
+    assert torch.equal(grad_norm_profile(50, noise=0.3, seed=g, device="cpu"), a)  # a generator draws what its seed would
+    assert not torch.equal(grad_norm_profile(50, noise=0.3, seed=g, device="cpu"), a)  # and moves on
 
 
 # ---------------------------------------------------------------- training
@@ -235,16 +240,51 @@ def test_sweep_marks_divergence_and_picks_the_best_peak():
     assert again.std()[0, 0] >= 0 and sweep_peak_lr(make, "mse", X, y, {"l": linear_decay(5, device="cpu")}, [0.1], seeds=(0,)).std()[0, 0] == 0
 
 
+def test_train_scheduled_seed_takes_a_generator():
+    X, y, make = _problem()
+    lrs = linear_decay(10, 0.1, device="cpu")
+    a = train_scheduled(make(0), "mse", X, y, lrs, batch_size=16, seed=3)
+    b = train_scheduled(make(0), "mse", X, y, lrs, batch_size=16, seed=torch.Generator().manual_seed(3))
+    assert a.grad_norms.shape == b.grad_norms.shape == (10,) and torch.isfinite(b.grad_norms).all()
+    with pytest.raises(TypeError, match="`seed`"): train_scheduled(make(0), "mse", X, y, lrs, seed=0.5)
+
+
+def test_refine_and_sweep_runs_the_recipe():
+    X, y, make = _problem()
+    shapes = {"constant": constant(20, device="cpu"), "linear decay": linear_decay(20, device="cpu")}
+    res = refine_and_sweep(make, "mse", X, y, shapes, [0.05, 0.2], seeds=(0, 1), batch_size=16)
+    assert isinstance(res, RefinedSweep) and res.sweep.names == ("constant", "linear decay", REFINED)
+    assert res.sweep.final_losses.shape == (3, 2, 2) and res.grad_norms.shape == (20,)
+    lin_peak = res.sweep.best()["linear decay"]["peak"]
+    norms = torch.stack([train_scheduled(make(s), "mse", X, y, linear_decay(20, lin_peak, device="cpu"), 16, seed=s).grad_norms
+                         for s in (0, 1)]).mean(0)
+    torch.testing.assert_close(res.grad_norms, norms, rtol=0, atol=0)
+    torch.testing.assert_close(res.shapes[REFINED], refine_schedule(norms), rtol=0, atol=0)
+    fig = plot_refined_sweep(res, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 3 and len(fig.axes[1].lines) == 3
+    with pytest.raises(ValueError, match="`shapes`"): refine_and_sweep(make, "mse", X, y, {"constant": shapes["constant"]}, [0.1])
+    with pytest.raises(TypeError, match="`result`"): plot_refined_sweep(res.sweep)
+
+
 def test_figures_and_explorer():
     fig = plot_refinement({"flat": torch.ones(50), "falling": grad_norm_profile(50, device="cpu")})
     assert isinstance(fig, Figure) and len(fig.axes) == 4
     traces, summary = refinement_traces(grad_norm_profile(100, device="cpu"))
     assert len(traces) == 4 and "bound" in summary
+    rt = refinement_traces(grad_norm_profile(1000, device="cpu"), max_points=100)
+    assert isinstance(rt, RefinementTraces) and len(rt.traces[0].x) == 101 and rt.traces[0].x[-1] == 100.0
+    with pytest.raises(ValueError, match="`max_points`"): refinement_traces(torch.ones(10), max_points=1)
     ex = explore_schedules()
+    assert isinstance(ex, Explorer)
     f = ex.update(start=0.5, norm="l1")
     assert isinstance(f, go.Figure) and len(f.data) == 4
+    g = ex.update(end=0.3)
+    assert g is not f and g.data[3].y.tolist() != f.data[3].y.tolist()
     assert isinstance(schedule_figure(end=0.2, smoothing=0.0), go.Figure)
-    assert ex.latency(repeat=3, name="end").median < 0.5
+    sl = refinement_slider_figure({k: PROFILES[k] for k in ("constant", "late fall")}, steps=200)
+    assert isinstance(sl, go.Figure) and len(sl.layout.sliders[0].steps) == 2 and len(sl.data) == 8
+    with pytest.raises(ValueError, match="`profiles`"): refinement_slider_figure({})
+    with pytest.raises(TypeError, match="`seed`"): schedule_figure(seed="zero")
 
 
 # ---------------------------------------------------------------- bad input

@@ -139,6 +139,16 @@ def _signature(fn):
     except (TypeError, ValueError): return None
 
 
+def _top_level_args(s: str) -> list[str]:
+    "The comma-separated arguments of a type's brackets, nested brackets kept whole: 'a,b[c,d]' -> ['a', 'b[c,d]']."
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0: out, cur = out + [cur], ""
+        else: cur += ch
+    return out + [cur]
+
+
 TUPLE_RETURNS_OK = {  # tuples kept where torch has them: (eigenvalues, eigenvectors), (U, S, Vh), (value, grad)
 }
 
@@ -162,9 +172,10 @@ def test_signatures_follow_the_conventions(name):
                 problems.append(f"{qual}: `progress` must be `bool | Callable = False`, got {ann!r} = {p.default!r}")
         ret = str(sig.return_annotation)
         m = re.match(r"tuple\[(.*)\]$", ret.replace(" ", ""))
-        if m and qual not in TUPLE_RETURNS_OK and len(re.split(r",(?![^\[]*\])", m.group(1))) >= 3:
+        if m and qual not in TUPLE_RETURNS_OK and len(_top_level_args(m.group(1))) >= 3:
             problems.append(f"{qual}: returns a bare tuple {ret}; return a frozen dataclass with named fields")
-        if re.match(r"dict\[.*tuple", ret.replace(" ", "")):
+        m = re.match(r"dict\[(.*)\]$", ret.replace(" ", ""))
+        if m and any(v.startswith(("tuple[", "Tuple[")) for v in _top_level_args(m.group(1))[1:]):
             problems.append(f"{qual}: returns a dict of tuples {ret}; return a frozen dataclass")
     assert not problems, "\n".join(problems)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Mapping
+from typing import Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,15 +18,17 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from .. import viz
 from ..autodiff import hessian as dense_hessian
 from ..core import check_choice, check_float, check_int, check_tensor, check_type
 from ..data import gaussian_clusters
-from ..viz import PALETTE, Explorer, subplots
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['CURVATURES', 'regularized_newton_step', 'value_and_gradient', 'SmoothnessRun', 'grad_norm_smooth', 'gradient_descent',
            'scale_features', 'LogisticProblem', 'logistic_problem', 'SoftmaxProblem', 'softmax_problem', 'plot_runs',
-           'step_limits', 'smoothness_figure', 'explore_smoothness']
+           'compare_methods', 'step_limits', 'plot_step_limits', 'plot_gaps', 'conditioning_figure',
+           'smoothness_figure', 'explore_smoothness']
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #31e3bc59
 def _solve_shifted(H: torch.Tensor, g: torch.Tensor, lam: float) -> torch.Tensor | None:
@@ -135,13 +137,27 @@ def _check_run_args(f, x0, max_iters, grad_tol) -> torch.Tensor:
     check_float("grad_tol", grad_tol, minimum=0)
     return x0.detach().clone()
 
-def _record(xs, ds, fs, gns, gammas, lams, trials, secs, status, method) -> SmoothnessRun:
-    f64 = dict(dtype=torch.float64)
-    steps = torch.stack(ds) if ds else xs[0].new_zeros(0, len(xs[0]))
-    return SmoothnessRun(torch.stack(xs), steps, torch.tensor(fs, **f64), torch.tensor(gns, **f64), torch.tensor(gammas, **f64),
-                         torch.tensor(lams, **f64), torch.tensor(trials, dtype=torch.long), torch.tensor(secs, **f64),
-                         status, method)
+class _Log:
+    "The record of a run, grown one accepted step at a time and frozen into a `SmoothnessRun` at the end."
+    def __init__(self, x: torch.Tensor, fx: torch.Tensor, g: torch.Tensor, start: float):
+        self.start, self.xs, self.ds = start, [x], []
+        self.fs, self.gns, self.secs = [float(fx)], [float(g.norm())], [0.0]
+        self.gammas, self.lams, self.trials = [], [], []
 
+    def add(self, x, d, fx, g, gamma: float, lam: float, trials: int) -> None:
+        "Record the step `d` that led to `x`, with f(x), ∇f(x), and the step's γ, λ and number of trials."
+        pairs = ((self.xs, x), (self.ds, d), (self.fs, float(fx)), (self.gns, float(g.norm())), (self.gammas, gamma),
+                 (self.lams, lam), (self.trials, trials), (self.secs, time.perf_counter() - self.start))
+        for seq, value in pairs: seq.append(value)
+
+    def run(self, status: str, method: str) -> SmoothnessRun:
+        "The frozen record."
+        steps = torch.stack(self.ds) if self.ds else self.xs[0].new_zeros(0, len(self.xs[0]))
+        f64 = [torch.tensor(v, dtype=torch.float64) for v in (self.fs, self.gns, self.gammas, self.lams)]
+        return SmoothnessRun(torch.stack(self.xs), steps, *f64, torch.tensor(self.trials, dtype=torch.long),
+                             torch.tensor(self.secs, dtype=torch.float64), status, method)
+
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #e35b7a5c
 def grad_norm_smooth(
     f: Callable[[torch.Tensor], torch.Tensor],  # objective of a flat vector (a problem object enables named curvatures)
     x0: torch.Tensor,  # starting point x_0 (its device and dtype are used throughout)
@@ -152,31 +168,27 @@ def grad_norm_smooth(
     adaptive: bool = True,  # search for γ_k, or keep γ_0 and take every step (halving γ only when H + λI is not PD)
     accept_factor: float = 1 / 8,  # c in the test f(x) − f(x+Δ) ≥ c‖∇f(x+Δ)‖²/λ
     max_trials: int = 40,  # trial γ's per iteration before giving up
-    oracle: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,  # x ↦ (f(x), ∇f(x)); None: autodiff
+    oracle: Callable[[torch.Tensor], tuple] | None = None,  # x ↦ (f(x), ∇f(x)); None: one autodiff pass
 ) -> SmoothnessRun:
-    "Algorithm 1 of Semenov, Jaggi & Doikov (2025): Newton steps regularised by λ_k = ‖∇f(x_k)‖/γ_k, γ_k found by search."
+    "Algorithm 1 of Semenov, Jaggi & Doikov (2025): Newton steps regularised by λ_k = ‖∇f(x_k)‖/γ_k, γ_k by search."
     x = _check_run_args(f, x0, max_iters, grad_tol)
     hess, method = _hessian_source(f, hessian), hessian if isinstance(hessian, str) else "custom"
     gamma = check_float("gamma0", gamma0, minimum=0, strict=True)
     check_type("adaptive", adaptive, bool)
-    factor, max_trials = check_float("accept_factor", accept_factor, minimum=0, strict=True), check_int("max_trials", max_trials, minimum=1)
-    start = time.perf_counter()
-    oracle = _oracle(f, oracle)
+    factor = check_float("accept_factor", accept_factor, minimum=0, strict=True)
+    max_trials = check_int("max_trials", max_trials, minimum=1)
+    start, oracle = time.perf_counter(), _oracle(f, oracle)
     fx, g = oracle(x)
-    xs, ds, fs, gns, secs, status = [x], [], [float(fx)], [float(g.norm())], [0.0], "max_iters"
-    gammas, lams, trials = [], [], []
+    log = _Log(x, fx, g, start)
     for _ in range(max_iters):
-        if gns[-1] <= grad_tol: status = "converged"; break
-        out = _search(oracle, x, fx, g, gns[-1], hess(x), gamma, adaptive, factor, max_trials)
-        if isinstance(out, str): status = out; break
-        d, fx, g, gamma, n = out
-        lams.append(gns[-1] / gamma); gammas.append(gamma); trials.append(n)
+        if log.gns[-1] <= grad_tol: break
+        out = _search(oracle, x, fx, g, log.gns[-1], hess(x), gamma, adaptive, factor, max_trials)
+        if isinstance(out, str): return log.run(out, method)
+        d, fx, g, gamma, trials = out
         x = x + d
-        xs.append(x); ds.append(d); fs.append(float(fx)); gns.append(float(g.norm())); secs.append(time.perf_counter() - start)
+        log.add(x, d, fx, g, gamma, log.gns[-1] / gamma, trials)
         if adaptive: gamma *= 2
-    else:
-        if gns[-1] <= grad_tol: status = "converged"
-    return _record(xs, ds, fs, gns, gammas, lams, trials, secs, status, method)
+    return log.run("converged" if log.gns[-1] <= grad_tol else "max_iters", method)
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #aaec9604
 def gradient_descent(
@@ -185,22 +197,21 @@ def gradient_descent(
     lr: float,  # step size η (1/L for an L-smooth f)
     max_iters: int = 300,  # iteration budget
     grad_tol: float = 1e-10,  # stop when ‖∇f(x_k)‖ ≤ grad_tol
-    oracle: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,  # x ↦ (f(x), ∇f(x)); None: autodiff
+    oracle: Callable[[torch.Tensor], tuple] | None = None,  # x ↦ (f(x), ∇f(x)); None: one autodiff pass
 ) -> SmoothnessRun:
     "Plain gradient descent x ← x − η∇f(x), recorded like `grad_norm_smooth` (γ_k = η‖∇f(x_k)‖, λ_k = 1/η)."
     x = _check_run_args(f, x0, max_iters, grad_tol)
     lr = check_float("lr", lr, minimum=0, strict=True)
     start, oracle = time.perf_counter(), _oracle(f, oracle)
     fx, g = oracle(x)
-    xs, ds, fs, gns, secs, status = [x], [], [float(fx)], [float(g.norm())], [0.0], "max_iters"
+    log = _Log(x, fx, g, start)
     for _ in range(max_iters):
-        if gns[-1] <= grad_tol: status = "converged"; break
-        ds.append(-lr * g)
-        x = x + ds[-1]
+        if log.gns[-1] <= grad_tol: break
+        d = -lr * g
+        x = x + d
         fx, g = oracle(x)
-        xs.append(x); fs.append(float(fx)); gns.append(float(g.norm())); secs.append(time.perf_counter() - start)
-    k = len(xs) - 1
-    return _record(xs, ds, fs, gns, [lr * v for v in gns[:k]], [1 / lr] * k, [1] * k, secs, status, "gradient descent")
+        log.add(x, d, fx, g, lr * log.gns[-1], 1 / lr, 1)
+    return log.run("converged" if log.gns[-1] <= grad_tol else "max_iters", "gradient descent")
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #4ab4ae89
 def scale_features(
@@ -251,11 +262,13 @@ class LogisticProblem:
         "L = λ_max of the Böhning bound: a valid step 1/L for gradient descent."
         return float(torch.linalg.eigvalsh(self.curvature("bohning", self.X.new_zeros(self.dim)))[-1])
 
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #fb6df42b
 def _check_problem_args(n, dim, conditioning, separation, reg, dtype):
     check_int("n", n, minimum=2); check_int("dim", dim, minimum=1)
     check_float("conditioning", conditioning, minimum=1); check_float("separation", separation, minimum=0)
     check_float("reg", reg, minimum=0, strict=True)
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point): raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype}")
 
 def logistic_problem(
     n: int = 500,  # samples
@@ -269,13 +282,13 @@ def logistic_problem(
 ) -> LogisticProblem:
     "A seeded, deliberately ill-conditioned logistic regression problem from two Gaussian clusters."
     _check_problem_args(n, dim, conditioning, separation, reg, dtype)
-    X, y = gaussian_clusters(n, dim, 2, separation, seed=seed, seed=generator, device=device, dtype=dtype)
+    X, y = gaussian_clusters(n, dim, 2, separation, seed=seed, device=device, dtype=dtype)
     return LogisticProblem(scale_features(X, conditioning), y.to(dtype), float(reg))
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #72adc1f6
 @dataclass(frozen=True, eq=False)
 class SoftmaxProblem:
-    "L2-regularised softmax regression f(w) = mean cross-entropy + μ/2‖w‖², logits X·w.view(d, K) (K = C−1 with a reference class)."
+    "L2-regularised softmax regression: mean cross-entropy + μ/2‖w‖², logits X·w.view(d, K) (K = C−1 free classes)."
     X: torch.Tensor  # features, shape (n, d)
     y: torch.Tensor  # class labels, shape (n,), long
     num_classes: int  # C
@@ -321,6 +334,7 @@ class SoftmaxProblem:
         "L = λ_max of the Böhning bound."
         return float(torch.linalg.eigvalsh(self.curvature("bohning", self.X.new_zeros(self.dim)))[-1])
 
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #f6899d3a
 def softmax_problem(
     n: int = 500,  # samples
     dim: int = 20,  # features d (parameters p = d·(C−1), or d·C without a reference class)
@@ -337,7 +351,7 @@ def softmax_problem(
     _check_problem_args(n, dim, conditioning, separation, reg, dtype)
     check_int("num_classes", num_classes, minimum=2)
     check_type("reference_class", reference_class, bool)
-    X, y = gaussian_clusters(n, dim, num_classes, separation, seed=seed, seed=generator, device=device, dtype=dtype)
+    X, y = gaussian_clusters(n, dim, num_classes, separation, seed=seed, device=device, dtype=dtype)
     return SoftmaxProblem(scale_features(X, conditioning), y, num_classes, float(reg), reference_class)
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #40acb389
@@ -363,12 +377,27 @@ def plot_runs(
         _log_panel(axes[1, 1], np.arange(r.num_iters), r.lambdas.numpy(), color, label, ".-")
         axes[0, 2].plot(np.arange(r.num_iters), r.trials.numpy(), ".-", color=color, label=label, lw=1)
         _log_panel(axes[1, 2], np.arange(len(gap)), r.grad_norms.numpy(), color, label)
-    labels = [("iteration k", "f(x_k) − f*"), ("wall-clock seconds", "f(x_k) − f*"), ("iteration k", "trial γ's (linear solves)"),
+    labels = [("iteration k", "f(x_k) − f*"), ("wall-clock seconds", "f(x_k) − f*"),
+              ("iteration k", "trial γ's (linear solves)"),
               ("iteration k", "γ_k"), ("iteration k", "λ_k = ‖∇f‖/γ_k"), ("iteration k", "‖∇f(x_k)‖")]
     for ax, (xl, yl) in zip(axes.flat, labels): ax.set(xlabel=xl, ylabel=yl)
     axes[0, 0].legend()
     if title: fig.suptitle(title)
     return fig
+
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #78be9f9c
+def compare_methods(
+    problem: LogisticProblem | SoftmaxProblem,  # the problem, started from x₀ = 0
+    exact: str | Callable[[torch.Tensor], torch.Tensor] = "exact",  # "exact" (autodiff Hessian) or x ↦ ∇²f(x)
+    max_iters: int = 300,  # iteration budget of the approximations and of gradient descent
+) -> dict[str, SmoothnessRun]:
+    "The method with the exact Hessian, the fixed Böhning bound, weighted Gauss–Newton; gradient descent (η = 1/L)."
+    check_type("problem", problem, (LogisticProblem, SoftmaxProblem))
+    x0 = problem.X.new_zeros(problem.dim)
+    return {"exact Hessian": grad_norm_smooth(problem, x0, exact),
+            "Böhning bound (fixed)": grad_norm_smooth(problem, x0, "bohning", max_iters=max_iters),
+            "weighted Gauss–Newton": grad_norm_smooth(problem, x0, "gauss_newton", max_iters=max_iters),
+            "gradient descent, η = 1/L": gradient_descent(problem, x0, 1 / problem.smoothness(), max_iters=max_iters)}
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #e7f74ad4
 def step_limits(
@@ -386,50 +415,77 @@ def step_limits(
             "‖Δ‖ / γ": steps.norm(dim=1) / gammas.to(steps),
             "‖Δ − Δ_Newton‖ / ‖Δ_Newton‖": (steps - newton).norm(dim=1) / newton.norm()}
 
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #8fca321d
+def plot_step_limits(
+    gammas: torch.Tensor,  # the γ values swept by `step_limits`
+    limits: Mapping[str, torch.Tensor],  # its result: one curve per measure
+    title: str | None = "Small γ: a normalised gradient step of length γ; large γ: Newton",  # the finding
+) -> Figure:
+    "The measures of `step_limits` against γ on a log axis."
+    check_type("limits", limits, Mapping)
+    if not limits: raise ValueError("`limits` is empty")
+    fig, ax = subplots(figsize=(6.5, 3.5))
+    for (name, vals), color in zip(limits.items(), PALETTE):
+        ax.semilogx(gammas.cpu(), vals.cpu(), color=color, label=name)
+    ax.set(xlabel="γ (λ = ‖∇f‖/γ)", ylabel="value", ylim=(-0.05, 1.1), title=title)
+    ax.legend(loc="center left")
+    return fig
+
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #94485e22
+def plot_gaps(
+    gaps: Mapping[str, torch.Tensor],  # label → f(x_k) − f* per iteration
+    title: str | None = None,  # the finding
+    floor: float = 1e-16,  # gaps below this are drawn at it (machine precision)
+) -> Figure:
+    "Optimality gaps against the iteration on a log axis, one line per run."
+    check_type("gaps", gaps, Mapping)
+    if not gaps: raise ValueError("`gaps` is empty")
+    fig, ax = subplots(figsize=(6.5, 3.5))
+    for (label, gap), color in zip(gaps.items(), PALETTE):
+        ax.semilogy(torch.as_tensor(gap).clamp_min(floor).cpu(), color=color, label=label)
+    ax.set(xlabel="iteration k", ylabel="f(x_k) − f*", title=title)
+    ax.legend()
+    return fig
+
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #fc562417
+def _gap_trace(run: SmoothnessRun, f_star: float, name: str, color: str) -> go.Scatter:
+    "A plotly line of f(x_k) − f* (floored at 1e-16)."
+    return go.Scatter(y=run.gaps(f_star).clamp_min(1e-16).numpy(), name=name, line=dict(color=color), mode="lines")
+
+def conditioning_figure(
+    kappas: Sequence[float] = (1, 3, 10, 30, 100, 300, 1000, 10000),  # conditionings κ, one slider frame each
+    active: int = 4,  # the frame shown first
+    max_iters: int = 300,  # iteration budget of the approximations and of gradient descent
+) -> go.Figure:
+    "A kernel-free slider over κ: f − f* of the four methods of `compare_methods` on the logistic problem."
+    frames = {}
+    for i, kappa in enumerate(kappas):
+        prob = logistic_problem(conditioning=check_float(f"kappas[{i}]", kappa, minimum=1))
+        runs = compare_methods(prob, functools.partial(prob.curvature, "exact"), max_iters)
+        f_star = min(float(r.values.min()) for r in runs.values())
+        frames[f"{kappa:g}"] = [_gap_trace(r, f_star, name, c) for (name, r), c in zip(runs.items(), PALETTE)]
+    if not frames: raise ValueError("`kappas` is empty")
+    return slider_figure(frames, prefix="conditioning κ = ", active=active, log_y=True, y_range=(1e-16, 1),
+                         x_title="iteration k", y_title="f(x_k) − f*",
+                         title="As κ grows, gradient descent stalls; the exact-Hessian method does not notice")
+
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #d99842be
 @functools.lru_cache(maxsize=32)
 def _explorer_setting(conditioning: float, reg: float, device: str | None):
     "Problem, f* (from a closed-form Newton run) and a gradient-descent reference, cached per setting."
     prob = logistic_problem(n=300, dim=30, conditioning=conditioning, reg=reg, device=device)
-    x0 = prob.X.new_zeros(prob.dim)
-    best = grad_norm_smooth(prob, x0, functools.partial(prob.curvature, "exact"), max_iters=200, oracle=prob.value_and_gradient)
+    x0, exact = prob.X.new_zeros(prob.dim), functools.partial(prob.curvature, "exact")
+    best = grad_norm_smooth(prob, x0, exact, max_iters=200, oracle=prob.value_and_gradient)
     gd = gradient_descent(prob, x0, 1 / prob.smoothness(), max_iters=150, oracle=prob.value_and_gradient)
     return prob, min(float(best.values.min()), float(gd.values.min())), gd
 
-def _gap_trace(run: SmoothnessRun, f_star: float, name: str, color: str) -> go.Scatter:
-    return go.Scatter(y=run.gaps(f_star).clamp_min(1e-16).numpy(), name=name, line=dict(color=color), mode="lines")
-
-def smoothness_figure(
-    hessian: str = "exact",  # curvature model: "exact", "gauss_newton" or "bohning"
-    gamma0: float = 1.0,  # initial γ_0
-    conditioning: float = 100.0,  # κ of the features
-    reg: float = 1e-3,  # L2 regularisation μ
-    adaptive: bool = True,  # search for γ_k, or keep γ_0 fixed
-    max_iters: int = 150,  # iteration budget
-    device: str | None = None,  # where to compute; `default_device()` if None
-) -> go.Figure:
-    "One run on the explorer's logistic problem next to gradient descent: f − f*, γ_k and trials per step."
-    prob, f_star, gd = _explorer_setting(float(conditioning), float(reg), None if device is None else str(device))
-    source = functools.partial(prob.curvature, "exact") if hessian == "exact" else check_choice("hessian", hessian, CURVATURES)
-    run = grad_norm_smooth(prob, prob.X.new_zeros(prob.dim), source, gamma0=gamma0, adaptive=adaptive, max_iters=max_iters,
-                           oracle=prob.value_and_gradient)
-    k = run.iters_to(f_star, 1e-10)
-    reached = f"f − f* ≤ 1e-10 after {k} steps" if k is not None else "f − f* never reached 1e-10"
-    titles = (f"{reached} ({run.status})", "γ_k" + ("" if adaptive else " (fixed)"), f"{int(run.trials.sum())} linear solves")
-    iters = np.arange(run.num_iters)
-    data = [_gap_trace(gd, f_star, "gradient descent", PALETTE[6]), _gap_trace(run, f_star, hessian, PALETTE[0]),
-            go.Scatter(x=iters, y=run.gammas.numpy(), xaxis="x2", yaxis="y2", mode="lines+markers", showlegend=False,
-                       marker=dict(size=4), line=dict(color=PALETTE[0])),
-            go.Scatter(x=iters, y=run.trials.numpy(), xaxis="x3", yaxis="y3", mode="lines+markers", showlegend=False,
-                       marker=dict(size=4), line=dict(color=PALETTE[1]))]
-    return go.Figure(data, _explorer_layout(titles, max_iters))
-
 def _explorer_layout(titles, max_iters: int) -> dict:
-    "Three side-by-side panels, laid out by hand (make_subplots costs ~35 ms per figure)."
+    "Three side-by-side panels, laid out by hand (cheaper than `make_subplots` for a live figure)."
     domains = ((0.0, 0.28), (0.36, 0.64), (0.72, 1.0))
     layout = dict(height=340, margin=dict(t=60, l=60, r=20, b=50), legend=dict(x=0.01, y=0.02),
                   annotations=[dict(text=t, x=sum(d) / 2, y=1.02, xref="paper", yref="paper", showarrow=False,
-                                    xanchor="center", yanchor="bottom", font=dict(size=12)) for t, d in zip(titles, domains)])
+                                    xanchor="center", yanchor="bottom", font=dict(size=12))
+                               for t, d in zip(titles, domains)])
     for i, d in enumerate(domains, start=1):
         sfx = "" if i == 1 else str(i)
         layout[f"xaxis{sfx}"] = dict(domain=d, anchor=f"y{sfx}", title=dict(text="iteration k"), range=[0, max_iters])
@@ -439,11 +495,40 @@ def _explorer_layout(titles, max_iters: int) -> dict:
     layout["yaxis3"].update(rangemode="tozero")
     return layout
 
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #5c7831ba
+def smoothness_figure(
+    hessian: str = "exact",  # curvature model: "exact", "gauss_newton" or "bohning"
+    gamma0: float = 1.0,  # initial γ_0
+    conditioning: float = 100.0,  # κ of the features
+    reg: float = 1e-3,  # L2 regularisation μ
+    adaptive: bool = True,  # search for γ_k, or keep γ_0 fixed
+    max_iters: int = 150,  # iteration budget
+    device: str | torch.device | None = None,  # where to compute; `default_device()` if None
+) -> go.Figure:
+    "One run on the explorer's logistic problem next to gradient descent: f − f*, γ_k and trials per step."
+    prob, f_star, gd = _explorer_setting(float(conditioning), float(reg), None if device is None else str(device))
+    exact = functools.partial(prob.curvature, "exact")
+    source = exact if hessian == "exact" else check_choice("hessian", hessian, CURVATURES)
+    run = grad_norm_smooth(prob, prob.X.new_zeros(prob.dim), source, gamma0=gamma0, adaptive=adaptive,
+                           max_iters=max_iters, oracle=prob.value_and_gradient)
+    k = run.iters_to(f_star, 1e-10)
+    reached = f"f − f* ≤ 1e-10 after {k} steps" if k is not None else "f − f* never reached 1e-10"
+    titles = (f"{reached} ({run.status})", "γ_k" + ("" if adaptive else " (fixed)"),
+              f"{int(run.trials.sum())} linear solves")
+    iters, marker = np.arange(run.num_iters), dict(size=4)
+    data = [_gap_trace(gd, f_star, "gradient descent", PALETTE[6]), _gap_trace(run, f_star, hessian, PALETTE[0]),
+            go.Scatter(x=iters, y=run.gammas.numpy(), xaxis="x2", yaxis="y2", mode="lines+markers", showlegend=False,
+                       marker=marker, line=dict(color=PALETTE[0])),
+            go.Scatter(x=iters, y=run.trials.numpy(), xaxis="x3", yaxis="y3", mode="lines+markers", showlegend=False,
+                       marker=marker, line=dict(color=PALETTE[1]))]
+    return go.Figure(data, _explorer_layout(titles, max_iters))
+
+# %% ../../nbs/10_curvature/12_smoothness.ipynb #95570dae
 def explore_smoothness() -> Explorer:
     "A live panel over curvature model, γ_0, conditioning, regularisation and the on/off search."
-    controls = {"hessian": list(CURVATURES),
-                "gamma0": {"min": 1e-3, "max": 1e3, "step": 0.25, "value": 1.0, "log": True, "label": "γ₀"},
-                "conditioning": {"min": 1.0, "max": 1e4, "step": 0.25, "value": 100.0, "log": True, "costly": True, "label": "κ"},
-                "reg": {"min": 1e-4, "max": 1e-1, "step": 0.25, "value": 1e-3, "log": True, "costly": True, "label": "μ"},
-                "adaptive": True}
-    return Explorer(smoothness_figure, controls)
+    return Explorer(smoothness_figure, {
+        "hessian": viz.dropdown(list(CURVATURES)),
+        "gamma0": viz.slider(1e-3, 1e3, 0.25, value=1.0, log=True, label="γ₀"),
+        "conditioning": viz.slider(1.0, 1e4, 0.25, value=100.0, log=True, costly=True, label="κ"),
+        "reg": viz.slider(1e-4, 1e-1, 0.25, value=1e-3, log=True, costly=True, label="μ"),
+        "adaptive": viz.checkbox(True)})

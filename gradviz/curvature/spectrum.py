@@ -9,28 +9,30 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from .. import viz
 from ..autodiff import flat_objective, flatten_params, model_function, param_layout
-from ..core import (as_generator, check_choice, check_float, check_int, check_tensor, check_type,
-                          resolve_device)
-from ..data import gaussian_clusters, mlp, train
+from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..data import gaussian_clusters, mlp, tiny_cnn, tiny_images, train
 from ..linalg import (GaussNewtonOperator, HessianOperator, SpectralDensity, SymmetricOperator, as_operator,
                             lanczos, slq_density)
-from ..viz import Explorer, subplots
+from ..viz import PALETTE, Explorer, slider_figure, small_multiples, subplots
 
 # %% auto #0
 __all__ = ['EXACT_MAX_PARAMS', 'HessianSpectrum', 'operator_spectrum', 'count_outliers', 'near_zero_fraction', 'hessian_spectrum',
            'ClusterProblem', 'cluster_problem', 'GaussNewtonSplit', 'residual_operator', 'gauss_newton_split',
-           'LinePath', 'loss_along_line', 'symlog_bins', 'plot_spectra', 'spectrum_figure', 'explore_spectrum']
+           'LinePath', 'loss_along_line', 'symlog_bins', 'plot_spectra', 'plot_top_eigenvalues',
+           'plot_gauss_newton_split', 'plot_line_paths', 'spectra_figure', 'spectrum_figure', 'explore_spectrum',
+           'image_problem', 'plot_slq_spectrum']
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #dad3815e
 EXACT_MAX_PARAMS = 3000  # above this many parameters spectra come from Lanczos/SLQ only
@@ -65,9 +67,11 @@ def _exact_spectrum(op: SymmetricOperator, k: int) -> HessianSpectrum:
     eig = torch.linalg.eigvalsh(op.dense(max_size=EXACT_MAX_PARAMS).double()).cpu().numpy()
     p = op.size
     density = SpectralDensity(eig[None, :].copy(), np.full((1, p), 1.0 / p))
-    return HessianSpectrum(eig[::-1][:k].copy(), density, float(eig.sum()), 0.0, p, "exact", op.num_matvecs - before, eig)
+    spent = op.num_matvecs - before
+    return HessianSpectrum(eig[::-1][:k].copy(), density, float(eig.sum()), 0.0, p, "exact", spent, eig)
 
-def _lanczos_spectrum(op: SymmetricOperator, k: int, num_probes: int, num_iters: int, gen: torch.Generator) -> HessianSpectrum:
+def _lanczos_spectrum(op: SymmetricOperator, k: int, num_probes: int, num_iters: int,
+                      gen: torch.Generator) -> HessianSpectrum:
     "Top-k by Lanczos, density by SLQ, trace from the SLQ probes (each probe's first moment is zᵀHz)."
     before, p = op.num_matvecs, op.size
     top = lanczos(op, k=k, seed=gen)[0].double().cpu().numpy()
@@ -82,7 +86,7 @@ def operator_spectrum(
     num_probes: int = 10,  # SLQ probes (Lanczos path)
     num_iters: int = 80,  # Lanczos steps per SLQ probe (Lanczos path)
     exact: bool | None = None,  # dense eigvalsh; None: exact when p ≤ EXACT_MAX_PARAMS
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
 ) -> HessianSpectrum:
     "The spectrum of a symmetric operator: exact for small p, Lanczos + SLQ otherwise."
     op = as_operator(op)
@@ -91,7 +95,8 @@ def operator_spectrum(
     if exact is None: exact = op.size <= EXACT_MAX_PARAMS
     check_type("exact", exact, bool)
     if exact and op.size > EXACT_MAX_PARAMS:
-        raise ValueError(f"`exact`=True needs p ≤ {EXACT_MAX_PARAMS} (got p = {op.size}); use exact=False for Lanczos/SLQ")
+        raise ValueError(f"`exact`=True needs p ≤ {EXACT_MAX_PARAMS} (got p = {op.size}); "
+                         "use exact=False for Lanczos/SLQ")
     if exact: return _exact_spectrum(op, k)
     return _lanczos_spectrum(op, max(k, 1), num_probes, num_iters, as_generator(seed))
 
@@ -115,6 +120,7 @@ def count_outliers(
     gaps = ev[: window - 1] - ev[1:window]
     return int(np.argmax(gaps)) + 1
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #f4be8700
 def near_zero_fraction(
     eigenvalues,  # eigenvalues, or SLQ nodes
     rel_tol: float = 1e-3,  # |λ| counts as zero below rel_tol · max|λ|
@@ -128,7 +134,7 @@ def near_zero_fraction(
     return float(np.sum(w[np.abs(ev) < rel_tol * np.abs(ev).max()]) / np.sum(w))
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #6bf262a6
-def _on_device(model: nn.Module, X: torch.Tensor, y: torch.Tensor, device) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+def _on_device(model: nn.Module, X: torch.Tensor, y: torch.Tensor, device) -> tuple:
     "Model and data on one device: `device` if given (the model is copied, never moved), else the model's."
     check_type("model", model, nn.Module)
     check_tensor("X", X); check_tensor("y", y)
@@ -147,18 +153,18 @@ def hessian_spectrum(
     num_probes: int = 10,  # SLQ probes (Lanczos path)
     num_iters: int = 80,  # Lanczos steps per SLQ probe (Lanczos path)
     exact: bool | None = None,  # dense eigvalsh; None: exact when p ≤ EXACT_MAX_PARAMS
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
     device: str | torch.device | None = None,  # where to compute; None follows the model
 ) -> HessianSpectrum:
     "Top eigenvalues, spectral density and trace of the training-loss Hessian ∇²_θ L."
     model, X, y = _on_device(model, X, y, device)
     op = HessianOperator.from_model(model, loss_fn, X, y)
-    return operator_spectrum(op, k=k, num_probes=num_probes, num_iters=num_iters, exact=exact, seed=generator)
+    return operator_spectrum(op, k=k, num_probes=num_probes, num_iters=num_iters, exact=exact, seed=seed)
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #a969597a
 @dataclass(frozen=True, eq=False)
 class ClusterProblem:
-    "A trained network on Gaussian clusters: what the spectrum experiments measure."
+    "A trained network and its data: what the spectrum experiments measure."
     model: nn.Module
     X: torch.Tensor
     y: torch.Tensor  # class labels (cross-entropy) or one-hot targets (MSE)
@@ -168,6 +174,7 @@ class ClusterProblem:
     @property
     def final_loss(self) -> float: return float(self.loss_fn(self.model(self.X), self.y).detach())
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #85dd383d
 def cluster_problem(
     num_classes: int = 4,  # C, the number of clusters = classes
     width: int = 32,  # hidden units of the one-hidden-layer ReLU network
@@ -178,18 +185,22 @@ def cluster_problem(
     loss: str = "cross_entropy",  # "cross_entropy" on labels, or "mse" on one-hot targets
     lr: float = 0.05,  # step size
     batch_size: int | None = None,  # minibatch size B; None is full batch
-    seed: int = 0,  # seed for data, weights and batches
+    seed: int | torch.Generator = 0,  # seed for data, weights and batches (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where everything lives; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype
+    progress: bool | Callable = False,  # a bar over the training steps (True, or a callable like `Explorer.progress`)
 ) -> ClusterProblem:
     "Seeded clusters and a ReLU MLP `dim → width → C` trained to a moderate loss."
     check_choice("loss", loss, ("cross_entropy", "mse"))
     steps = check_int("steps", steps, minimum=0)
-    X, labels = gaussian_clusters(n=n, dim=dim, num_classes=num_classes, separation=separation, seed=seed, device=device, dtype=dtype)
-    model = mlp([dim, check_int("width", width, minimum=1), num_classes], activation="relu", seed=seed, device=device, dtype=dtype)
+    X, labels = gaussian_clusters(n=n, dim=dim, num_classes=num_classes, separation=separation, seed=seed,
+                                  device=device, dtype=dtype)
+    model = mlp([dim, check_int("width", width, minimum=1), num_classes], activation="relu", seed=seed, device=device,
+                dtype=dtype)
     y = labels if loss == "cross_entropy" else F.one_hot(labels, num_classes).to(dtype)
     loss_fn = F.cross_entropy if loss == "cross_entropy" else F.mse_loss
-    losses = train(model, loss_fn, X, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed) if steps else torch.empty(0)
+    if not steps: return ClusterProblem(model, X, y, loss_fn, torch.empty(0))
+    losses = train(model, loss_fn, X, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
     return ClusterProblem(model, X, y, loss_fn, losses)
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #4cfbc883
@@ -206,9 +217,16 @@ class GaussNewtonSplit:
     def relative_error(self) -> float:
         "‖H − G − R‖_F / ‖H‖_F from the dense matrices."
         if self.H_dense is None: raise ValueError("the split has no dense matrices; build it with dense=True")
-        return float(torch.linalg.matrix_norm(self.H_dense - self.G_dense - self.R_dense) / torch.linalg.matrix_norm(self.H_dense))
+        diff = torch.linalg.matrix_norm(self.H_dense - self.G_dense - self.R_dense)
+        return float(diff / torch.linalg.matrix_norm(self.H_dense))
 
-def residual_operator(model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: torch.Tensor) -> HessianOperator:
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #69452c88
+def residual_operator(
+    model: nn.Module,  # the network; its current parameters are θ
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
+    X: torch.Tensor,  # inputs
+    y: torch.Tensor,  # targets
+) -> HessianOperator:
     "R = Σᵢ (∂ℓ/∂zᵢ) ∇²_θ zᵢ: the Hessian of θ ↦ ⟨sg(∇_z ℓ), z(θ)⟩ with the output gradient held fixed."
     f, theta = flat_objective(model, loss_fn, X, y)
     net = model_function(model)
@@ -217,6 +235,7 @@ def residual_operator(model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: t
         dz = torch.autograd.grad(loss_fn(z, y), z)[0]
     return HessianOperator(lambda t: (dz * net(t, X)).sum(), theta)
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #d51012bd
 def gauss_newton_split(
     model: nn.Module,  # the network; its current parameters are θ
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
@@ -249,6 +268,7 @@ class LinePath:
         chord = (1 - a) * l[0] + a * l[-1]
         return float(np.max(l - chord))
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #c87db64a
 def loss_along_line(
     model_a: nn.Module,  # one end, θ_A (α = 0)
     model_b: nn.Module,  # the other end, θ_B (α = 1); same architecture
@@ -259,7 +279,8 @@ def loss_along_line(
     extend: float = 0.25,  # also evaluate α in [−extend, 0) and (1, 1 + extend]
 ) -> LinePath:
     "The training loss on the straight line between two networks' parameters."
-    if param_layout(model_a) != param_layout(model_b): raise ValueError("`model_a` and `model_b` must have the same parameters (names and shapes)")
+    if param_layout(model_a) != param_layout(model_b):
+        raise ValueError("`model_a` and `model_b` must have the same parameters (names and shapes)")
     num_points, extend = check_int("num_points", num_points, minimum=2), check_float("extend", extend, minimum=0)
     f, theta_a = flat_objective(model_a, loss_fn, X, y)
     theta_b = flatten_params(model_b).to(theta_a)
@@ -281,6 +302,7 @@ def symlog_bins(
     edges_t = np.linspace(t.min() - 1e-9, t.max() + 1e-9, check_int("num_bins", num_bins, minimum=1) + 1)
     return np.sign(edges_t) * linthresh * (10 ** np.abs(edges_t) - 1)
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #b0b36cfa
 def _symlog_ticks(values: np.ndarray, linthresh: float) -> list[float]:
     "A few readable ticks: 0, the most negative power of ten in range, every other positive power of ten."
     lo, hi = values.min(), values.max()
@@ -291,62 +313,216 @@ def _symlog_ticks(values: np.ndarray, linthresh: float) -> list[float]:
         ticks += [10.0 ** e for e in range(top, math.ceil(math.log10(linthresh)) - 1, -2)][::-1]
     return ticks
 
+def _linthresh(values: np.ndarray, rel: float) -> float:
+    "The half-width of the linear region: `rel` times the largest |λ| (tiny but positive for an all-zero spectrum)."
+    return rel * max(float(np.abs(values).max()), 1e-30)
+
+def _draw_histogram(ax, eigenvalues: np.ndarray, edges: np.ndarray, linthresh: float, ticks: list[float]) -> None:
+    "One spectrum as a histogram on a symlog x axis with log counts."
+    ax.hist(eigenvalues, bins=edges, color=PALETTE[0])
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_yscale("log")
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    spec = ax.get_subplotspec()
+    if spec is None or spec.is_last_row(): ax.set_xlabel("eigenvalue λ (symlog)")
+    if spec is None or spec.is_first_col(): ax.set_ylabel("count")
+
 def plot_spectra(
     spectra: Mapping[str, object],  # panel title → eigenvalues (array, tensor, or a HessianSpectrum with `eigenvalues`)
     suptitle: str | None = None,  # one line over the panels: the finding
-    ncols: int | None = None,  # panels per row (default: all in one row, at most 5)
+    ncols: int | None = None,  # panels per row (default: all in one row, at most 4)
     rel_linthresh: float = 1e-3,  # linear region around zero, relative to the largest |λ| over all panels
-    num_bins: int = 60,
-    layout: str = "constrained",  # "none" draws faster (for live figures)
+    num_bins: int = 60,  # histogram bins, shared by all panels
 ) -> Figure:
     "Histograms of eigenvalues, one panel per spectrum: symlog x, log counts, shared bins."
     check_type("spectra", spectra, Mapping)
     if not spectra: raise ValueError("`spectra` is empty")
-    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v) for k, v in spectra.items()}
+    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
+            for k, v in spectra.items()}
     everything = np.concatenate(list(vals.values()))
-    lt = check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True) * np.abs(everything).max()
-    edges = symlog_bins(everything, lt, num_bins)
-    ncols = min(len(vals), 5) if ncols is None else check_int("ncols", ncols, minimum=1)
-    nrows = math.ceil(len(vals) / ncols)
-    fig, axes = subplots(nrows, ncols, figsize=(2.3 * ncols, 2.2 * nrows + 0.4), sharex=True, sharey=True, squeeze=False, layout=layout)
-    ticks = _symlog_ticks(everything, lt)
-    for ax, (name, ev) in zip(axes.flat, vals.items()):
-        ax.hist(ev, bins=edges, color="#0072B2")
-        ax.set_xscale("symlog", linthresh=lt); ax.set_yscale("log")
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_title(name, fontsize=9)
-    for ax in axes.flat[len(vals):]: ax.set_visible(False)
-    for ax in axes[-1]: ax.set_xlabel("eigenvalue λ (symlog)")
-    for ax in axes[:, 0]: ax.set_ylabel("count")
-    if suptitle: fig.suptitle(suptitle, fontsize=10)
+    lt = _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
+    edges, ticks = symlog_bins(everything, lt, num_bins), _symlog_ticks(everything, lt)
+    draw = lambda ax, name: _draw_histogram(ax, vals[name], edges, lt, ticks)
+    return small_multiples(draw, list(vals), ncols=ncols, panel_size=(2.4, 2.3), suptitle=suptitle)
+
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #fe21bae9
+def plot_top_eigenvalues(
+    spectra: Mapping[float, HessianSpectrum],  # setting (the x value) → spectrum
+    num_outliers: int,  # how many of the top eigenvalues to draw as outliers
+    num_bulk: int = 2,  # how many eigenvalues below them to draw as the bulk edge
+    xlabel: str = "setting",  # what the settings are
+    title: str | None = None,  # the finding
+) -> Figure:
+    "The top eigenvalues of each spectrum against its setting: outliers as solid lines, the bulk edge dotted."
+    check_type("spectra", spectra, Mapping)
+    if not spectra: raise ValueError("`spectra` is empty")
+    num_outliers = check_int("num_outliers", num_outliers, minimum=1)
+    num_bulk = check_int("num_bulk", num_bulk, minimum=0)
+    xs, fig, ax = list(spectra), *subplots()
+    for j in range(num_outliers + num_bulk):
+        outlier = j < num_outliers
+        label = (f"outliers λ₁…λ{num_outliers}" if j == 0 else
+                 f"bulk edge λ{num_outliers + 1}…" if j == num_outliers else None)
+        ax.plot(xs, [spectra[x].top_eigenvalues[j] for x in xs], "o-" if outlier else "s:",
+                color=PALETTE[0] if outlier else "0.6", label=label)
+    ax.set(xlabel=xlabel, ylabel="eigenvalue", yscale="log", title=title)
+    ax.legend()
     return fig
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #7abe0b4b
+def plot_gauss_newton_split(
+    split: GaussNewtonSplit,  # a split with dense matrices
+    top: int = 20,  # how many top eigenvalues to compare
+    num_bins: int = 50,  # histogram bins
+) -> Figure:
+    "Left: top eigenvalues of G against those of H. Right: the spectra of H and of the residual R."
+    if split.H_dense is None: raise ValueError("`split` has no dense matrices; build it with dense=True")
+    eH, eG, eR = (torch.linalg.eigvalsh(M.double()).cpu().numpy()[::-1]
+                  for M in (split.H_dense, split.G_dense, split.R_dense))
+    top = check_int("top", top, minimum=1, maximum=len(eH))
+    fig, (ax0, ax1) = subplots(1, 2, figsize=(8, 3.3))
+    ax0.plot([0, eH[0] * 1.05], [0, eH[0] * 1.05], color="0.6", lw=0.8)
+    ax0.scatter(eH[:top], eG[:top], s=14, color=PALETTE[0])
+    ax0.set(xlabel=f"top-{top} eigenvalues of H", ylabel=f"top-{top} eigenvalues of G", title="Top of H = top of G")
+    lt = _linthresh(eH, 1e-3)
+    edges, ticks = symlog_bins(np.concatenate([eH, eR]), lt, num_bins), _symlog_ticks(eH, lt)
+    ax1.hist(eH, bins=edges, color=PALETTE[0], alpha=0.6, label="H")
+    ax1.hist(eR, bins=edges, color=PALETTE[1], alpha=0.6, label="R")
+    ax1.set_xscale("symlog", linthresh=lt)
+    ax1.set(yscale="log", xlabel="eigenvalue (symlog)", ylabel="count", title="R: a thin band around 0")
+    ax1.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax1.legend()
+    fig.suptitle("The outliers come from the Gauss–Newton part; the residual only blurs the bulk", fontsize=10)
+    return fig
+
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #51f9f7bb
+def plot_line_paths(
+    paths: Mapping[str, LinePath],  # label → loss along a line
+    title: str | None = None,  # the finding
+) -> Figure:
+    "The training loss along straight lines between solutions, one curve per path (α = 0 and 1 marked)."
+    check_type("paths", paths, Mapping)
+    if not paths: raise ValueError("`paths` is empty")
+    fig, ax = subplots()
+    for i, (label, p) in enumerate(paths.items()):
+        ax.plot(p.alphas, p.losses, color=PALETTE[i % len(PALETTE)], ls="-" if i == 0 else "--", label=label)
+    for a in (0, 1): ax.axvline(a, color="0.7", lw=0.8)
+    ax.set(xlabel="α", ylabel="training loss", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #c67bc1a6
+def spectra_figure(
+    spectra: Mapping[str, object],  # frame label → eigenvalues (array, tensor or HessianSpectrum), in slider order
+    title: str | None = None,  # the finding
+    rel_linthresh: float = 1e-3,  # linear region around zero, relative to the largest |λ| over all frames
+    num_bins: int = 60,  # histogram bins, shared by all frames
+) -> go.Figure:
+    "A kernel-free slider through eigenvalue histograms on a shared symlog axis."
+    check_type("spectra", spectra, Mapping)
+    if not spectra: raise ValueError("`spectra` is empty")
+    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
+            for k, v in spectra.items()}
+    everything = np.concatenate(list(vals.values()))
+    lt = _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
+    to_t = lambda v: np.sign(v) * np.log10(1 + np.abs(v) / lt)
+    edges = symlog_bins(everything, lt, num_bins)
+    centers, widths = to_t((edges[:-1] + edges[1:]) / 2), to_t(edges[1:]) - to_t(edges[:-1])
+    frames = {}
+    for label, ev in vals.items():
+        counts = np.histogram(ev, bins=edges)[0]
+        keep = counts > 0
+        frames[label] = [go.Bar(x=centers[keep], y=counts[keep], width=widths[keep], marker_color=PALETTE[0],
+                                name=label)]
+    ticks = np.array(_symlog_ticks(everything, lt))
+    return slider_figure(frames, title=title, x_title="eigenvalue λ (symlog)", y_title="count", log_y=True,
+                         y_range=(0.7, 1.5 * max(len(v) for v in vals.values())),
+                         layout=dict(xaxis=dict(tickvals=to_t(ticks), ticktext=[f"{t:g}" for t in ticks])))
+
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #db8c1947
+def _spectrum_operator(run: ClusterProblem, show: str) -> SymmetricOperator:
+    "H, its Gauss–Newton part G, or the residual R of a trained problem."
+    if show == "H": return HessianOperator.from_model(run.model, run.loss_fn, run.X, run.y)
+    if show == "G": return GaussNewtonOperator(run.model, run.loss_fn, run.X, run.y)
+    return residual_operator(run.model, run.loss_fn, run.X, run.y)
+
+def _spectrum_panel(s: HessianSpectrum, run: ClusterProblem, show: str) -> Figure:
+    "One histogram of an exact spectrum, its key numbers in the title."
+    fig, ax = subplots(figsize=(6.5, 3.2), layout="none")
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.78, bottom=0.16)
+    lt = _linthresh(s.eigenvalues, 1e-3)
+    _draw_histogram(ax, s.eigenvalues, symlog_bins(s.eigenvalues, lt), lt, _symlog_ticks(s.eigenvalues, lt))
+    ax.set_title(f"{show}: p = {s.num_params}, loss {run.final_loss:.3f}, λ_max {s.lambda_max:.3g}, tr {s.trace:.3g}\n"
+                 f"{s.num_outliers()} outliers by eigen-gap, {s.near_zero_fraction():.0%} near zero", fontsize=9)
+    return fig
+
 def spectrum_figure(
-    num_classes: int = 4, width: int = 16, separation: float = 3.0, steps: int = 200, n: int = 300,
-    loss: str = "cross_entropy", show: str = "H", progress=None,
+    *,
+    num_classes: int = 4,  # C, the number of classes
+    width: int = 16,  # hidden units
+    separation: float = 3.0,  # distance between nearest class means
+    steps: int = 200,  # full-batch training steps before the spectrum is taken
+    n: int = 300,  # number of samples N
+    loss: str = "cross_entropy",  # "cross_entropy" or "mse" (on one-hot targets)
+    show: str = "H",  # which operator: the Hessian "H", its Gauss–Newton part "G" or the residual "R"
+    device: str | torch.device | None = None,  # where to train and compute; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the training steps (True, or a callable like `Explorer.progress`)
 ) -> Figure:
     "The exact spectrum of H, G or R for one setting of `cluster_problem`, with its key numbers in the title."
     check_choice("show", show, ("H", "G", "R"))
-    bar = progress(range(2), desc="train, then curvature") if progress is not None else range(2)
-    t0 = time.perf_counter()
-    for stage in bar:
-        if stage == 0: run = cluster_problem(num_classes, width, separation, steps, n, loss=loss, lr=0.05 if loss == "cross_entropy" else 0.5, device="cpu")
-    ops = {"H": lambda: HessianOperator.from_model(run.model, run.loss_fn, run.X, run.y),
-           "G": lambda: GaussNewtonOperator(run.model, run.loss_fn, run.X, run.y),
-           "R": lambda: residual_operator(run.model, run.loss_fn, run.X, run.y)}
-    s = operator_spectrum(ops[show](), exact=True)
-    fig = plot_spectra({show: s}, layout="none")
-    fig.set_size_inches(6.5, 3.2); fig.subplots_adjust(left=0.1, right=0.97, top=0.78, bottom=0.16)
-    fig.axes[0].set_title(f"{show}: p = {s.num_params}, loss {run.final_loss:.3f}, λ_max {s.lambda_max:.3g}, tr {s.trace:.3g}\n"
-                          f"{s.num_outliers()} outliers by eigen-gap, {s.near_zero_fraction():.0%} near zero, "
-                          f"{time.perf_counter() - t0:.2f} s", fontsize=9)
-    return fig
+    lr = 0.05 if loss == "cross_entropy" else 0.5
+    run = cluster_problem(num_classes, width, separation, steps, n, loss=loss, lr=lr, device=device, progress=progress)
+    s = operator_spectrum(_spectrum_operator(run, show), exact=True)
+    return _spectrum_panel(s, run, show)
 
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #b27c2548
 def explore_spectrum() -> Explorer:
     "A live panel over classes, width, separability, training steps, N, loss and operator (H, G or R)."
-    slow = lambda lo, hi, step, value: dict(min=lo, max=hi, step=step, value=value, costly=True)
     return Explorer(spectrum_figure, {
-        "num_classes": slow(2, 10, 1, 4), "width": slow(8, 128, 8, 16), "separation": slow(0.5, 6.0, 0.5, 3.0),
-        "steps": slow(0, 1000, 50, 200), "n": slow(200, 2000, 100, 300),
-        "loss": ["cross_entropy", "mse"], "show": ["H", "G", "R"]})
+        "num_classes": viz.slider(2, 10, 1, value=4, costly=True),
+        "width": viz.slider(8, 128, 8, value=16, costly=True),
+        "separation": viz.slider(0.5, 6.0, 0.5, value=3.0, costly=True),
+        "steps": viz.slider(0, 1000, 50, value=200, costly=True),
+        "n": viz.slider(200, 2000, 100, value=300, costly=True),
+        "loss": viz.dropdown(["cross_entropy", "mse"]), "show": viz.dropdown(["H", "G", "R"])})
+
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #0c0617d5
+def image_problem(
+    n: int = 4096,  # number of images
+    num_classes: int = 10,  # C, stripe orientations
+    image_size: int = 32,  # height = width in pixels
+    channels: int = 3,  # colour channels
+    width: int = 40,  # channels of both convolutions
+    steps: int = 400,  # SGD steps
+    batch_size: int = 256,  # minibatch size
+    lr: float = 0.05,  # step size
+    seed: int | torch.Generator = 0,  # seed for images, weights and batches (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where everything lives; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the training steps
+) -> ClusterProblem:
+    "Synthetic stripe images and a small CNN trained on them with minibatch SGD (cross-entropy)."
+    X, y = tiny_images(n=n, num_classes=num_classes, image_size=image_size, channels=channels, noise=0.5, seed=seed,
+                       device=device)
+    cnn = tiny_cnn(in_channels=channels, num_classes=num_classes, image_size=image_size, width=width, seed=seed,
+                   device=device)
+    losses = train(cnn, F.cross_entropy, X, y, steps=steps, lr=lr, batch_size=min(batch_size, n), seed=seed,
+                   progress=progress)
+    return ClusterProblem(cnn, X, y, F.cross_entropy, losses)
+
+# %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #53575733
+def plot_slq_spectrum(
+    spectrum: HessianSpectrum,  # a spectrum from the Lanczos path (or an exact one)
+    title: str | None = None,  # the finding
+    num_points: int = 2000,  # grid points of the smoothed density
+) -> Figure:
+    "Left: the smoothed spectral density on a log scale. Right: the top eigenvalues by rank."
+    check_type("spectrum", spectrum, HessianSpectrum)
+    grid, dens = spectrum.density.curve(num_points=num_points, sigma=2e-3 * abs(spectrum.lambda_max))
+    fig, (ax0, ax1) = subplots(1, 2, figsize=(9, 3.3))
+    ax0.semilogy(grid, dens, color=PALETTE[0])
+    ax0.set(xlabel="eigenvalue λ", ylabel="SLQ density", ylim=(1e-4 * dens.max(), 2 * dens.max()))
+    k = len(spectrum.top_eigenvalues)
+    ax1.plot(np.arange(1, k + 1), spectrum.top_eigenvalues, "o", color=PALETTE[0])
+    ax1.set(xlabel="rank", ylabel="eigenvalue", yscale="log")
+    if title: fig.suptitle(title, fontsize=10)
+    return fig

@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from ..autodiff import flat_objective, flatten_params
+from .. import core, viz
+from ..autodiff import flatten_params
 from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type
-from ..linalg import DenseOperator, FunctionOperator, HessianOperator, SymmetricOperator, hutchinson_trace, lanczos
+from ..linalg import (DenseOperator, FunctionOperator, HessianOperator, SymmetricOperator, hutchinson_trace,
+                            lanczos)
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['batch_weights', 'span_coordinates', 'second_moment_operator', 'stability_radius', 'stability_margin',
            'stability_threshold', 'single_sample_threshold', 'trace_bound', 'Sharpness', 'sharpness_measures',
-           'simulate_linearised_sgd', 'expected_sq_norm', 'DiagonalLinearNet', 'diagonal_net_trace', 'half_mse',
-           'DiagonalRuns', 'train_diagonal_nets', 'Recording', 'train_recording']
+           'simulate_linearised_sgd', 'expected_sq_norm', 'ThresholdCurve', 'threshold_curve', 'plot_threshold_curve',
+           'plot_mean_square', 'DiagonalLinearNet', 'diagonal_net_trace', 'half_mse', 'DiagonalRuns',
+           'train_diagonal_nets', 'SparseProblem', 'sparse_problem', 'MinimumReport', 'minimum_report',
+           'plot_step_size_sweep', 'Recording', 'train_recording', 'path_norm', 'plot_recordings', 'minima_figure',
+           'stability_figure', 'explore_stability']
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #972e5899
 def batch_weights(
@@ -43,7 +51,8 @@ def batch_weights(
 def _check_gradients(X) -> torch.Tensor:
     check_tensor("X", X, ndim=2, floating=True)
     if X.shape[0] < 1 or X.shape[1] < 1: raise ValueError(f"`X` must be non-empty, got shape {tuple(X.shape)}")
-    if not bool(X.abs().sum() > 0): raise ValueError("`X` is all zeros: the Hessian vanishes and every step size is stable")
+    if not bool(X.abs().sum() > 0):
+        raise ValueError("`X` is all zeros: the Hessian vanishes and every step size is stable")
     return X
 
 def span_coordinates(
@@ -72,7 +81,8 @@ def second_moment_operator(
     A, lam = span_coordinates(X)
     n, r = A.shape
     if r > check_int("max_dim", max_dim, minimum=1):
-        raise ValueError(f"`max_dim`={max_dim} is exceeded: `X` spans {r} dimensions, the operator would be {r*r}×{r*r}; use stability_margin")
+        raise ValueError(f"`max_dim`={max_dim} is exceeded: `X` spans {r} dimensions, the operator would be "
+                         f"{r*r}×{r*r}; use stability_margin")
     c1, c2 = batch_weights(n, batch_size, replacement)
     K, ones = _products(A), torch.ones_like(lam)
     diag = 1 - lr * (lam[:, None] + lam[None, :]) + lr ** 2 * c2 * lam[:, None] * lam[None, :]
@@ -157,7 +167,7 @@ def sharpness_measures(
     op: SymmetricOperator | torch.Tensor,  # a Hessian operator, or a dense symmetric matrix
     exact: bool | None = None,  # dense eigenvalues; None: exact when the size is ≤ 500
     num_probes: int = 64,  # Hutchinson probes for trace and ‖H‖²_F when not exact
-    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for Lanczos and the probes (None: `DEFAULT_SEED`)
+    seed: int | torch.Generator | None = None,  # for Lanczos and the probes (None: `DEFAULT_SEED`)
 ) -> Sharpness:
     "λ_max(H), tr(H) and ‖H‖_F: dense for small problems, else Lanczos and Hutchinson."
     if isinstance(op, torch.Tensor): op = DenseOperator(op)
@@ -182,7 +192,7 @@ def simulate_linearised_sgd(
     replacement: bool = False,  # sample batches with replacement
     seed: int | torch.Generator | None = 0,  # seed or generator for starting points and batches
 ) -> torch.Tensor:
-    "‖v_t‖² of `runs` independent linearised SGD runs v ← (I − ηH_S)v from random unit v₀ in the span, shape (steps+1, runs)."
+    "‖v_t‖² of `runs` independent linearised SGD runs v ← (I − ηH_S)v from random unit v₀, shape (steps+1, runs)."
     lr = check_float("lr", lr, minimum=0)
     steps, runs = check_int("steps", steps, minimum=1), check_int("runs", runs, minimum=1)
     A, _ = span_coordinates(X)
@@ -200,7 +210,8 @@ def simulate_linearised_sgd(
         out.append(v.square().sum(1))
     return torch.stack(out)
 
-def expected_sq_norm(X: torch.Tensor, lr: float, batch_size: int, steps: int, replacement: bool = False) -> torch.Tensor:
+def expected_sq_norm(X: torch.Tensor, lr: float, batch_size: int, steps: int,
+                     replacement: bool = False) -> torch.Tensor:
     "E‖v_t‖² = tr 𝒯ᵗ(I/r) for t = 0 … steps, from the second-moment operator (exact)."
     T = second_moment_operator(X, lr, batch_size, replacement)
     r = math.isqrt(T.shape[0])
@@ -210,6 +221,69 @@ def expected_sq_norm(X: torch.Tensor, lr: float, batch_size: int, steps: int, re
         m = T @ m
         traces.append(float(m.reshape(r, r).trace()))
     return torch.tensor(traces, dtype=T.dtype)
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #2c9ab8b7
+@dataclass(frozen=True)
+class ThresholdCurve:
+    "2/η*(B) over batch sizes, with the trace bound and the three sizes of H it is compared with."
+    batch_sizes: list[int]  # the batch sizes B
+    inv_thresholds: list[float]  # 2/η*(B), exact
+    trace_bounds: list[float]  # the lower bound n·c₁·tr H + c₂·‖H‖²_F / tr H
+    sharpness: float  # λ_max(H)
+    trace: float  # tr H
+    frobenius: float  # ‖H‖_F
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #df1dde1a
+def threshold_curve(
+    X: torch.Tensor,  # per-sample gradients as rows, shape (n, p)
+    batch_sizes: Sequence[int],  # the batch sizes B to evaluate
+    replacement: bool = False,  # sample batches with replacement
+) -> ThresholdCurve:
+    "The exact 2/η*(B) and its trace bound for each batch size, with λ_max, tr H and ‖H‖_F of H = XᵀX/n."
+    bs = [check_int(f"batch_sizes[{i}]", B, minimum=1) for i, B in enumerate(batch_sizes)]
+    if not bs: raise ValueError("`batch_sizes` is empty")
+    lam = span_coordinates(X)[1]
+    return ThresholdCurve(bs, [2 / stability_threshold(X, B, replacement) for B in bs],
+                          [trace_bound(X, B, replacement) for B in bs],
+                          float(lam.max()), float(lam.sum()), float(lam.norm()))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #ec18e3d6
+def plot_threshold_curve(
+    curve: ThresholdCurve,  # from `threshold_curve`
+    title: str | None = None,  # the finding
+) -> Figure:
+    "2/η*(B) against B on log axes, with the trace bound and horizontal lines at tr H, ‖H‖_F and λ_max."
+    check_type("curve", curve, ThresholdCurve)
+    fig, ax = subplots()
+    ax.loglog(curve.batch_sizes, curve.inv_thresholds, "o-", color=PALETTE[0], label="2/η*(B), exact")
+    ax.loglog(curve.batch_sizes, curve.trace_bounds, ":", color=PALETTE[0], label="trace bound (Rayleigh, M = I)")
+    for val, name, col in ((curve.trace, "tr H", PALETTE[1]), (curve.frobenius, "‖H‖_F", PALETTE[2]),
+                           (curve.sharpness, "λ_max", PALETTE[3])):
+        ax.axhline(val, color=col, ls="--", lw=1.2, label=name)
+    ax.set(xlabel="batch size B", ylabel="2 / η*(B)", title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #149e164b
+def plot_mean_square(
+    X: torch.Tensor,  # per-sample gradients the runs were simulated on
+    runs: Mapping[tuple[int, float], torch.Tensor],  # (B, η/η*(B)) → ‖v_t‖² from `simulate_linearised_sgd`
+    replacement: bool = False,  # whether the runs sampled batches with replacement
+    title: str | None = None,  # the finding
+) -> Figure:
+    "Mean (solid) and median (dotted) ‖v_t‖² of simulated runs, with the exact mean E‖v_t‖² (dashed)."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty")
+    fig, ax = subplots()
+    for i, ((B, frac), v) in enumerate(runs.items()):
+        color, steps = PALETTE[i % len(PALETTE)], v.shape[0] - 1
+        exact = expected_sq_norm(X, frac * stability_threshold(X, B, replacement), B, steps, replacement)
+        ax.semilogy(v.mean(1).cpu(), color=color, label=f"B = {B}, η = {frac} η*: mean")
+        ax.semilogy(v.median(1).values.cpu(), color=color, ls=":", lw=1.2)
+        ax.semilogy(exact, color=color, ls="--", lw=0.8)
+    ax.set(xlabel="step t", ylabel="‖v_t‖² (dotted: median, dashed: exact mean)", ylim=(1e-40, 1e40), title=title)
+    ax.legend(fontsize=8)
+    return fig
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #82e78ed3
 class DiagonalLinearNet(nn.Module):
@@ -224,10 +298,12 @@ class DiagonalLinearNet(nn.Module):
     def beta(self) -> torch.Tensor: return (self.u * self.u - self.v * self.v).detach()
     def forward(self, x: torch.Tensor) -> torch.Tensor: return x @ (self.u * self.u - self.v * self.v)
 
+# %% ../../nbs/10_curvature/11_stability.ipynb #cc663b1f
 def diagonal_net_trace(X: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "tr G = (4/n) Σᵢⱼ xᵢⱼ²(uⱼ² + vⱼ²) for one net (u, v of shape (d,)) or many (shape (E, d))."
     check_tensor("X", X, ndim=2, floating=True)
-    check_tensor("u", u, shape=(*u.shape[:-1], X.shape[1])); check_tensor("v", v, shape=tuple(u.shape))
+    check_tensor("u", u, shape=(*u.shape[:-1], X.shape[1]))
+    check_tensor("v", v, shape=tuple(u.shape))
     return 4 * ((u * u + v * v) * X.square().mean(0)).sum(-1)
 
 def half_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -247,6 +323,19 @@ class DiagonalRuns:
     @property
     def beta(self) -> torch.Tensor: return self.u * self.u - self.v * self.v
 
+# %% ../../nbs/10_curvature/11_stability.ipynb #a5aaf58d
+def _diagonal_gradient(X: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, B: int,
+                       g: torch.Generator) -> torch.Tensor:
+    "The minibatch gradient of L with respect to β, one row per net, each net drawing its own batch from `g`."
+    n, E, beta = X.shape[0], u.shape[0], u * u - v * v
+    if B == n: return (beta @ X.T - y) @ X / n
+    if B == 1:
+        i = torch.randint(0, n, (E,), generator=g, device=X.device)
+        return X[i] * ((beta * X[i]).sum(1) - y[i])[:, None]
+    idx = torch.rand(E, n, generator=g, device=X.device).argsort(1)[:, :B]
+    r = torch.einsum("ebd,ed->eb", X[idx], beta) - y[idx]
+    return torch.einsum("ebd,eb->ed", X[idx], r) / B
+
 def train_diagonal_nets(
     X: torch.Tensor,  # inputs, shape (n, d)
     y: torch.Tensor,  # targets, shape (n,)
@@ -254,37 +343,128 @@ def train_diagonal_nets(
     batch_size: int | None = None,  # B; None = n (gradient descent)
     steps: int = 10000,  # SGD steps
     init_scale: float = 0.1,  # α in u = v = α·1
-    seed: int | torch.Generator | None = 0,  # seed or generator for the batches
-    progress: Callable | None = None,  # optional wrapper for the step loop, e.g. tqdm
+    seed: int | torch.Generator = 0,  # seed for the batches (an int or a torch.Generator)
+    progress: bool | Callable = False,  # a bar over the steps (True, or a callable such as `Explorer.progress`)
 ) -> DiagonalRuns:
     "Train one diagonal linear net per step size on L = (1/2n)‖Xβ − y‖², all at once."
-    check_tensor("X", X, ndim=2, floating=True); check_tensor("y", y, shape=(X.shape[0],))
+    check_tensor("X", X, ndim=2, floating=True)
+    check_tensor("y", y, shape=(X.shape[0],))
     n, d = X.shape
     B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
-    lr = torch.tensor([check_float(f"lrs[{i}]", v, minimum=0, strict=True) for i, v in enumerate(lrs)], dtype=X.dtype, device=X.device)
+    lr = torch.tensor([check_float(f"lrs[{i}]", v, minimum=0, strict=True) for i, v in enumerate(lrs)],
+                      dtype=X.dtype, device=X.device)
     if not len(lr): raise ValueError("`lrs` is empty")
-    a = check_float("init_scale", init_scale, minimum=0, strict=True)
-    g = as_generator(seed, device=X.device)
-    u = torch.full((len(lr), d), a, dtype=X.dtype, device=X.device); v = u.clone()
-    alive = torch.ones(len(lr), dtype=torch.bool, device=X.device)
-    loop = range(check_int("steps", steps, minimum=1))
-    for _ in (progress(loop) if progress else loop):
-        if B == n: r = (u * u - v * v) @ X.T - y; gb = r @ X / n
-        elif B == 1:
-            i = torch.randint(0, n, (len(lr),), generator=g, device=X.device)
-            Xb = X[i]
-            gb = Xb * (((u * u - v * v) * Xb).sum(1) - y[i])[:, None]
-        else:
-            idx = torch.rand(len(lr), n, generator=g, device=X.device).argsort(1)[:, :B]
-            Xb = X[idx]
-            r = torch.einsum("ebd,ed->eb", Xb, u * u - v * v) - y[idx]
-            gb = torch.einsum("ebd,eb->ed", Xb, r) / B
-        step = 2 * (lr * alive)[:, None] * gb
+    a, g = check_float("init_scale", init_scale, minimum=0, strict=True), as_generator(seed, device=X.device)
+    u = torch.full((len(lr), d), a, dtype=X.dtype, device=X.device)
+    v, alive = u.clone(), torch.ones(len(lr), dtype=torch.bool, device=X.device)
+    for _ in core.progress(range(check_int("steps", steps, minimum=1)), progress, desc="training"):
+        step = 2 * (lr * alive)[:, None] * _diagonal_gradient(X, y, u, v, B, g)
         u, v = u - step * u, v + step * v
         alive &= torch.isfinite(u).all(1) & torch.isfinite(v).all(1) & (u.abs().amax(1) < 1e6)
         u, v = torch.where(alive[:, None], u, torch.nan), torch.where(alive[:, None], v, torch.nan)
     loss = 0.5 * ((u * u - v * v) @ X.T - y).square().mean(1)
     return DiagonalRuns(lr, u, v, loss, ~alive)
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #6e8a7590
+class SparseProblem(NamedTuple):
+    "Sparse linear regression with a held-out test set; unpacks as `X, y, X_test, y_test, beta_star`."
+    X: torch.Tensor  # training inputs, shape (n, d)
+    y: torch.Tensor  # noiseless targets Xβ*, shape (n,)
+    X_test: torch.Tensor  # test inputs, shape (n_test, d)
+    y_test: torch.Tensor  # test targets
+    beta_star: torch.Tensor  # the truth: k ones, then zeros
+
+def sparse_problem(
+    n: int = 40,  # training samples
+    d: int = 100,  # features
+    k: int = 5,  # nonzero coefficients of β* (all equal to 1)
+    n_test: int = 2000,  # test samples
+    seed: int | torch.Generator = 0,  # seed for the inputs (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the data live; `default_device()` if None
+    dtype: torch.dtype = torch.float64,  # floating-point dtype
+) -> SparseProblem:
+    "x ~ N(0, I) and y = ⟨β*, x⟩ with β* = k ones: the sparse regression problem of the chapter."
+    n, d, n_test = check_int("n", n, minimum=1), check_int("d", d, minimum=1), check_int("n_test", n_test, minimum=1)
+    k, g = check_int("k", k, minimum=0, maximum=d), as_generator(seed)
+    beta = torch.zeros(d, dtype=torch.float64)
+    beta[:k] = 1
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    Xt = torch.randn(n_test, d, generator=g, dtype=torch.float64)
+    dev = core.resolve_device(device)
+    return SparseProblem(*(t.to(device=dev, dtype=dtype) for t in (X, X @ beta, Xt, Xt @ beta, beta)))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #33bb09cf
+@dataclass(frozen=True, eq=False)
+class MinimumReport:
+    "One minimum found by training: its step size, weights, errors, curvature and exact stability threshold."
+    lr: float  # the step size η that found it
+    beta: torch.Tensor  # its weights β = u⊙u − v⊙v
+    l1: float  # ‖β‖₁
+    test: float  # test mean squared error
+    sharpness: float  # λ_max(H) by Lanczos
+    trace: float  # tr G from the closed form (= tr H at interpolation)
+    trace_hutchinson: float  # tr H by Hutchinson, on the Hessian operator
+    frobenius: float  # ‖H‖_F by Hutchinson
+    eta_star: float  # the largest linearly stable step size η*(B) for the batch size used
+
+    def numbers(self, digits: int = 3) -> dict[str, float]:
+        "The scalar fields, rounded: one row of a table."
+        return {k: round(getattr(self, k), digits) for k in
+                ("lr", "l1", "test", "sharpness", "trace", "trace_hutchinson", "frobenius", "eta_star")}
+
+def _report_one(runs: DiagonalRuns, e: int, problem: SparseProblem, B: int, num_probes: int, seed) -> MinimumReport:
+    "The report of net `e` in `runs`."
+    X, y, beta = problem.X, problem.y, runs.beta[e]
+    net = DiagonalLinearNet(X.shape[1], device=X.device, dtype=X.dtype)
+    with torch.no_grad():
+        net.u.copy_(runs.u[e])
+        net.v.copy_(runs.v[e])
+    op = HessianOperator.from_model(net, half_mse, X, y)
+    m = sharpness_measures(op, exact=False, num_probes=num_probes, seed=seed)
+    eta_star = stability_threshold(torch.cat([2 * runs.u[e] * X, -2 * runs.v[e] * X], 1), B)
+    test = float((problem.X_test @ beta - problem.y_test).square().mean())
+    return MinimumReport(float(runs.lrs[e]), beta, float(beta.abs().sum()), test, m.sharpness,
+                         float(diagonal_net_trace(X, runs.u[e], runs.v[e])), m.trace, m.frobenius, eta_star)
+
+def minimum_report(
+    runs: DiagonalRuns,  # trained nets
+    problem: SparseProblem,  # the data they were trained on
+    batch_size: int | None = None,  # B used in training; None = n (gradient descent)
+    num_probes: int = 32,  # Hutchinson probes for the trace and Frobenius norm
+    seed: int | torch.Generator = 0,  # seed for Lanczos and the probes (an int or a torch.Generator)
+) -> list[MinimumReport]:
+    "Sharpness, trace, Frobenius norm, ‖β‖₁, test error and exact threshold η*(B) of every minimum in `runs`."
+    check_type("runs", runs, DiagonalRuns)
+    n = problem.X.shape[0]
+    B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
+    return [_report_one(runs, e, problem, B, num_probes, seed) for e in range(len(runs.lrs))]
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #12ebe66c
+def plot_step_size_sweep(
+    reports: Mapping[str, Sequence[MinimumReport]],  # method label → one report per step size
+    l1_star: float | None = None,  # ‖β*‖₁, drawn for reference
+    title: str | None = None,  # the finding
+) -> Figure:
+    "Test error, ‖β‖₁ and curvature (tr H and λ_max against 2/η) of the minima found at each step size."
+    check_type("reports", reports, Mapping)
+    if not reports or not all(reports.values()): raise ValueError("`reports` is empty: give a non-empty sweep")
+    fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11, 3.4))
+    for (name, rep), col in zip(reports.items(), PALETTE):
+        lr = [r.lr for r in rep]
+        ax1.semilogy(lr, [r.test for r in rep], "o-", color=col, label=name)
+        ax2.plot(lr, [r.l1 for r in rep], "o-", color=col, label=name)
+        ax3.loglog(lr, [r.trace for r in rep], "o-", color=col, label=f"tr H, {name}")
+        ax3.loglog(lr, [r.sharpness for r in rep], "s--", color=col, ms=4, label=f"λ_max, {name}")
+    lrs = [r.lr for rep in reports.values() for r in rep]
+    grid = np.geomspace(min(lrs), max(lrs), 50)
+    ax3.loglog(grid, 2 / grid, "k:", label="2/η")
+    if l1_star is not None: ax2.axhline(l1_star, color="0.5", lw=1, ls=":", label="‖β*‖₁")
+    ax1.set(xlabel="step size η", ylabel="test MSE", title="test error")
+    ax2.set(xlabel="step size η", ylabel="‖β‖₁", title="ℓ1 norm of the minimum")
+    ax3.set(xlabel="step size η", ylabel="curvature", title="what stability caps")
+    for ax, size in ((ax1, None), (ax2, None), (ax3, 7)): ax.legend(fontsize=size)
+    if title: fig.suptitle(title)
+    return fig
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #36628358
 @dataclass(frozen=True)
@@ -295,6 +475,22 @@ class Recording:
     sharpness: np.ndarray  # λ_max(H) by Lanczos
     trace: np.ndarray  # tr(H) by Hutchinson
     param_norm: np.ndarray  # norm_fn(model), ‖θ‖₂ by default
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #9b9d8c97
+def _measure(model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: torch.Tensor, num_probes: int, seed: int,
+             norm_fn: Callable) -> tuple:
+    "(full-batch loss, λ_max, tr H, parameter norm) of `model` as it is now."
+    op = HessianOperator.from_model(model, loss_fn, X, y)
+    top = float(lanczos(op, 1, seed=seed)[0][0])
+    trace = hutchinson_trace(op, num_probes, seed=seed).estimate
+    with torch.no_grad(): full = float(loss_fn(model(X), y))
+    return full, top, trace, norm_fn(model)
+
+def _sgd_step(model: nn.Module, params: list, loss_fn: Callable, X: torch.Tensor, y: torch.Tensor, idx, lr: float):
+    "One plain SGD step on the batch `idx`."
+    grads = torch.autograd.grad(loss_fn(model(X[idx]), y[idx]), params)
+    with torch.no_grad():
+        for p, gr in zip(params, grads): p.sub_(lr * gr)
 
 def train_recording(
     model: nn.Module,  # trained in place
@@ -307,7 +503,8 @@ def train_recording(
     record_every: int = 50,  # measure curvature every this many steps
     num_probes: int = 16,  # Hutchinson probes for the trace
     norm_fn: Callable[[nn.Module], float] | None = None,  # parameter norm to record; ‖θ‖₂ if None
-    seed: int = 0,  # seed for batches, Lanczos and probes
+    seed: int | torch.Generator = 0,  # seed for batches, Lanczos and probes (an int or a torch.Generator)
+    progress: bool | Callable = False,  # a bar over the steps (True, or a callable such as `Explorer.progress`)
 ) -> Recording:
     "Train with plain SGD and record loss, sharpness, trace and a parameter norm every `record_every` steps."
     check_type("model", model, nn.Module)
@@ -316,19 +513,125 @@ def train_recording(
     n = check_tensor("X", X, floating=True).shape[0]
     B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
     norm_fn = norm_fn or (lambda m: float(flatten_params(m).norm()))
-    g, params = as_generator(seed, device=X.device), [p for p in model.parameters() if p.requires_grad]
-    rec = []
-    for t in range(steps + 1):
-        if t % every == 0 or t == steps:
-            op = HessianOperator.from_model(model, loss_fn, X, y)
-            top = float(lanczos(op, 1, seed=seed)[0][0])
-            tr = hutchinson_trace(op, num_probes, seed=seed).estimate
-            with torch.no_grad(): full = float(loss_fn(model(X), y))
-            rec.append((t, full, top, tr, norm_fn(model)))
+    s = core.as_seed(seed)
+    g, params, rows = as_generator(s, device=X.device), [p for p in model.parameters() if p.requires_grad], []
+    for t in core.progress(range(steps + 1), progress, desc="training"):
+        if t % every == 0 or t == steps: rows.append((t, *_measure(model, loss_fn, X, y, num_probes, s, norm_fn)))
         if t == steps: break
         idx = torch.randperm(n, generator=g, device=X.device)[:B] if B < n else slice(None)
-        loss = loss_fn(model(X[idx]), y[idx])
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p, gr in zip(params, grads): p.sub_(lr * gr)
-    return Recording(*(np.array(c) for c in zip(*rec)))
+        _sgd_step(model, params, loss_fn, X, y, idx, lr)
+    return Recording(*(np.array(c) for c in zip(*rows)))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #4d8774d0
+def path_norm(
+    net: nn.Sequential,  # a one-hidden-layer network `Linear → activation → Linear` with one output
+) -> float:
+    "Σₖ |aₖ|·‖(wₖ, bₖ)‖: the path norm the paper ties to tr H for two-layer ReLU networks."
+    check_type("net", net, nn.Sequential)
+    if len(net) != 3 or not (isinstance(net[0], nn.Linear) and isinstance(net[2], nn.Linear)):
+        raise ValueError("`net` must be Linear → activation → Linear")
+    with torch.no_grad():
+        first = net[0].weight if net[0].bias is None else torch.cat([net[0].weight, net[0].bias[:, None]], 1)
+        return float((net[2].weight.abs().reshape(-1) * first.norm(dim=1)).sum())
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #bdd5fe31
+def plot_recordings(
+    recordings: Mapping[float, Recording],  # step size η → its recording
+    title: str | None = "GD sharpens until λ_max reaches 2/η, then stays at the edge",  # the finding
+) -> Figure:
+    "Sharpness (with 2/η dotted), trace and loss along each recorded run."
+    check_type("recordings", recordings, Mapping)
+    if not recordings: raise ValueError("`recordings` is empty")
+    fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11, 3.4))
+    for i, (lr, r) in enumerate(recordings.items()):
+        color = PALETTE[i % len(PALETTE)]
+        ax1.plot(r.steps, r.sharpness, color=color, label=f"η = {lr}")
+        ax1.axhline(2 / lr, color=color, ls=":", lw=1)
+        ax2.plot(r.steps, r.trace, color=color, label=f"η = {lr}")
+        ax3.semilogy(r.steps, r.loss, color=color, label=f"η = {lr}")
+    top = max(float(r.sharpness.max()) for r in recordings.values())
+    ax1.set(xlabel="step", ylabel="λ_max(H)", ylim=(0, 1.3 * top), title="sharpness (dotted: 2/η)")
+    ax2.set(xlabel="step", ylabel="tr H (Hutchinson)", title="trace")
+    ax3.set(xlabel="step", ylabel="training loss", title="loss")
+    ax1.legend()
+    if title: fig.suptitle(title)
+    return fig
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #aa83f00f
+def minima_figure(
+    reports: Mapping[str, Sequence[MinimumReport]],  # method label → one report per step size, in slider order
+    beta_star: torch.Tensor,  # the truth, drawn in every frame
+    colors: Sequence[str] | None = None,  # one colour per method; default the house palette in order
+    title: str | None = None,  # the finding
+) -> go.Figure:
+    "A kernel-free slider through the weights β of each minimum, drawn against β*."
+    check_type("reports", reports, Mapping)
+    if not reports or not all(reports.values()): raise ValueError("`reports` is empty: give a non-empty sweep")
+    colors, x = list(colors) if colors is not None else list(PALETTE), np.arange(1, len(beta_star) + 1)
+    frames = {f"{name} {r.lr:.2f}": [go.Bar(x=x, y=r.beta.cpu().numpy(), marker_color=col,
+                                            name=f"{name}, η = {r.lr:.2f}: ‖β‖₁ = {r.l1:.2f}, "
+                                                 f"test MSE = {r.test:.3g}, tr H = {r.trace:.1f}")]
+              for (name, rep), col in zip(reports.items(), colors) for r in rep}
+    truth = go.Scatter(x=x, y=beta_star.cpu().numpy(), mode="markers", marker=dict(color="black", size=5), name="β*")
+    return slider_figure(frames, background=[truth], prefix="method, η = ", y_range=(-0.4, 1.2), x_title="coordinate j",
+                         y_title="βⱼ", title=title, layout=dict(showlegend=True, legend=dict(x=0.3, y=0.98)))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #bf4bfd93
+def _draw_weights(ax, runs: DiagonalRuns, prob: SparseProblem, method: str, B: int, lr: float) -> None:
+    "The weights of the one trained net as stems, with its ‖β‖₁, test error and loss in the title."
+    beta = runs.beta[0]
+    ax.vlines(np.arange(len(beta)), 0, beta.cpu().numpy(), color=PALETTE[1 if method == "SGD" else 0], lw=1.2)
+    test = float((prob.X_test @ beta - prob.y_test).square().mean())
+    ax.set(ylim=(-0.5, 1.3), xlabel="coordinate j", ylabel="βⱼ",
+           title=f"{method} B={B}, η={lr:.3g}: ‖β‖₁={float(beta.abs().sum()):.2f}, test {test:.2g}, "
+                 f"loss {float(runs.train_loss[0]):.0e}")
+
+def _draw_curvature(ax, runs: DiagonalRuns, prob: SparseProblem, B: int, lr: float) -> None:
+    "λ_max, tr H, ‖H‖_F and 2/η*(B) of the minimum as bars, against the line 2/η."
+    grads = torch.cat([2 * runs.u[0] * prob.X, -2 * runs.v[0] * prob.X], 1)
+    lam = span_coordinates(grads)[1]
+    bars = {"λ_max": float(lam.max()), "tr H": float(lam.sum()), "‖H‖_F": float(lam.norm()),
+            "2/η*(B)": 2 / stability_threshold(grads, B)}
+    ax.bar(list(bars), list(bars.values()), color=[PALETTE[3], PALETTE[1], PALETTE[2], PALETTE[0]])
+    ax.axhline(2 / lr, color="k", ls=":", label="2/η")
+    ax.set(yscale="log", ylabel="curvature", title="stable iff 2/η ≥ 2/η*(B)")
+    ax.legend(loc="upper right")
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #4c3ee210
+def stability_figure(
+    lr: float = 0.05,  # step size η
+    batch_size: int = 1,  # batch size B (SGD only)
+    init_scale: float = 0.1,  # initialisation scale α
+    n: int = 40,  # training samples
+    d: int = 100,  # features
+    method: str = "SGD",  # "SGD" (batch size B) or "GD" (full batch)
+    steps: int = 1500,  # training steps
+    device: str | torch.device | None = None,  # where to train; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the steps (True, or a callable such as `Explorer.progress`)
+) -> Figure:
+    "Train a diagonal net on a fresh sparse problem: its weights (left), its curvature against 2/η and 2/η*(B) (right)."
+    check_choice("method", method, ("SGD", "GD"))
+    prob = sparse_problem(n, d, k=min(5, d), seed=0, device=device)
+    B = n if method == "GD" else min(batch_size, n)
+    runs = train_diagonal_nets(prob.X, prob.y, [lr], B, steps=steps, init_scale=init_scale, seed=0, progress=progress)
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(9, 3.2), layout="none")
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.16, top=0.86, wspace=0.3)
+    ax1.plot(np.arange(d), prob.beta_star.cpu().numpy(), "k.", ms=4, label="β*")
+    if bool(runs.diverged[0]):
+        ax1.set_title(f"{method}, η = {lr:.3g}: diverged")
+        ax2.text(0.5, 0.5, "no minimum reached", ha="center", transform=ax2.transAxes)
+        return fig
+    _draw_weights(ax1, runs, prob, method, B, lr)
+    _draw_curvature(ax2, runs, prob, B, lr)
+    return fig
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #29afe02a
+def explore_stability() -> Explorer:
+    "A live panel: train a diagonal net at a chosen step size, batch size, initialisation, n, d and method."
+    return Explorer(stability_figure, {
+        "lr": viz.slider(0.005, 0.5, 0.05, value=0.05, log=True, costly=True, label="step size η"),
+        "batch_size": viz.slider(1, 40, value=1, costly=True, label="batch size B"),
+        "init_scale": viz.slider(0.01, 1.0, 0.1, value=0.1, log=True, costly=True, label="init scale α"),
+        "n": viz.slider(10, 60, 5, value=40, costly=True),
+        "d": viz.slider(10, 150, 10, value=100, costly=True),
+        "method": viz.dropdown(["SGD", "GD"])})

@@ -7,26 +7,36 @@ Docs: https://gradviz.github.io/gradviz/10_curvature/sven.html.md"""
 # %% ../../nbs/10_curvature/13_sven.ipynb #8895633b
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping, NamedTuple, Sequence
 
+import matplotlib
 import numpy as np
+import plotly.graph_objects as go
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from torch.func import vmap
 
+from .. import core, viz
 from ..autodiff import _check_per_sample_safe, flatten_params, model_function, per_sample_grads
-from ..core import Timer, as_generator, check_choice, check_float, check_int, check_same_length, check_tensor, check_type
+from ..core import (Timer, as_generator, check_choice, check_float, check_int, check_same_length, check_tensor,
+                          check_type)
+from ..data import mlp
 from ..linalg import TruncatedSVD, randomized_svd
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['SVD_METHODS', 'FIT_METHODS', 'per_example_losses', 'effective_residuals', 'ResidualJacobian', 'residual_jacobian',
-           'truncated_svd', 'sven_direction', 'SvenStep', 'Sven', 'History', 'regression_1d', 'fit']
+           'truncated_svd', 'sven_direction', 'SvenStep', 'Sven', 'History', 'Regression1D', 'regression_1d', 'fit',
+           'plot_histories', 'plot_fits', 'spectra_along_training', 'plot_jacobian_spectra', 'fits_figure',
+           'sven_figure', 'explore_sven']
 
 # %% ../../nbs/10_curvature/13_sven.ipynb #15cea1ef
 def per_example_losses(
     model: nn.Module,  # the network (no BatchNorm/Dropout in training mode)
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(x), y)` → scalar, called on batches of one
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(x), y)` → scalar, on batches of one
     X: torch.Tensor,  # inputs, first dimension = examples
     y: torch.Tensor,  # targets, same first dimension
 ) -> torch.Tensor:
@@ -47,7 +57,8 @@ def effective_residuals(
     check_tensor("losses", losses, ndim=1, floating=True)
     kappa = check_float("kappa", kappa, minimum=0, strict=True)
     if bool((losses < 0).any()):
-        raise ValueError(f"`losses` must be non-negative (Sven solves ℓ^(κ/2) = 0), got minimum {losses.min().item():.3g}")
+        raise ValueError(f"`losses` must be non-negative (Sven solves ℓ^(κ/2) = 0), "
+                         f"got minimum {losses.min().item():.3g}")
     r = losses ** (kappa / 2)
     positive = losses > 0
     slope = torch.where(positive, (kappa / 2) * torch.where(positive, losses, 1.0) ** (kappa / 2 - 1), 0.0)
@@ -95,7 +106,7 @@ def truncated_svd(
     method: str = "exact",  # "exact", "gram" or "randomized"
     oversample: int = 5,  # randomized only: extra probes p
     power_iters: int = 1,  # randomized only: power iterations q
-    generator: int | torch.Generator | None = None,  # randomized only: seed or generator
+    seed: int | torch.Generator | None = None,  # randomized only: an int or a torch.Generator (None: `DEFAULT_SEED`)
     atol: float = 1e-10,  # also drop σ_i < atol
 ) -> TruncatedSVD:
     "The leading singular triplets of M kept by Sven: at most k, none below rtol·σ₁ or atol."
@@ -108,7 +119,7 @@ def truncated_svd(
         U, S, Vh = torch.linalg.svd(M, full_matrices=False)
         U, S, Vh = U[:, :k], S[:k], Vh[:k]
     elif method == "gram": U, S, Vh = _gram_svd(M, k)
-    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, seed=generator)
+    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, seed=seed)
     keep = (S >= rtol * S[0]) & (S > atol)
     return TruncatedSVD(U[:, keep], S[keep], Vh[keep])
 
@@ -119,7 +130,7 @@ def sven_direction(
     k: int = 64,  # at most k singular directions
     rtol: float = 1e-3,  # drop σ_i < rtol·σ_1
     method: str = "exact",  # SVD method, see `truncated_svd`
-    **svd_options,  # oversample, power_iters, generator, atol
+    **svd_options,  # oversample, power_iters, seed, atol
 ) -> torch.Tensor:
     "The truncated minimum-norm solution δ = V_k S_k⁻¹ U_kᵀ r of M δ = r (step θ ← θ − η δ)."
     check_tensor("M", M, ndim=2, floating=True)
@@ -135,12 +146,13 @@ class SvenStep:
     singular_values: torch.Tensor
     rank: int
 
+# %% ../../nbs/10_curvature/13_sven.ipynb #323111a3
 class Sven(torch.optim.Optimizer):
     "Singular value descent (Bright-Thonney et al. 2026): θ ← θ − η V_k S_k⁻¹ U_kᵀ r on per-example residuals."
     def __init__(
         self,
         model: nn.Module,  # the network to train in place
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # per-example loss ℓ ≥ 0, `loss_fn(model(x), y)` on batches of one
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # per-example loss ℓ ≥ 0 on batches of one
         lr: float = 0.1,  # step size η
         k: int = 64,  # at most k singular directions per step
         rtol: float = 1e-3,  # drop σ_i < rtol·σ_1 (keep ≥ 1e-3 in float32)
@@ -148,27 +160,30 @@ class Sven(torch.optim.Optimizer):
         svd: str = "exact",  # "exact", "gram" or "randomized"
         oversample: int = 5,  # randomized SVD: extra probes
         power_iters: int = 1,  # randomized SVD: power iterations
-        generator: int | torch.Generator | None = None,  # randomized SVD: seed or generator
+        seed: int | torch.Generator = 0,  # randomized SVD: an int or a torch.Generator
     ):
         check_type("model", model, nn.Module)
         if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
         params = [p for p in model.parameters() if p.requires_grad]
         if not params: raise ValueError("`model` has no trainable parameters")
         defaults = dict(lr=check_float("lr", lr, minimum=0, strict=True), k=check_int("k", k, minimum=1),
-                        rtol=check_float("rtol", rtol, minimum=0, maximum=1), kappa=check_float("kappa", kappa, minimum=0, strict=True),
-                        svd=check_choice("svd", svd, SVD_METHODS), oversample=check_int("oversample", oversample, minimum=0),
+                        rtol=check_float("rtol", rtol, minimum=0, maximum=1),
+                        kappa=check_float("kappa", kappa, minimum=0, strict=True),
+                        svd=check_choice("svd", svd, SVD_METHODS),
+                        oversample=check_int("oversample", oversample, minimum=0),
                         power_iters=check_int("power_iters", power_iters, minimum=0))
         super().__init__(params, defaults)
-        self.model, self.loss_fn = model, loss_fn
-        self.generator = as_generator(generator, device=params[0].device if generator is not None else None)
+        self.model, self.loss_fn, self.generator = model, loss_fn, as_generator(seed)
 
     @torch.no_grad()
     def step(self, X: torch.Tensor, y: torch.Tensor) -> SvenStep:
         "One update from the batch `(X, y)`; returns the batch's mean loss before the step and the spectrum used."
-        if len(self.param_groups) != 1: raise ValueError("Sven works on one parameter group (the model's trainable parameters)")
+        if len(self.param_groups) != 1:
+            raise ValueError("Sven works on one parameter group (the model's trainable parameters)")
         g = self.param_groups[0]
         rj = residual_jacobian(self.model, self.loss_fn, X, y, g["kappa"])
-        extra = dict(oversample=g["oversample"], power_iters=g["power_iters"], generator=self.generator) if g["svd"] == "randomized" else {}
+        extra = (dict(oversample=g["oversample"], power_iters=g["power_iters"], seed=self.generator)
+                 if g["svd"] == "randomized" else {})
         U, S, Vh = truncated_svd(rj.M, g["k"], g["rtol"], g["svd"], **extra)
         delta = Vh.T @ ((U.T @ rj.r) / S)
         params = g["params"]
@@ -192,22 +207,27 @@ class History:
         i = np.searchsorted(self.seconds, t, side="right") - 1
         return float(self.train_loss[i]) if i >= 0 else float("nan")
 
+# %% ../../nbs/10_curvature/13_sven.ipynb #29bd40f6
+class Regression1D(NamedTuple):
+    "The chapter's 1-D regression data; unpacks as `X, y, target = ...`."
+    X: torch.Tensor  # inputs, shape (n, 1)
+    y: torch.Tensor  # standardised targets, shape (n, 1)
+    target: Callable[[torch.Tensor], torch.Tensor]  # x ↦ standardised target, for validation grids
+
 def regression_1d(
     n: int = 2000,  # number of training points
     seed: int | torch.Generator = 0,  # seed for the inputs (an int or a torch.Generator)
-    device: str | torch.device | None = None,  # where the data live (default cpu)
+    device: str | torch.device | None = None,  # where the data live; `default_device()` if None
     dtype: torch.dtype = torch.float32,  # floating-point dtype
-) -> tuple[torch.Tensor, torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    "The paper's toy data: x ~ U[−1, 1], y = e^{−10x²} sin 2x standardised; returns `(X, y, target)`."
-    n = check_int("n", n, minimum=2)
-    g = generator if generator is not None else as_generator(seed)
-    X = (2 * torch.rand(n, 1, generator=g, dtype=torch.float64, device=g.device) - 1)
+) -> Regression1D:
+    "The paper's toy data: x ~ U[−1, 1], y = e^{−10x²} sin 2x, standardised with the sample's mean and deviation."
+    n, g = check_int("n", n, minimum=2), as_generator(seed)
+    X = 2 * torch.rand(n, 1, generator=g, dtype=torch.float64, device=g.device) - 1
     raw = lambda x: torch.exp(-10 * x ** 2) * torch.sin(2 * x)
     mu, sd = raw(X).mean(), raw(X).std()
     target = lambda x: ((raw(x.double()) - mu.to(x.device)) / sd.to(x.device)).to(x.dtype)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    X = X.to(device=dev, dtype=dtype)
-    return X, target(X), target
+    X = X.to(device=core.resolve_device(device), dtype=dtype)
+    return Regression1D(X, target(X), target)
 
 # %% ../../nbs/10_curvature/13_sven.ipynb #7107e471
 FIT_METHODS = ("sgd", "adam", "sven", "lbfgs")
@@ -226,16 +246,26 @@ def _minibatch_epoch(step, n, batch_size, gen, device):
     for i in range(0, n, batch_size): step(perm[i:i + batch_size])
 
 def _first_order_step(opt, model, loss_fn, X, y):
+    "A function `step(idx)`: one step of a torch optimizer on the batch `idx`."
     def step(idx):
         opt.zero_grad(set_to_none=True)
         loss_fn(model(X[idx]), y[idx]).backward()
         opt.step()
     return step
 
+def _stepper(method, model, loss_fn, X, y, lr, gen, options):
+    "A function `step(idx)` for Sven, SGD or Adam; Sven shares the minibatch generator for its randomized SVD."
+    if method == "sven":
+        opt = Sven(model, loss_fn, lr=lr, seed=gen, **options)
+        return lambda idx: opt.step(X[idx], y[idx])
+    opt = (torch.optim.SGD if method == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr, **options)
+    return _first_order_step(opt, model, loss_fn, X, y)
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #3f057b5e
 def _lbfgs_runner(model, loss_fn, X, y, lr, options):
     "A callable running one L-BFGS step and returning how many full-batch evaluations it used."
-    opt = torch.optim.LBFGS(model.parameters(), lr=lr, **{"line_search_fn": "strong_wolfe", "history_size": 20, "max_iter": 5, **options})
-    count = [0]
+    settings = {"line_search_fn": "strong_wolfe", "history_size": 20, "max_iter": 5, **options}
+    opt, count = torch.optim.LBFGS(model.parameters(), lr=lr, **settings), [0]
     def closure():
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(X), y)
@@ -248,6 +278,25 @@ def _lbfgs_runner(model, loss_fn, X, y, lr, options):
         return count[0] - before
     return run
 
+def _fit_lbfgs(run, epochs: int, device, evaluate) -> list:
+    "L-BFGS steps until `epochs` evaluations are spent or it stops asking for more: one record per step."
+    done, spent, records = 0, 0.0, []
+    while done < epochs:
+        with Timer(device) as t: used = run()
+        if used == 0: break  # converged: L-BFGS stopped asking for evaluations
+        done, spent = done + used, spent + t.elapsed
+        records.append((done, spent, *evaluate()))
+    return records
+
+def _fit_minibatch(step, n: int, batch_size: int, epochs: int, gen, device, evaluate, progress) -> list:
+    "Epochs of minibatch steps in a fresh random order each: one record per epoch."
+    spent, records = 0.0, []
+    for e in core.progress(range(epochs), progress, desc="epochs"):
+        with Timer(device) as t: _minibatch_epoch(step, n, batch_size, gen, device)
+        spent += t.elapsed
+        records.append((e + 1, spent, *evaluate()))
+    return records
+
 # %% ../../nbs/10_curvature/13_sven.ipynb #6b7aa3fa
 def fit(
     model: nn.Module,  # the network, trained in place
@@ -258,38 +307,204 @@ def fit(
     batch_size: int = 128,  # minibatch size B (ignored by L-BFGS)
     lr: float = 0.1,  # step size η
     loss_fn: Callable = nn.functional.mse_loss,  # mean-reduced loss; per example when called on one
-    seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
+    seed: int | torch.Generator = 0,  # seed for the minibatch order and Sven's randomized SVD (int or torch.Generator)
     X_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,  # validation set (optional)
     X_grid: torch.Tensor | None = None,  # inputs where predictions are recorded (optional)
-    progress=None,  # a `tqdm`-like wrapper for the epoch loop (e.g. `Explorer.progress`)
+    progress: bool | Callable = False,  # a bar over the epochs (True, or a callable such as `Explorer.progress`)
     **options,  # passed to the optimizer (Sven: k, rtol, kappa, svd, …; L-BFGS: history_size, …)
 ) -> History:
     "Train `model` with one of four optimizers, recording losses and wall time after every epoch."
     check_type("model", model, nn.Module)
     method = check_choice("method", method, FIT_METHODS)
-    check_tensor("X", X, floating=True); check_tensor("y", y)
+    check_tensor("X", X, floating=True)
+    check_tensor("y", y)
     n = check_same_length(X=X, y=y)
     epochs, lr = check_int("epochs", epochs, minimum=1), check_float("lr", lr, minimum=0, strict=True)
     batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
     if (X_val is None) != (y_val is None): raise ValueError("pass both `X_val` and `y_val`, or neither")
-    gen = generator if generator is not None else as_generator(seed)
-    records = [(0, 0.0, *_evaluate(model, loss_fn, X, y, X_val, y_val, X_grid))]
+    gen, evaluate = as_generator(seed), functools.partial(_evaluate, model, loss_fn, X, y, X_val, y_val, X_grid)
+    records = [(0, 0.0, *evaluate())]
     if method == "lbfgs":
-        run, done, spent = _lbfgs_runner(model, loss_fn, X, y, lr, options), 0, 0.0
-        while done < epochs:
-            with Timer(X.device) as t: used = run()
-            if used == 0: break  # converged: L-BFGS stopped asking for evaluations
-            done, spent = done + used, spent + t.elapsed
-            records.append((done, spent, *_evaluate(model, loss_fn, X, y, X_val, y_val, X_grid)))
+        records += _fit_lbfgs(_lbfgs_runner(model, loss_fn, X, y, lr, options), epochs, X.device, evaluate)
     else:
-        if method == "sven": opt = Sven(model, loss_fn, lr=lr, generator=gen, **options); step = lambda idx: opt.step(X[idx], y[idx])
-        else:
-            opt = (torch.optim.SGD if method == "sgd" else torch.optim.Adam)(model.parameters(), lr=lr, **options)
-            step = _first_order_step(opt, model, loss_fn, X, y)
-        spent, loop = 0.0, range(epochs) if progress is None else progress(range(epochs))
-        for e in loop:
-            with Timer(X.device) as t: _minibatch_epoch(step, n, batch_size, gen, X.device)
-            spent += t.elapsed
-            records.append((e + 1, spent, *_evaluate(model, loss_fn, X, y, X_val, y_val, X_grid)))
+        step = _stepper(method, model, loss_fn, X, y, lr, gen, options)
+        records += _fit_minibatch(step, n, batch_size, epochs, gen, X.device, evaluate, progress)
     ep, sec, tr, va, pr = zip(*records)
-    return History(method, np.array(ep), np.array(sec), np.array(tr), np.array(va), None if X_grid is None else np.stack(pr))
+    predictions = None if X_grid is None else np.stack(pr)
+    return History(method, np.array(ep), np.array(sec), np.array(tr), np.array(va), predictions)
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #e473abe6
+def _color(colors: Mapping[str, str] | None, name: str, i: int) -> str:
+    "The colour of run `name`: from `colors` if it names one, else the house palette in order."
+    return (colors or {}).get(name, PALETTE[i % len(PALETTE)])
+
+def plot_histories(
+    runs: Mapping[str, History],  # label → training run
+    colors: Mapping[str, str] | None = None,  # label → colour; default the house palette in order
+    titles: Sequence[str] = ("per epoch", "per second"),  # the two panels' findings
+    highlight: str | None = "Sven",  # runs whose label contains this are drawn thicker
+) -> Figure:
+    "Training loss per pass over the data (left) and per second of training (right), on log axes."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty")
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
+    for i, (name, h) in enumerate(runs.items()):
+        style = dict(color=_color(colors, name, i), label=name, lw=2 if highlight and highlight in name else 1.3)
+        axes[0].loglog(np.maximum(h.epochs, 0.5), h.train_loss, **style)
+        axes[1].loglog(np.maximum(h.seconds, 1e-3), h.train_loss, **style)
+    axes[0].set(xlabel="passes over the training data (epoch 0 drawn at 0.5)", ylabel="training loss", title=titles[0])
+    axes[1].set(xlabel="training wall time (s)", title=titles[1])
+    axes[0].legend(fontsize=8)
+    return fig
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #6d12b53d
+def _record_at(h: History, epoch: float, before: bool) -> int:
+    "The index of the last record at or before `epoch` (`before`), or of the first at or after it; clamped."
+    i = int(np.searchsorted(h.epochs, epoch, side="right")) - 1 if before else int(np.searchsorted(h.epochs, epoch))
+    return min(max(i, 0), len(h.epochs) - 1)
+
+def plot_fits(
+    runs: Mapping[str, History],  # label → a run recorded with `X_grid`
+    X_grid: torch.Tensor,  # the inputs the predictions were recorded at
+    target: torch.Tensor,  # the target on the grid
+    epoch: float = 20,  # each run is drawn at its first record at or after this epoch
+    colors: Mapping[str, str] | None = None,  # label → colour; default the house palette in order
+    title: str | None = None,  # the finding
+) -> Figure:
+    "Each run's fitted curve after about `epoch` passes, over the target."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty")
+    xs = X_grid.reshape(-1).cpu().numpy()
+    fig, ax = subplots(figsize=(7, 3.8))
+    ax.plot(xs, target.reshape(-1).cpu().numpy(), color="k", lw=3, alpha=0.25, label="target")
+    for i, (name, h) in enumerate(runs.items()):
+        if h.predictions is None: raise ValueError(f"`runs[{name!r}]` has no predictions: fit it with `X_grid`")
+        j = _record_at(h, epoch, before=False)
+        ax.plot(xs, h.predictions[j], color=_color(colors, name, i), lw=1.4,
+                label=f"{name} ({int(h.epochs[j])} epochs)")
+    ax.set(xlabel="x", ylabel="standardised y", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #a88cb0bd
+def spectra_along_training(
+    model: nn.Module,  # trained in place with Sven
+    X: torch.Tensor,  # training inputs
+    y: torch.Tensor,  # training targets
+    epochs: Sequence[int] = (0, 1, 3, 10),  # after how many epochs to take a spectrum
+    batch: int = 128,  # the spectrum is of the Jacobian on the first `batch` examples
+    batch_size: int = 128,  # minibatch size of the training
+    loss_fn: Callable = nn.functional.mse_loss,  # per-example loss
+    seed: int | torch.Generator = 3,  # seed for the minibatch order (an int or a torch.Generator)
+    **options,  # passed to `Sven` (lr, k, rtol, …)
+) -> dict[int, torch.Tensor]:
+    "Singular values of the residual Jacobian on one fixed batch, after selected epochs of Sven training."
+    epochs = sorted(check_int(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(epochs))
+    if not epochs: raise ValueError("`epochs` is empty")
+    opt, gen, spectra = Sven(model, loss_fn, **options), as_generator(seed), {}
+    X_b, y_b = X[:check_int("batch", batch, minimum=1)], y[:batch]
+    for epoch in range(epochs[-1] + 1):
+        if epoch in epochs: spectra[epoch] = torch.linalg.svdvals(residual_jacobian(model, loss_fn, X_b, y_b).M)
+        if epoch < epochs[-1]: _minibatch_epoch(lambda idx: opt.step(X[idx], y[idx]), len(X), batch_size, gen, X.device)
+    return spectra
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #895ebb69
+def plot_jacobian_spectra(
+    spectra: Mapping[int, torch.Tensor],  # epoch → singular values, from `spectra_along_training`
+    rtol: float = 1e-3,  # the cut-off to draw (dashed)
+    ks: Sequence[int] = (4, 16, 64),  # values of k to mark (dotted)
+    title: str | None = None,  # the finding
+) -> Figure:
+    "σ_i/σ_1 against i on log axes, one line per epoch, with the rtol cut-off and marks at each k."
+    check_type("spectra", spectra, Mapping)
+    if not spectra: raise ValueError("`spectra` is empty")
+    fig, ax = subplots(figsize=(7, 3.8))
+    cmap, size = matplotlib.colormaps["viridis"], max(len(s) for s in spectra.values())
+    for i, (epoch, s) in enumerate(spectra.items()):
+        rel = (s / s[0]).cpu().numpy()
+        ax.semilogy(np.arange(1, len(rel) + 1), rel, "o-", ms=2.5, color=cmap(i / (len(spectra) - 0.5)),
+                    label=f"after {epoch} epochs ({int((rel >= rtol).sum())} kept)")
+    ax.axhline(rtol, color="C3", ls="--", lw=1, label=f"rtol = {rtol:g}")
+    for k in ks:
+        ax.axvline(k, color="0.5", ls=":", lw=1)
+        ax.text(k * 1.06, 2e-8, f"k={k}", color="0.4", fontsize=8)
+    ax.set(xlabel="index i", ylabel="σ_i / σ_1", ylim=(1e-8, 2), xlim=(0.8, size), title=title)
+    ax.set_xscale("log")
+    ax.legend(fontsize=8)
+    return fig
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #9847f284
+def fits_figure(
+    runs: Mapping[str, History],  # label → a run recorded with `X_grid`
+    X_grid: torch.Tensor,  # the inputs the predictions were recorded at
+    target: torch.Tensor,  # the target on the grid
+    epochs: Sequence[int] = range(21),  # one frame per epoch: each run's last record at or before it
+    highlight: str | None = "Sven",  # runs whose label contains this are drawn thicker
+    title: str | None = None,  # the finding
+    max_points: int = 100,  # points per curve (the grid is thinned evenly to at most this many)
+) -> go.Figure:
+    "A kernel-free slider through the fitted curves, epoch by epoch, over the target."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty")
+    stride = int(np.ceil(len(X_grid) / check_int("max_points", max_points, minimum=2)))
+    xs, width = X_grid.reshape(-1).cpu().numpy()[::stride], lambda name: 3 if highlight and highlight in name else 1.5
+    frames = {str(e): [go.Scatter(x=xs, y=h.predictions[_record_at(h, e, before=True)][::stride], mode="lines",
+                                  name=name, line=dict(width=width(name))) for name, h in runs.items()] for e in epochs}
+    truth = go.Scatter(x=xs, y=target.reshape(-1).cpu().numpy()[::stride], mode="lines", name="target",
+                       line=dict(color="lightgray", width=6))
+    return slider_figure(frames, background=[truth], title=title, x_title="x", y_title="standardised y",
+                         prefix="epoch ", y_range=(-2.5, 2.5))
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #9c523b96
+@functools.lru_cache(maxsize=4)
+def _explorer_data(device: str | None) -> tuple[Regression1D, torch.Tensor]:
+    "The explorer's 512 training points and a 400-point grid, cached per device."
+    data = regression_1d(n=512, seed=4, device=device)
+    return data, torch.linspace(-1, 1, 400, device=data.X.device).unsqueeze(1)
+
+def _explorer_net(device) -> nn.Module:
+    "The chapter's GELU network 1 → 16 → 16 → 16 → 1, always from the same initialisation."
+    return mlp([1, 16, 16, 16, 1], activation="gelu", seed=0, device=device)
+
+@functools.lru_cache(maxsize=32)
+def _adam_reference(batch_size: int, epochs: int, device: str | None) -> History:
+    "Adam's loss curve (η = 0.03) on the explorer's data with the same batch size and epochs, cached."
+    data, _ = _explorer_data(device)
+    return fit(_explorer_net(data.X.device), data.X, data.y, "adam", epochs=epochs, batch_size=batch_size, lr=0.03,
+               seed=2)
+
+def sven_figure(
+    k: int = 16,  # at most k singular directions per step
+    rtol: float = 1e-3,  # drop σ_i < rtol·σ_1
+    lr: float = 0.1,  # step size η
+    batch_size: int = 64,  # minibatch size B
+    epochs: int = 10,  # passes over the 512 training points
+    device: str | torch.device | None = None,  # where to train; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the epochs (True, or a callable such as `Explorer.progress`)
+) -> Figure:
+    "Sven from scratch on the explorer's data: its loss per epoch against Adam's (left) and its fit (right)."
+    dev = None if device is None else str(device)
+    data, grid = _explorer_data(dev)
+    h = fit(_explorer_net(data.X.device), data.X, data.y, "sven", epochs=epochs, batch_size=batch_size, lr=lr, seed=2,
+            k=k, rtol=rtol, svd="randomized", X_grid=grid, progress=progress)
+    a = _adam_reference(batch_size, epochs, dev)
+    fig, (ax0, ax1) = subplots(1, 2, figsize=(9, 3.4))
+    ax0.semilogy(a.epochs, a.train_loss, color=PALETTE[0], label="Adam η=0.03")
+    ax0.semilogy(h.epochs, h.train_loss, color=PALETTE[1], lw=2, label=f"Sven k={k}")
+    ax0.set(xlabel="epoch", ylabel="training MSE", title=f"Sven {h.train_loss[-1]:.1e} vs Adam {a.train_loss[-1]:.1e}")
+    ax0.legend(fontsize=8)
+    xs = grid.reshape(-1).cpu().numpy()
+    ax1.plot(xs, data.target(grid).reshape(-1).cpu().numpy(), color="k", lw=3, alpha=0.25)
+    ax1.plot(xs, h.predictions[-1], color=PALETTE[1])
+    ax1.set(xlabel="x", ylim=(-2.5, 2.5), title=f"fit after {epochs} epochs")
+    return fig
+
+# %% ../../nbs/10_curvature/13_sven.ipynb #19b43cbb
+def explore_sven() -> Explorer:
+    "A live panel: train Sven from scratch with a chosen k, cut-off, step size, batch size and number of epochs."
+    return Explorer(sven_figure, {
+        "k": viz.slider(1, 64, 1, value=16, costly=True),
+        "rtol": viz.slider(1e-6, 1e-1, 1, value=1e-3, log=True, costly=True),
+        "lr": viz.slider(0.02, 1.0, 0.02, value=0.1, costly=True),
+        "batch_size": viz.dropdown([16, 32, 64, 128], value=64),
+        "epochs": viz.slider(1, 20, 1, value=10, costly=True)})

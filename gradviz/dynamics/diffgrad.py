@@ -8,22 +8,25 @@ Docs: https://gradviz.github.io/gradviz/20_dynamics/diffgrad.html.md"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
+from .. import core, viz
 from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 from ..data import tiny_cnn, tiny_images, train
-from ..viz import PALETTE, Explorer
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['CPU_BLOCK', 'SYNTHETIC', 'METHODS', 'OPTIMIZERS', 'average_grad_', 'average_sq_grad_', 'friction_', 'remember_grad_',
            'adam_denominator', 'apply_update_', 'diffgrad_step_', 'diffgrad_step_foreach_', 'foreach_blocks',
            'DiffGrad', 'f1', 'f2', 'f3', 'synthetic_grad', 'Trajectory', 'compute_trajectories', 'compute_trajectory',
-           'animate_trajectories', 'CNNRun', 'train_cnn', 'diffgrad_figure', 'explore_diffgrad']
+           'plot_claim', 'plot_steps', 'animate_trajectories', 'CNNRun', 'train_cnn', 'plot_cnn', 'compare_optimizers',
+           'loss_scale_slider_figure', 'diffgrad_figure', 'explore_diffgrad']
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #159c2d07
 def average_grad_(
@@ -87,7 +90,8 @@ def diffgrad_step_(
     friction: bool = True,  # False: ξ ≡ 1, i.e. Adam
 ) -> None:
     "One diffGrad step on one tensor: moments, friction ξ_t, Adam's denominator, update, keep a copy of g_t."
-    average_grad_(exp_avg, grad, beta1); average_sq_grad_(exp_avg_sq, grad, beta2)
+    average_grad_(exp_avg, grad, beta1)
+    average_sq_grad_(exp_avg_sq, grad, beta2)
     numerator = friction_(prev_grad, grad).mul_(exp_avg) if friction else exp_avg
     apply_update_(param, numerator, adam_denominator(exp_avg_sq, step, beta2, eps), step, lr, beta1)
     if friction: remember_grad_(prev_grad, grad)
@@ -101,19 +105,24 @@ def diffgrad_step_foreach_(
 ) -> None:
     "The same step for lists of tensors on one device and dtype, with multi-tensor `_foreach_` kernels."
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2); torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
     if friction:
-        torch._foreach_sub_(prev_grads, grads); torch._foreach_abs_(prev_grads); torch._foreach_sigmoid_(prev_grads)
+        torch._foreach_sub_(prev_grads, grads)
+        torch._foreach_abs_(prev_grads)
+        torch._foreach_sigmoid_(prev_grads)
         torch._foreach_mul_(prev_grads, exp_avgs)  # the buffer now holds ξ_t m_t
     same = len(set(steps)) == 1  # one scalar instead of a list per tensor: less overhead, same arithmetic
     bc2 = (1 - beta2 ** steps[0]) ** 0.5 if same else [(1 - beta2 ** s) ** 0.5 for s in steps]
     size = -(lr / (1 - beta1 ** steps[0])) if same else [-(lr / (1 - beta1 ** s)) for s in steps]
     denom = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denom, bc2); torch._foreach_add_(denom, eps)
+    torch._foreach_div_(denom, bc2)
+    torch._foreach_add_(denom, eps)
     if same: torch._foreach_addcdiv_(params, prev_grads if friction else exp_avgs, denom, value=size)
     else: torch._foreach_addcdiv_(params, prev_grads if friction else exp_avgs, denom, size)
     if friction: torch._foreach_copy_(prev_grads, grads)  # a copy of g_t, never an alias of p.grad
 
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #5db17f12
 CPU_BLOCK = 1 << 19
 "Elements per block on the CPU: a block's six arrays (12 MB in float32) stay in a 32 MB L3 cache between passes."
 
@@ -187,7 +196,8 @@ class DiffGrad(torch.optim.Optimizer):
             hyper = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], friction=group["friction"])
             items = self._gather(group)
             if not group["foreach"]:
-                for p, g, s in items: diffgrad_step_(p, g, s["exp_avg"], s["exp_avg_sq"], s["previous_grad"], s["step"], **hyper)
+                for p, g, s in items:
+                    diffgrad_step_(p, g, s["exp_avg"], s["exp_avg_sq"], s["previous_grad"], s["step"], **hyper)
                 continue
             buckets: dict = {}
             for it in items: buckets.setdefault((it[0].device, it[0].dtype), []).append(it)
@@ -208,6 +218,7 @@ def f2(x: torch.Tensor) -> torch.Tensor:
     "F2 of the paper: −40x − 35.15 for x ≤ −0.9, x³ + x·sin(8x) + 0.85 for x > −0.9."
     return torch.where(x <= -0.9, -40 * x - 35.15, x ** 3 + x * torch.sin(8 * x) + 0.85)
 
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #f7f73571
 def f3(x: torch.Tensor) -> torch.Tensor:
     "F3 of the paper: x² outside [−0.5, 0.5], linear pieces 0.75 − |x| and 7|x|/8 inside."
     a = x.abs()
@@ -240,12 +251,32 @@ class Trajectory:
         "The moves x_t − x_{t−1}, shape (T,)."
         return np.diff(self.x)
 
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #04493ccd
 METHODS = ("adam", "diffgrad")
 
 def _objective(fn) -> Callable[[torch.Tensor], torch.Tensor]:
     f = SYNTHETIC[check_choice("fn", fn, list(SYNTHETIC))] if isinstance(fn, str) else fn
     if not callable(f): raise TypeError(f"`fn` must be a name or a callable, got {type(fn).__name__}")
     return f
+
+def _side_by_side(f, grad_fn, x0: float, adam: torch.Tensor, steps: int, lr, b1, b2, eps, scale, dtype, dev):
+    "x_t (T+1, k), g_t (T, k) and g_{t−1} (T, k) of k one-dimensional runs stepped together; ξ ≡ 1 where `adam`."
+    k = len(adam)
+    x = torch.full((k,), x0, dtype=dtype, device=dev)
+    m, v, prev = (torch.zeros(k, dtype=dtype, device=dev) for _ in range(3))
+    xs, gs, prevs = (torch.zeros(n, k, dtype=dtype, device=dev) for n in (steps + 1, steps, steps))
+    xs[0] = x
+    for t in range(1, steps + 1):
+        xg = x.detach().requires_grad_(True)
+        g = scale * grad_fn(x) if grad_fn is not None else torch.autograd.grad(scale * f(xg).sum(), xg)[0]
+        prevs[t - 1], gs[t - 1] = prev, g
+        average_grad_(m, g, b1)
+        average_sq_grad_(v, g, b2)
+        numerator = friction_(prev, g).masked_fill_(adam, 1.0).mul_(m)  # ξ m for diffGrad, 1·m = m exactly for Adam
+        apply_update_(x, numerator, adam_denominator(v, t, b2, eps), t, lr, b1)
+        remember_grad_(prev, g)
+        xs[t] = x
+    return xs, gs, prevs
 
 def compute_trajectories(
     fn: str | Callable[[torch.Tensor], torch.Tensor],  # "F1"/"F2"/"F3" or an elementwise function of x
@@ -258,33 +289,26 @@ def compute_trajectories(
     loss_scale: float = 1.0,  # the optimizers minimise loss_scale · F
     grad_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,  # use this gradient instead of autograd's
     dtype: torch.dtype = torch.float64,  # precision of x
-    device: str | torch.device | None = None,  # where x lives; CPU if None (scalars are fastest there)
+    device: str | torch.device | None = None,  # where x lives; `default_device()` if None (fastest: a CPU)
 ) -> dict[str, Trajectory]:
     "Run Adam and/or diffGrad side by side on a 1-D function from x_0; record x_t, F(x_t), g_t and ξ_t."
     f, steps = _objective(fn), check_int("steps", steps, minimum=1)
     methods = [check_choice("methods", m, METHODS) for m in ([methods] if isinstance(methods, str) else methods)]
-    if not methods or len(set(methods)) != len(methods): raise ValueError(f"`methods` must be distinct names from {list(METHODS)}, got {methods}")
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"`methods` must be distinct names from {list(METHODS)}, got {methods}")
     scale, x0 = check_float("loss_scale", loss_scale, minimum=0, strict=True), check_float("x0", x0)
-    lr, (b1, b2), eps = check_float("lr", lr, minimum=0, strict=True), _check_betas(betas), check_float("eps", eps, minimum=0)
-    k, dev = len(methods), resolve_device(device or "cpu")
-    x, m, v, prev = torch.full((k,), x0, dtype=dtype, device=dev), *(torch.zeros(k, dtype=dtype, device=dev) for _ in range(3))
+    lr, (b1, b2) = check_float("lr", lr, minimum=0, strict=True), _check_betas(betas)
+    eps = check_float("eps", eps, minimum=0)
+    dev = resolve_device(device)
     adam = torch.tensor([meth == "adam" for meth in methods], device=dev)
-    xs, gs, prevs = (torch.zeros(n, k, dtype=dtype, device=dev) for n in (steps + 1, steps, steps))
-    xs[0] = x
-    for t in range(1, steps + 1):
-        xg = x.detach().requires_grad_(True)
-        g = scale * grad_fn(x) if grad_fn is not None else torch.autograd.grad(scale * f(xg).sum(), xg)[0]
-        prevs[t - 1], gs[t - 1] = prev, g
-        average_grad_(m, g, b1); average_sq_grad_(v, g, b2)
-        numerator = friction_(prev, g).masked_fill_(adam, 1.0).mul_(m)  # ξ m for diffGrad, 1·m = m exactly for Adam
-        apply_update_(x, numerator, adam_denominator(v, t, b2, eps), t, lr, b1)
-        remember_grad_(prev, g); xs[t] = x
+    xs, gs, prevs = _side_by_side(f, grad_fn, x0, adam, steps, lr, b1, b2, eps, scale, dtype, dev)
     with torch.no_grad(): values = f(xs)
     xi = torch.sigmoid((prevs - gs).abs())
     return {meth: Trajectory(meth, xs[:, i].cpu().numpy(), values[:, i].cpu().numpy(), gs[:, i].cpu().numpy(),
                              (xi[:, i] if meth == "diffgrad" else torch.ones_like(xi[:, i])).cpu().numpy())
             for i, meth in enumerate(methods)}
 
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #5fa2f003
 def compute_trajectory(
     fn: str | Callable[[torch.Tensor], torch.Tensor],  # "F1"/"F2"/"F3" or an elementwise function of x
     x0: float = -1.0,  # start x_0
@@ -294,10 +318,109 @@ def compute_trajectory(
     "One optimizer's run on a 1-D function (see `compute_trajectories`)."
     return compute_trajectories(fn, x0, (check_choice("method", method, METHODS),), **kwargs)[method]
 
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #0578c85b
+_COLOURS = {"Adam": PALETTE[1], "diffGrad": PALETTE[0], "Adam α/2": PALETTE[6]}
+
+def _style(label: str) -> dict:
+    "Line colour and style of a run label (Adam, diffGrad, Adam α/2; others get the next palette colours)."
+    return dict(color=_COLOURS.get(label, PALETTE[3]), ls="--" if label == "Adam α/2" else "-")
+
+def plot_claim(
+    runs: Mapping[str, Mapping[str, Trajectory]],  # function name → {label → Trajectory}
+    names: Sequence[str] = ("F1", "F2", "F3"),  # functions to draw, one column each
+    title: str = ("diffGrad reaches the global minimum on F1 and F2 — and so does Adam with half the step: "
+                  "ξ ≈ 0.5 almost everywhere"),
+) -> Figure:
+    "For each function: x_t of every run (top) and its friction ξ_t (bottom)."
+    check_type("runs", runs, Mapping)
+    if missing := [n for n in names if n not in runs]: raise ValueError(f"`runs` has no {missing}")
+    fig, axes = subplots(2, len(names), figsize=(12, 5.6), sharex=True, squeeze=False)
+    for j, name in enumerate(names):
+        for label, tr in runs[name].items():
+            st = _style(label)
+            axes[0, j].plot(tr.x, lw=1.2 if st["ls"] == "--" else 1.8, label=label, **st)
+            axes[1, j].plot(np.arange(1, len(tr.friction) + 1), tr.friction, lw=1.6 if label == "diffGrad" else 1.0,
+                            **st)
+        axes[0, j].set(title=f"{name}: x_t", ylabel="x_t" if j == 0 else None)
+        axes[1, j].set(xlabel="step t", ylabel="friction ξ_t" if j == 0 else None, ylim=(0.45, 1.05))
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #44de8dfc
+def plot_steps(
+    runs: Mapping[str, Mapping[str, Trajectory]],  # function name → {label → Trajectory}, an "Adam" run among them
+    name: str = "F1",  # the function to draw
+    upto: int = 120,  # steps to show
+) -> Figure:
+    "|x_t − x_{t−1}| of every run on a log scale, with the step at which Adam first crosses x = 0 marked."
+    check_type("runs", runs, Mapping)
+    if name not in runs: raise ValueError(f"`name` must be one of {list(runs)}, got {name!r}")
+    upto = check_int("upto", upto, minimum=1)
+    fig, ax = subplots(figsize=(7, 3.4))
+    for label, tr in runs[name].items():
+        n = min(upto, len(tr.steps))
+        ax.semilogy(np.arange(1, n + 1), np.abs(tr.steps[:n]) + 1e-12, label=label, **_style(label))
+    if "Adam" in runs[name] and (runs[name]["Adam"].x > 0).any():
+        cross = int(np.argmax(runs[name]["Adam"].x > 0))
+        ax.axvline(cross, color=PALETTE[1], lw=0.8, ls=":")
+        ax.text(cross + 1, 1.5e-4, "Adam crosses the kink", color=PALETTE[1], fontsize=8)
+    ax.set(xlabel="step t", ylabel="|x_t − x_{t−1}|", title=f"{name}: on the way in, diffGrad's step is half of Adam's")
+    ax.legend(fontsize=8)
+    return fig
+
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #8de14aba
 def _curve(name: str, lo: float = -1.1, hi: float = 1.0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    "x and F(x) on a grid, float32 for a light page."
     xs = torch.linspace(lo, hi, n, dtype=torch.float64)
     return xs.numpy().astype(np.float32), SYNTHETIC[name](xs).numpy().astype(np.float32)
+
+def _animation_base(names: Sequence[str], labels: Sequence[str], runs, colors) -> tuple[list, dict, list[int]]:
+    "The static traces (curves), the starting balls, the layout with one x axis per function, and the balls' indices."
+    layout = dict(height=380, margin=dict(t=60, l=50, r=20, b=40), legend=dict(orientation="h", y=1.12, x=0),
+                  title=dict(text="Adam rolls over the kink into the local minimum; diffGrad stops in the global one",
+                             y=0.98))
+    data, balls, width = [], [], 1.0 / len(names)
+    for j, name in enumerate(names):
+        sfx = "" if j == 0 else str(j + 1)
+        layout[f"xaxis{sfx}"] = dict(domain=[j * width + 0.03, (j + 1) * width - 0.03], anchor=f"y{sfx}",
+                                     title=dict(text=f"x ({name})"))
+        layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}")
+        xs, ys = _curve(name)
+        data.append(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="lightgray", width=3), showlegend=False,
+                               xaxis=f"x{sfx}", yaxis=f"y{sfx}", hoverinfo="skip"))
+    for j, name in enumerate(names):
+        sfx = "" if j == 0 else str(j + 1)
+        for k, lab in enumerate(labels):
+            tr = runs[name][lab]
+            balls.append(len(data))
+            data.append(go.Scatter(x=tr.x[:1], y=tr.value[:1], mode="markers", name=lab, legendgroup=lab,
+                                   showlegend=j == 0,
+                                   marker=dict(size=12, color=colors[k]), xaxis=f"x{sfx}", yaxis=f"y{sfx}"))
+    return data, layout, balls
+
+def _animation_frames(runs, names, labels, balls: list[int], every: int, trail: int) -> list[go.Frame]:
+    "One frame per `every` steps: each ball at x_t with a fading trail of earlier iterates."
+    T, frames = len(runs[names[0]][labels[0]].x), []
+    for i in range(0, T, every):
+        idx = np.arange(max(0, i - trail * every), i + 1, every)  # every `every`-th iterate, ending at step i
+        marker = dict(size=[5] * (len(idx) - 1) + [13], opacity=[0.3] * (len(idx) - 1) + [1.0])
+        frames.append(go.Frame(name=str(i), traces=balls, data=[
+            go.Scatter(x=runs[n][lab].x[idx].astype(np.float32), y=runs[n][lab].value[idx].astype(np.float32),
+                       marker=marker)
+            for n in names for lab in labels]))
+    return frames
+
+def _play_controls(frames: list[go.Frame]) -> dict:
+    "A slider over the frames and play/pause buttons."
+    still = dict(mode="immediate", frame=dict(duration=0, redraw=False))
+    slider = dict(active=0, currentvalue=dict(prefix="step t = "), pad=dict(t=30), len=0.9, x=0.1,
+                  steps=[dict(label=f.name, method="animate", args=[[f.name], still]) for f in frames])
+    play = dict(type="buttons", showactive=False, x=0.0, y=-0.08, xanchor="left", yanchor="top", buttons=[
+        dict(label="▶", method="animate", args=[None, dict(frame=dict(duration=60, redraw=False), fromcurrent=True,
+                                                           transition=dict(duration=0))]),
+        dict(label="❚❚", method="animate", args=[[None], still])])
+    return dict(sliders=[slider], updatemenus=[play])
 
 def animate_trajectories(
     runs: dict[str, dict[str, Trajectory]],  # function name → {label → Trajectory}, e.g. Adam and diffGrad
@@ -307,42 +430,12 @@ def animate_trajectories(
 ) -> go.Figure:
     "A plotly animation of the iterates rolling on each curve (play button and slider; no kernel needed)."
     every, trail = check_int("every", every, minimum=1), check_int("trail", trail, minimum=0)
-    names, n = list(runs), len(runs)
-    labels = list(next(iter(runs.values())))
-    T = len(next(iter(runs[names[0]].values())).x)
-    width = 1.0 / n
-    layout = dict(height=380, margin=dict(t=60, l=50, r=20, b=40), legend=dict(orientation="h", y=1.12, x=0),
-                  title=dict(text="Adam rolls over the kink into the local minimum; diffGrad stops in the global one", y=0.98))
-    data = []
-    for j, name in enumerate(names):
-        sfx = "" if j == 0 else str(j + 1)
-        layout[f"xaxis{sfx}"] = dict(domain=[j * width + 0.03, (j + 1) * width - 0.03], anchor=f"y{sfx}", title=dict(text=f"x ({name})"))
-        layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}")
-        xs, ys = _curve(name)
-        data.append(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="lightgray", width=3), showlegend=False, xaxis=f"x{sfx}", yaxis=f"y{sfx}", hoverinfo="skip"))
-    dynamic = []
-    for j, name in enumerate(names):
-        sfx = "" if j == 0 else str(j + 1)
-        for k, lab in enumerate(labels):
-            tr = runs[name][lab]
-            dynamic.append(len(data))
-            data.append(go.Scatter(x=tr.x[:1], y=tr.value[:1], mode="markers", name=lab, legendgroup=lab, showlegend=j == 0,
-                                   marker=dict(size=12, color=colors[k]), xaxis=f"x{sfx}", yaxis=f"y{sfx}"))
-    frames = []
-    for i in range(0, T, every):
-        lo = max(0, i - trail * every)
-        idx = np.arange(lo, i + 1, every)  # the trail: every `every`-th iterate, ending at step i
-        frames.append(go.Frame(name=str(i), traces=dynamic, data=[
-            go.Scatter(x=runs[name][lab].x[idx].astype(np.float32), y=runs[name][lab].value[idx].astype(np.float32),
-                       marker=dict(size=[5] * (len(idx) - 1) + [13], opacity=[0.3] * (len(idx) - 1) + [1.0]))
-            for name in names for lab in labels]))
-    slider = dict(active=0, currentvalue=dict(prefix="step t = "), pad=dict(t=30), len=0.9, x=0.1,
-                  steps=[dict(label=f.name, method="animate", args=[[f.name], dict(mode="immediate", frame=dict(duration=0, redraw=False))]) for f in frames])
-    play = dict(type="buttons", showactive=False, x=0.0, y=-0.08, xanchor="left", yanchor="top", buttons=[
-        dict(label="▶", method="animate", args=[None, dict(frame=dict(duration=60, redraw=False), fromcurrent=True, transition=dict(duration=0))]),
-        dict(label="❚❚", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])
-    layout.update(sliders=[slider], updatemenus=[play])
-    return go.Figure(data=data, layout=layout, frames=frames)
+    check_type("runs", runs, Mapping)
+    names = list(runs)
+    labels = list(runs[names[0]])
+    data, layout, balls = _animation_base(names, labels, runs, colors)
+    frames = _animation_frames(runs, names, labels, balls, every, trail)
+    return go.Figure(data=data, layout={**layout, **_play_controls(frames)}, frames=frames)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #39d2f823
 OPTIMIZERS: dict[str, Callable] = {
@@ -358,7 +451,7 @@ class CNNRun:
     "One training run: per-step minibatch losses and the held-out loss and accuracy at the end."
     optimizer: str
     lr: float
-    seed: int
+    run_seed: int  # the integer seed of initialisation and batch order
     train_loss: np.ndarray  # (steps,)
     val_loss: float
     val_accuracy: float
@@ -366,25 +459,102 @@ class CNNRun:
 def train_cnn(
     optimizer: str,  # one of `OPTIMIZERS`
     lr: float,  # step size
-    seed: int = 0,  # initialisation and minibatch-order seed
+    seed: int | torch.Generator = 0,  # initialisation and minibatch-order seed (an int or a torch.Generator)
     steps: int = 300,  # minibatch steps
     batch_size: int = 64,  # minibatch size
     n: int = 1024,  # training (and held-out) images
     noise: float = 1.5,  # pixel noise of `tiny_images` (the stripes have amplitude 1)
+    image_size: int = 8,  # height = width of the images
+    width: int = 8,  # channels of the CNN's convolutions
     device: str | torch.device | None = None,  # where to train; `default_device()` if None
 ) -> CNNRun:
     "Train gradviz's tiny CNN on synthetic stripe images with one optimizer; report held-out loss and accuracy."
     make = OPTIMIZERS[check_choice("optimizer", optimizer, list(OPTIMIZERS))]
-    dev = resolve_device(device)
-    X, y = tiny_images(n=2 * n, noise=noise, seed=123, device=dev)
-    model = tiny_cnn(seed=seed, device=dev)
-    losses = train(model, "cross_entropy", X[:n], y[:n], steps=steps, lr=lr, batch_size=batch_size, optimizer=make, seed=seed)
+    dev, s = resolve_device(device), core.as_seed(seed)
+    X, y = tiny_images(n=2 * n, image_size=image_size, noise=noise, seed=123, device=dev)
+    model = tiny_cnn(image_size=image_size, width=width, seed=s, device=dev)
+    losses = train(model, "cross_entropy", X[:n], y[:n], steps=steps, lr=lr, batch_size=batch_size, optimizer=make,
+                   seed=s)
     with torch.no_grad():
         out = model(X[n:])
         val_loss, acc = nn.functional.cross_entropy(out, y[n:]).item(), (out.argmax(1) == y[n:]).double().mean().item()
-    return CNNRun(optimizer, lr, seed, losses.numpy(), val_loss, acc)
+    return CNNRun(optimizer, lr, s, losses.numpy(), val_loss, acc)
+
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #7ff82245
+def plot_cnn(
+    runs: Mapping[str, Sequence[CNNRun]],  # optimizer → its runs (the first drawn bold)
+    window: int = 20,  # steps in the running mean of the minibatch loss
+    title: str = "Tiny CNN: training curves differ with the chosen step, held-out accuracy does not",
+) -> Figure:
+    "Running-mean training loss of every run, one colour per optimizer."
+    check_type("runs", runs, Mapping)
+    window = check_int("window", window, minimum=1)
+    fig, ax = subplots(figsize=(7.5, 3.8))
+    kernel = np.ones(window) / window
+    for color, (name, rs) in zip(PALETTE * 2, runs.items()):
+        for i, r in enumerate(rs):
+            ax.plot(np.arange(window, len(r.train_loss) + 1), np.convolve(r.train_loss, kernel, mode="valid"),
+                    color=color,
+                    lw=1.6 if i == 0 else 0.8, alpha=1.0 if i == 0 else 0.5, ls="--" if name == "AMSGrad" else "-",
+                    label=f"{name} (lr={r.lr:g})" if i == 0 else None)
+    ax.set(xlabel="minibatch step", ylabel=f"training loss ({window}-step mean)", yscale="log", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+def compare_optimizers(
+    lrs: Mapping[str, float],  # optimizer name (a key of `OPTIMIZERS`) → its step size
+    seeds: Sequence[int] = (0, 1, 2),  # one run per seed
+    progress: bool | Callable = False,  # a bar over the runs
+    **settings,  # steps, batch_size, n, noise, image_size, width, device, as in `train_cnn`
+) -> dict[str, list[CNNRun]]:
+    "`train_cnn` for every optimizer at its step size and every seed."
+    check_type("lrs", lrs, Mapping)
+    jobs = [(name, lr, s) for name, lr in lrs.items() for s in seeds]
+    out: dict[str, list[CNNRun]] = {name: [] for name in lrs}
+    for name, lr, s in core.progress(jobs, progress, desc="CNN runs"):
+        out[name].append(train_cnn(name, lr, s, **settings))
+    return out
+
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #1261e193
+def loss_scale_slider_figure(
+    scales: Sequence[float] = (0.01, 0.1, 1.0, 3.0, 10.0, 100.0),  # one frame per loss scale s
+    fn: str = "F1",  # the test function
+    active: int = 2,  # the frame shown first
+    **settings,  # x0, steps, lr, betas, as in `compute_trajectories` (the paper's by default)
+) -> go.Figure:
+    "A kernel-free slider over the loss scale: x_t of Adam and diffGrad on one function, with its two minima marked."
+    scales = [check_float(f"scales[{i}]", s, minimum=0, strict=True) for i, s in enumerate(scales)]
+    settings = {"x0": -1.0, "steps": 300, "lr": 0.1, "betas": (0.95, 0.999), **settings}
+    frames = {}
+    for s in scales:
+        r = compute_trajectories(fn, loss_scale=s, **settings)
+        frames[f"{s:g}"] = [go.Scatter(y=r["adam"].x, mode="lines", name="Adam", line=dict(color=PALETTE[1])),
+                            go.Scatter(y=r["diffgrad"].x, mode="lines", name="diffGrad",
+                                       line=dict(color=PALETTE[0], width=3))]
+    minima = {"F1": ((-0.3, "global min −0.3"), (0.2, "local min 0.2")),
+              "F2": ((-0.643, "global min −0.643"), (0.0, "local min 0")),
+              "F3": ((0.0, "global min 0"), (0.5, "local min 0.5"))}[fn]
+    guides = [go.Scatter(x=[0, settings["steps"]], y=[v, v], mode="lines", line=dict(color="lightgray", dash="dot"),
+                         name=lab)
+              for v, lab in minima]
+    return slider_figure(frames, background=guides,
+                         title=f"{fn} with the loss multiplied by s: large s turns diffGrad into Adam",
+                         x_title="step t", y_title="x_t", prefix="loss scale s = ", active=active)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #6fcf7543
+def _three_panel_layout(titles: Sequence[str]) -> dict:
+    "Three side-by-side panels (curve, x_t, ξ_t) laid out by hand, with their titles."
+    domains = ((0.0, 0.30), (0.37, 0.65), (0.72, 1.0))
+    layout = dict(height=360, margin=dict(t=60, l=50, r=20, b=50), legend=dict(x=0.01, y=0.99),
+                  annotations=[dict(text=tt, x=sum(d) / 2, y=1.02, xref="paper", yref="paper", showarrow=False,
+                                    xanchor="center", yanchor="bottom") for tt, d in zip(titles, domains)])
+    for i, d in enumerate(domains, start=1):
+        sfx = "" if i == 1 else str(i)
+        layout[f"xaxis{sfx}"] = dict(domain=d, anchor=f"y{sfx}", title=dict(text="x" if i == 1 else "step t"))
+        layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}")
+    layout["yaxis3"].update(range=[0.45, 1.02])
+    return layout
+
 def diffgrad_figure(
     fn: str = "F1",  # "F1", "F2" or "F3"
     x0: float = -1.0,  # start x_0
@@ -393,37 +563,33 @@ def diffgrad_figure(
     beta2: float = 0.999,  # β₂
     loss_scale: float = 1.0,  # multiply F by this
     steps: int = 300,  # optimizer steps
+    device: str | torch.device | None = None,  # where the runs happen; `default_device()` if None
 ) -> go.Figure:
     "Adam vs diffGrad on one test function: paths on the curve, x_t over time, and diffGrad's ξ_t."
-    kw = dict(x0=x0, steps=steps, lr=lr, betas=(beta1, beta2), loss_scale=loss_scale)
+    kw = dict(x0=x0, steps=steps, lr=lr, betas=(beta1, beta2), loss_scale=loss_scale, device=device)
     pair = compute_trajectories(fn, **kw)
     ta, td = pair["adam"], pair["diffgrad"]
     xs, ys = _curve(fn, min(-1.1, x0 - 0.1), max(1.0, x0 + 0.1))
     t = np.arange(steps + 1)
-    data = [go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="lightgray", width=3), showlegend=False, hoverinfo="skip")]
+    data = [go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="lightgray", width=3), showlegend=False,
+                       hoverinfo="skip")]
     for tr, col, lab in ((ta, PALETTE[1], "Adam"), (td, PALETTE[0], "diffGrad")):
-        data += [go.Scatter(x=tr.x, y=tr.value, mode="markers", marker=dict(size=4, color=col, opacity=0.3), showlegend=False),
-                 go.Scatter(x=tr.x[-1:], y=tr.value[-1:], mode="markers", marker=dict(size=13, color=col), name=f"{lab}: x_T = {tr.x[-1]:+.3f}"),
+        data += [go.Scatter(x=tr.x, y=tr.value, mode="markers", marker=dict(size=4, color=col, opacity=0.3),
+                            showlegend=False),
+                 go.Scatter(x=tr.x[-1:], y=tr.value[-1:], mode="markers", marker=dict(size=13, color=col),
+                            name=f"{lab}: x_T = {tr.x[-1]:+.3f}"),
                  go.Scatter(x=t, y=tr.x, mode="lines", line=dict(color=col), xaxis="x2", yaxis="y2", showlegend=False)]
-    data.append(go.Scatter(x=t[1:], y=td.friction, mode="lines", line=dict(color=PALETTE[0]), xaxis="x3", yaxis="y3", showlegend=False))
+    data.append(go.Scatter(x=t[1:], y=td.friction, mode="lines", line=dict(color=PALETTE[0]), xaxis="x3", yaxis="y3",
+                           showlegend=False))
     titles = (f"{fn}, s = {loss_scale:g}", "x_t", f"diffGrad ξ_t (median {np.median(td.friction):.2f})")
-    domains = ((0.0, 0.30), (0.37, 0.65), (0.72, 1.0))
-    layout = dict(height=360, margin=dict(t=60, l=50, r=20, b=50), legend=dict(x=0.01, y=0.99),
-                  annotations=[dict(text=tt, x=sum(d) / 2, y=1.02, xref="paper", yref="paper", showarrow=False, xanchor="center",
-                                    yanchor="bottom") for tt, d in zip(titles, domains)])
-    for i, d in enumerate(domains, start=1):
-        sfx = "" if i == 1 else str(i)
-        layout[f"xaxis{sfx}"] = dict(domain=d, anchor=f"y{sfx}", title=dict(text="x" if i == 1 else "step t"))
-        layout[f"yaxis{sfx}"] = dict(anchor=f"x{sfx}")
-    layout["yaxis3"].update(range=[0.45, 1.02])
-    return go.Figure(data, layout)
+    return go.Figure(data, _three_panel_layout(titles))
 
 def explore_diffgrad() -> Explorer:
     "A live panel over function, x_0, α, β₁, β₂ and loss scale."
     return Explorer(diffgrad_figure, {
-        "fn": list(SYNTHETIC),
-        "x0": dict(value=-1.0, min=-1.5, max=1.0, step=0.05, label="x₀", costly=True),
-        "lr": dict(value=0.1, min=0.01, max=0.5, step=0.1, log=True, label="α", costly=True),
-        "beta1": dict(value=0.95, min=0.0, max=0.99, step=0.01, label="β₁", costly=True),
-        "beta2": dict(value=0.999, min=0.9, max=0.9999, step=0.0001, label="β₂", costly=True),
-        "loss_scale": dict(value=1.0, min=0.01, max=100.0, step=0.25, log=True, label="loss scale", costly=True)})
+        "fn": viz.dropdown(list(SYNTHETIC)),
+        "x0": viz.slider(-1.5, 1.0, 0.05, value=-1.0, label="x₀", costly=True),
+        "lr": viz.slider(0.01, 0.5, 0.1, value=0.1, log=True, label="α", costly=True),
+        "beta1": viz.slider(0.0, 0.99, 0.01, value=0.95, label="β₁", costly=True),
+        "beta2": viz.slider(0.9, 0.9999, 0.0001, value=0.999, label="β₂", costly=True),
+        "loss_scale": viz.slider(0.01, 100.0, 0.25, value=1.0, log=True, label="loss scale", costly=True)})

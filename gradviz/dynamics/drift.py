@@ -7,23 +7,34 @@ Docs: https://gradviz.github.io/gradviz/20_dynamics/drift.html.md"""
 # %% ../../nbs/20_dynamics/20_drift.ipynb #4f26f3ad
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
+from matplotlib.figure import Figure
+from plotly.subplots import make_subplots
 from scipy.integrate import DOP853, RK23, RK45, solve_ivp
-from torch.func import grad, jvp
+from scipy.ndimage import map_coordinates
+from torch.func import grad, jacfwd, jvp, vmap
 
-from ..autodiff import gradient, hvp
+from .. import core, viz
+from ..autodiff import flat_objective, gradient, hessian, hvp
 from ..core import check_choice, check_float, check_int, check_tensor, check_type
+from ..data import mlp, teacher_student
 from ..linalg import HessianOperator, lanczos
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['Field', 'ngf_field', 'gd_path', 'FlowPath', 'integrate_flow', 'modified_loss', 'igr_field', 'pf_coefficient',
-           'principal_flow_field', 'local_errors', 'fit_order', 'game_gradient', 'interaction_terms', 'game_field',
-           'game_gd_path', 'dal_lr', 'GDRun', 'run_gd']
+__all__ = ['Field', 'LANDSCAPES', 'FLOWS', 'FLOW_COLOURS', 'DAL_RUNS', 'ngf_field', 'gd_path', 'FlowPath', 'integrate_flow',
+           'modified_loss', 'igr_field', 'pf_coefficient', 'principal_flow_field', 'local_errors', 'fit_order',
+           'game_gradient', 'interaction_terms', 'game_field', 'game_gd_path', 'dal_lr', 'GDRun', 'run_gd',
+           'plot_orders', 'Landscape', 'LandscapeGrid', 'grid_derivatives', 'grid_flow', 'Streamlines', 'streamlines',
+           'flow_trajectories', 'three_flows_figure', 'coefficient_figure', 'drift_figure', 'plot_games',
+           'dal_comparison', 'plot_dal', 'drift_slider_figure', 'explore_drift']
 
 # %% ../../nbs/20_dynamics/20_drift.ipynb #b6d11e12
 Field = Callable[[torch.Tensor], torch.Tensor]
@@ -68,6 +79,7 @@ class FlowPath:
     nfev: int  # field evaluations scipy needed
     complete: bool = True  # False when the evaluation budget ran out before t_end
 
+# %% ../../nbs/20_dynamics/20_drift.ipynb #36d3e017
 _METHODS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23}
 
 def _budgeted(method: str, max_evals: int | None):
@@ -80,6 +92,21 @@ def _budgeted(method: str, max_evals: int | None):
             return super()._step_impl()
     return Budgeted
 
+def _check_t_eval(t_eval, t_end: float) -> np.ndarray | None:
+    "The report times as a 1-D array in [0, t_end]; None for the solver's own steps."
+    if t_eval is None: return None
+    t_eval = np.asarray(t_eval, dtype=float)
+    if t_eval.ndim != 1 or t_eval.min() < 0 or t_eval.max() > t_end * (1 + 1e-12):
+        raise ValueError(f"`t_eval` must be a 1-D array of times in [0, t_end={t_end:g}]")
+    return np.clip(t_eval, 0, t_end)
+
+def _numpy_rhs(field: Field, dtype: torch.dtype) -> Callable:
+    "solve_ivp's right-hand side; a non-finite trial state makes the solver shrink its step (or fail), not crash."
+    def rhs(t, y):
+        if not np.isfinite(y).all(): return np.full_like(y, np.nan)
+        return field(torch.from_numpy(y)).detach().to(dtype).cpu().numpy()
+    return rhs
+
 def integrate_flow(
     field: Field,  # θ ↦ θ' (float or complex output)
     theta0: torch.Tensor,  # initial state, shape (p,); real or complex
@@ -90,28 +117,18 @@ def integrate_flow(
     method: str = "DOP853",  # an explicit Runge–Kutta method of solve_ivp: "DOP853", "RK45" or "RK23"
     max_evals: int | None = None,  # stop early (complete=False) after this many field evaluations
 ) -> FlowPath:
-    "Integrate θ' = field(θ) from θ₀ over [0, t_end] with `scipy.integrate.solve_ivp`; complex fields get a complex state."
+    "Integrate θ' = field(θ) from θ₀ over [0, t_end] with scipy's `solve_ivp`; complex fields get a complex state."
     if not callable(field): raise TypeError(f"`field` must be callable, got {type(field).__name__}")
     _check_theta(theta0, "theta0")
     t_end = check_float("t_end", t_end, minimum=0, strict=True)
     rtol, atol = check_float("rtol", rtol, minimum=0, strict=True), check_float("atol", atol, minimum=0, strict=True)
     check_choice("method", method, list(_METHODS))
     if max_evals is not None: check_int("max_evals", max_evals, minimum=1)
-    v0 = field(theta0)
-    dtype = torch.complex128 if (theta0.is_complex() or v0.is_complex()) else torch.float64
-    def rhs(t, y):  # a non-finite trial state makes the solver shrink its step (and fail, if it must) instead of crashing
-        if not np.isfinite(y).all(): return np.full_like(y, np.nan)
-        return field(torch.from_numpy(y)).detach().to(dtype).cpu().numpy()
-    if t_eval is not None:
-        t_eval = np.asarray(t_eval, dtype=float)
-        if t_eval.ndim != 1 or t_eval.min() < 0 or t_eval.max() > t_end * (1 + 1e-12):
-            raise ValueError(f"`t_eval` must be a 1-D array of times in [0, t_end={t_end:g}]")
-        t_eval = np.clip(t_eval, 0, t_end)
-    sol = solve_ivp(rhs, (0.0, t_end), theta0.detach().to(dtype).cpu().numpy(), method=_budgeted(method, max_evals),
-                    t_eval=t_eval, rtol=rtol, atol=atol)
+    dtype = torch.complex128 if (theta0.is_complex() or field(theta0).is_complex()) else torch.float64
+    sol = solve_ivp(_numpy_rhs(field, dtype), (0.0, t_end), theta0.detach().to(dtype).cpu().numpy(),
+                    method=_budgeted(method, max_evals), t_eval=_check_t_eval(t_eval, t_end), rtol=rtol, atol=atol)
     if sol.status < 0 and max_evals is None: raise RuntimeError(f"solve_ivp failed: {sol.message}")
-    theta = torch.from_numpy(sol.y.T.copy()).to(theta0.device)
-    return FlowPath(sol.t, theta, int(sol.nfev), sol.status == 0)
+    return FlowPath(sol.t, torch.from_numpy(sol.y.T.copy()).to(theta0.device), int(sol.nfev), sol.status == 0)
 
 # %% ../../nbs/20_dynamics/20_drift.ipynb #1c32ddb7
 def modified_loss(
@@ -139,7 +156,8 @@ def pf_coefficient(
 ) -> torch.Tensor:
     "log(1 − x)/x on the principal branch, as a complex tensor: −1 at x = 0, −∞ at x = 1, Im = π/x for x > 1."
     x = torch.as_tensor(x, dtype=torch.float64) if not torch.is_tensor(x) else x
-    if x.is_complex() or not x.is_floating_point(): raise TypeError(f"`x` must be a real floating tensor, got {x.dtype}")
+    if x.is_complex() or not x.is_floating_point():
+        raise TypeError(f"`x` must be a real floating tensor, got {x.dtype}")
     xc = x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
     small = x.abs() < 1e-4
     safe = torch.where(small, torch.ones_like(xc), xc)
@@ -192,7 +210,8 @@ def fit_order(
 ) -> float:
     "The least-squares slope of log(error) against log(h): the observed local order."
     hs, errors = np.asarray(hs, dtype=float), np.asarray(errors, dtype=float)
-    if hs.shape != errors.shape or hs.ndim != 1 or len(hs) < 2: raise ValueError("`hs` and `errors` must be 1-D of equal length ≥ 2")
+    if hs.shape != errors.shape or hs.ndim != 1 or len(hs) < 2:
+        raise ValueError("`hs` and `errors` must be 1-D of equal length ≥ 2")
     if (hs <= 0).any() or (errors <= 0).any(): raise ValueError("`hs` and `errors` must be positive to take logarithms")
     return float(np.polyfit(np.log(hs), np.log(errors), 1)[0])
 
@@ -217,7 +236,7 @@ def interaction_terms(
     split: int,  # number of coordinates of player 1
     z: torch.Tensor,  # the joint point (φ, ψ)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "The interaction terms (∇_ψf·g, ∇_φg·f) with f = ∇_φL₁, g = ∇_ψL₂: how each player's gradient moves with the other's step."
+    "The interaction terms (∇_ψf·g, ∇_φg·f), f = ∇_φL₁, g = ∇_ψL₂: how each gradient moves with the other's step."
     _check_theta(z, "z"); k = _check_split(split, z)
     F = game_gradient(L1, L2, k)
     Fz = F(z)
@@ -225,6 +244,7 @@ def interaction_terms(
     own_phi = torch.cat([Fz[:k], torch.zeros_like(Fz[k:])])
     return jvp(F, (z,), (own_psi,))[1][:k], jvp(F, (z,), (own_phi,))[1][k:]
 
+# %% ../../nbs/20_dynamics/20_drift.ipynb #2f2e93bf
 def game_field(
     L1: Callable[[torch.Tensor], torch.Tensor],  # loss of player 1
     L2: Callable[[torch.Tensor], torch.Tensor],  # loss of player 2
@@ -257,7 +277,7 @@ def game_gd_path(
     h: float,  # step size (both players)
     steps: int,  # number of updates of each player
     mode: str = "simultaneous",  # "simultaneous" or "alternating" (player 1 moves first)
-    cancel_interaction: float = 0.0,  # strength of the explicit regulariser cancelling the interaction drift (1 = fully)
+    cancel_interaction: float = 0.0,  # strength of an explicit regulariser cancelling the interaction drift (1: fully)
 ) -> torch.Tensor:
     "Iterates of simultaneous or alternating GD in a two-player game, shape (steps+1, len(z0))."
     _check_theta(z0, "z0"); k = _check_split(split, z0)
@@ -295,7 +315,9 @@ def dal_lr(
     g = gradient(E, theta)
     g_norm, hg_norm = float(g.norm()), float(hvp(E, theta, g).norm())
     if g_norm == 0 or hg_norm == 0:
-        if math.isinf(max_lr): raise ValueError("the gradient or ∇²E·g vanishes at `theta`, so the DAL step is unbounded: pass a finite `max_lr`")
+        if math.isinf(max_lr):
+            raise ValueError("the gradient or ∇²E·g vanishes at `theta`, so the DAL step is unbounded: "
+                             "pass a finite `max_lr`")
         return max_lr
     return min(c / (hg_norm / g_norm) ** power, max_lr)
 
@@ -310,6 +332,7 @@ class GDRun:
     theta: torch.Tensor  # final parameters
     diverged: bool  # stopped because the loss blew up
 
+# %% ../../nbs/20_dynamics/20_drift.ipynb #afa54641
 def run_gd(
     E: Callable[[torch.Tensor], torch.Tensor],  # objective E(θ), e.g. from `flat_objective`
     theta0: torch.Tensor,  # starting parameters
@@ -320,19 +343,510 @@ def run_gd(
     power: float = 1.0,  # DAL power p
     max_lr: float = 5.0,  # DAL cap
     record_every: int = 10,  # measure sharpness every this many steps
-    seed: int = 0,  # seed of the Lanczos start vectors
+    seed: int | torch.Generator = 0,  # seed of the Lanczos start vectors (one seed, reused at every measurement)
 ) -> GDRun:
     "Full-batch GD with a fixed step or the drift-adjusted learning rate; records loss, step and sharpness."
     _check_objective(E); check_tensor("theta0", theta0, ndim=1, floating=True)
     steps, every = check_int("steps", steps, minimum=1), check_int("record_every", record_every, minimum=1)
     rule, lr = check_choice("rule", rule, ("fixed", "dal")), check_float("lr", lr, minimum=0, strict=True)
+    seed = core.as_seed(seed)
     theta, losses, lrs, rec, diverged = theta0.detach(), [], [], [], False
     for t in range(steps + 1):
-        loss = float(E(theta)); losses.append(loss)
+        loss = float(E(theta))
+        losses.append(loss)
         if not math.isfinite(loss) or loss > 1e6 * max(losses[0], 1e-12): diverged = True; break
         if t % every == 0 or t == steps: rec.append((t, float(lanczos(HessianOperator(E, theta), 1, seed=seed)[0][0])))
         if t == steps: break
         h = lr if rule == "fixed" else dal_lr(E, theta, c, power, max_lr)
-        theta = theta - h * gradient(E, theta); lrs.append(h)
+        theta = theta - h * gradient(E, theta)
+        lrs.append(h)
     s, lam = zip(*rec)
     return GDRun(np.array(losses), np.array(lrs), np.array(s), np.array(lam), theta, diverged)
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #c36f5508
+def plot_orders(
+    errs: Mapping[str, np.ndarray],  # from `local_errors`: step sizes "h" and the errors "ngf" and "igr"
+    title: str = "GD is a 2nd-order NGF, a 3rd-order IGR flow",  # the finding
+) -> Figure:
+    "The local error of one GD step against each flow on log–log axes, with fitted slopes and guides h² and h³."
+    check_type("errs", errs, Mapping)
+    if missing := {"h", "ngf", "igr"} - set(errs):
+        raise ValueError(f"`errs` lacks {sorted(missing)}: pass `local_errors(...)`")
+    fig, ax = subplots(figsize=(5.2, 3.6))
+    h = np.asarray(errs["h"])
+    for key, name, col, q in (("ngf", "NGF", PALETTE[0], 2), ("igr", "IGR flow", PALETTE[1], 3)):
+        slope = fit_order(h, errs[key])
+        ax.loglog(h, errs[key], "o-", color=col, label=f"‖GD step − {name}(h)‖, slope {slope:.2f}")
+        ax.loglog(h, errs[key][0] * (h / h[0]) ** q, ":", color=col, lw=1, label=f"h^{q}")
+    ax.set(xlabel="step size h", ylabel="local error after one step", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #7f24ec2c
+@dataclass(frozen=True)
+class Landscape:
+    "A two-dimensional problem to draw flows on: one loss (or two players' losses), a box and a default start."
+    name: str  # what figure titles call it
+    L1: Callable[[torch.Tensor], torch.Tensor]  # loss of the first coordinate (the loss itself for one objective)
+    L2: Callable[[torch.Tensor], torch.Tensor]  # loss of the second coordinate (the same function for one objective)
+    box: tuple[float, float, float, float]  # (x_min, x_max, y_min, y_max)
+    start: tuple[float, float]  # where GD starts by default
+    game: bool = False  # two players with different losses
+
+_ROTATION = torch.tensor([[math.cos(0.5), -math.sin(0.5)], [math.sin(0.5), math.cos(0.5)]], dtype=torch.float64)
+_A_QUAD = _ROTATION @ torch.diag(torch.tensor([1.0, 6.0], dtype=torch.float64)) @ _ROTATION.T
+
+def _quadratic(theta): return 0.5 * theta @ _A_QUAD @ theta
+def _valley(theta): return 0.5 * (theta[0] * theta[1] - 1) ** 2 + 0.1 * theta[0] ** 4
+def _double_well(theta): return 0.25 * (theta[0] ** 2 - 1) ** 2 + theta[1] ** 2
+def _bilinear_min(z): return z[0] * z[1]
+def _bilinear_max(z): return -z[0] * z[1]
+
+LANDSCAPES: dict[str, Landscape] = {
+    "quadratic": Landscape("quadratic, λ = 1 and 6", _quadratic, _quadratic, (-1.3, 1.3, -1.1, 1.1), (-0.9, 0.75)),
+    "valley": Landscape("valley ½(xy−1)² + 0.1x⁴", _valley, _valley, (-0.3, 2.2, -0.6, 1.9), (1.5, 0.3)),
+    "double well": Landscape("double well ¼(x²−1)² + y²", _double_well, _double_well, (-1.6, 1.6, -1.0, 1.0),
+                             (0.1, 0.8)),
+    "bilinear game": Landscape("bilinear game min_x max_y xy", _bilinear_min, _bilinear_max, (-2.0, 2.0, -2.0, 2.0),
+                               (1.0, 0.0), game=True),
+}
+"The problems the figures and the explorer draw on."
+
+def _landscape(name: str) -> Landscape: return LANDSCAPES[check_choice("landscape", name, list(LANDSCAPES))]
+
+def _h_lambda(land: Landscape, start, h: float) -> list[float]:
+    "hλᵢ for the eigenvalues of the Hessian at `start` (one objective)."
+    return (h * torch.linalg.eigvalsh(hessian(land.L1, torch.tensor(start, dtype=torch.float64)))).tolist()
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #0653129a
+@dataclass(frozen=True, eq=False)
+class LandscapeGrid:
+    "A landscape's loss, joint gradient F = (∂ₓL₁, ∂ᵧL₂) and its Jacobian on an n×n grid (row i of `E`: y = ys[i])."
+    xs: np.ndarray  # (n,) grid x values
+    ys: np.ndarray  # (n,) grid y values
+    E: np.ndarray  # (n, n) the first player's loss
+    F: torch.Tensor  # (n², 2) joint gradient, x running fastest
+    J: torch.Tensor  # (n², 2, 2) its Jacobian (the Hessian for one objective)
+
+    @property
+    def n(self) -> int: return len(self.xs)
+
+    def points(self) -> torch.Tensor:
+        "The grid points (n², 2), in the order of `F` and `J`."
+        xs, ys = torch.from_numpy(self.xs), torch.from_numpy(self.ys)
+        return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+
+@functools.lru_cache(maxsize=16)
+def _grid(name: str, n: int) -> LandscapeGrid:
+    land = LANDSCAPES[name]
+    x0, x1, y0, y1 = land.box
+    xs, ys = torch.linspace(x0, x1, n, dtype=torch.float64), torch.linspace(y0, y1, n, dtype=torch.float64)
+    P = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    F = lambda z: torch.stack([grad(land.L1)(z)[0], grad(land.L2)(z)[1]])
+    return LandscapeGrid(xs.numpy(), ys.numpy(), vmap(land.L1)(P).reshape(n, n).numpy(), vmap(F)(P), vmap(jacfwd(F))(P))
+
+def grid_derivatives(
+    landscape: str,  # a key of `LANDSCAPES`
+    n: int = 41,  # grid points per side
+) -> LandscapeGrid:
+    "Loss, joint gradient and its Jacobian on an n×n grid over the landscape's box, batched with `vmap`; cached."
+    _landscape(landscape)
+    return _grid(landscape, check_int("n", n, minimum=2))
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #d5eab726
+FLOWS = ("NGF", "IGR", "PF")
+
+def grid_flow(
+    grid: LandscapeGrid,  # from `grid_derivatives`
+    flow: str,  # "NGF", "IGR" (for a game or alternating updates: the game's modified flow) or "PF" (real part)
+    h: float,  # step size
+    mode: str = "simultaneous",  # "simultaneous" or "alternating" updates (changes the IGR flow only)
+) -> np.ndarray:
+    "The flow's velocity (U, V) at every grid point, shape (2, n, n), vectorised over the grid."
+    check_type("grid", grid, LandscapeGrid)
+    flow, mode = check_choice("flow", flow, FLOWS), check_choice("mode", mode, _MODES)
+    h = check_float("h", h, minimum=0)
+    F, J = grid.F, grid.J.clone()
+    if flow == "NGF": V = -F
+    elif flow == "IGR":
+        if mode == "alternating": J[:, 1, 0] = -J[:, 1, 0]
+        V = -F - h / 2 * (J @ F[..., None])[..., 0]
+    else:
+        lam, U = torch.linalg.eigh(J)
+        Uc = U.to(torch.complex128)
+        coords = (Uc.mT @ F.to(torch.complex128)[..., None])[..., 0]  # ∇E in each point's eigenbasis
+        V = (Uc @ (pf_coefficient(h * lam) * coords)[..., None])[..., 0].real
+    return V.T.reshape(2, grid.n, grid.n).numpy()
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #84587311
+@dataclass(frozen=True)
+class Streamlines:
+    "Streamlines as one polyline (NaN between lines) and an arrowhead segment at the middle of each line."
+    x: np.ndarray  # x of every line, NaN-separated
+    y: np.ndarray  # y, likewise
+    heads: np.ndarray  # (lines, 2, 2): two consecutive points at each line's middle, in the flow's direction
+
+def _unit_velocity(xs, ys, U, V, tiny: float) -> Callable:
+    "p ↦ (the field at p scaled to unit speed, whether its speed exceeds `tiny`), by bilinear interpolation."
+    x0, x1, y0, y1 = xs[0], xs[-1], ys[0], ys[-1]
+    def vel(p):
+        ci = np.stack([(p[:, 1] - y0) / (y1 - y0) * (len(ys) - 1), (p[:, 0] - x0) / (x1 - x0) * (len(xs) - 1)])
+        u, v = map_coordinates(U, ci, order=1, mode="nearest"), map_coordinates(V, ci, order=1, mode="nearest")
+        s = np.hypot(u, v)
+        return np.stack([u, v], 1) / np.maximum(s, tiny)[:, None], s > tiny
+    return vel
+
+def _advance(vel: Callable, p: np.ndarray, box, ds: float, steps: int) -> np.ndarray:
+    "Positions (seeds, steps+1, 2) from p by the midpoint rule with step ds; NaN once a line leaves the box or stalls."
+    x0, x1, y0, y1 = box
+    alive, pts = np.ones(len(p), bool), [p.copy()]
+    for _ in range(steps):
+        v1, ok1 = vel(p)
+        v2, ok2 = vel(p + 0.5 * ds * v1)
+        q = p + ds * v2
+        alive &= ok1 & ok2 & (q[:, 0] >= x0) & (q[:, 0] <= x1) & (q[:, 1] >= y0) & (q[:, 1] <= y1)
+        p = np.where(alive[:, None], q, p)
+        pts.append(np.where(alive[:, None], q, np.nan))
+    return np.stack(pts, 1)
+
+def streamlines(
+    xs: np.ndarray, ys: np.ndarray,  # grid coordinates (increasing)
+    U: np.ndarray, V: np.ndarray,  # the field on the grid, shape (len(ys), len(xs))
+    seeds: int = 8,  # seeds per side of a regular lattice
+    steps: int = 12,  # integration steps each way from a seed
+    step_size: float = 0.06,  # length of one step, as a fraction of the box's longer side
+) -> Streamlines:
+    "Streamlines through a lattice of seeds, traced both ways on the field at unit speed, stopping where it vanishes."
+    seeds, steps = check_int("seeds", seeds, minimum=1), check_int("steps", steps, minimum=1)
+    step_size = check_float("step_size", step_size, minimum=0, strict=True)
+    box = (xs[0], xs[-1], ys[0], ys[-1])
+    vel = _unit_velocity(xs, ys, U, V, 0.02 * np.hypot(U, V).max())  # stop near fixed points instead of circling them
+    ds = step_size * max(box[1] - box[0], box[3] - box[2])
+    gx, gy = np.meshgrid(np.linspace(box[0], box[1], seeds + 2)[1:-1], np.linspace(box[2], box[3], seeds + 2)[1:-1])
+    p = np.stack([gx.ravel(), gy.ravel()], 1)
+    full = np.concatenate([_advance(vel, p, box, -ds, steps)[:, :0:-1], _advance(vel, p, box, ds, steps)], 1)
+    lines = [line[~np.isnan(line[:, 0])] for line in full]
+    lines = [line for line in lines if len(line) >= 3]
+    xy = np.concatenate([np.r_[line, [[np.nan, np.nan]]] for line in lines]) if lines else np.empty((0, 2))
+    heads = np.array([line[len(line) // 2 - 1: len(line) // 2 + 1] for line in lines]).reshape(-1, 2, 2)
+    return Streamlines(xy[:, 0], xy[:, 1], heads)
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #e96d3ca0
+def _frozen(a) -> np.ndarray:
+    "A read-only copy, safe to hand out from a cache."
+    a = np.array(a)
+    a.flags.writeable = False
+    return a
+
+@functools.lru_cache(maxsize=64)
+def _gd_iterates(name: str, h: float, start: tuple, steps: int, mode: str) -> np.ndarray:
+    land, z0 = LANDSCAPES[name], torch.tensor(start, dtype=torch.float64)
+    if land.game or mode == "alternating": return _frozen(game_gd_path(land.L1, land.L2, z0, 1, h, steps, mode).numpy())
+    return _frozen(gd_path(land.L1, z0, h, steps).numpy())
+
+def _field_for(land: Landscape, flow: str, h: float, mode: str) -> Field | None:
+    "The field of `flow` on a landscape; None for the PF where it is not defined (a game, or alternating updates)."
+    single = not land.game and mode == "simultaneous"
+    if flow == "NGF": return ngf_field(land.L1) if single else game_field(land.L1, land.L2, 1, 0.0)
+    if flow == "IGR": return igr_field(land.L1, h) if single else game_field(land.L1, land.L2, 1, h, mode)
+    return principal_flow_field(land.L1, h) if single else None
+
+@functools.lru_cache(maxsize=256)
+def _flow_path(name: str, h: float, start: tuple, steps: int, flow: str, mode: str, rtol: float, max_evals):
+    "(key, real path) of one flow over time steps·h (PF sampled 12 times per step, the others 4), or None."
+    field = _field_for(LANDSCAPES[name], flow, h, mode)
+    if field is None: return None
+    T = steps * h
+    t_eval = np.linspace(0, T, (12 if flow == "PF" else 4) * steps + 1)
+    path = integrate_flow(field, torch.tensor(start, dtype=torch.float64), T, t_eval=t_eval, rtol=rtol, atol=1e-10,
+                          max_evals=max_evals)
+    return (flow if path.complete else f"{flow} (stopped early)"), _frozen(path.theta.real.numpy())
+
+def flow_trajectories(
+    landscape: str,  # a key of `LANDSCAPES`
+    h: float,  # step size
+    start: Sequence[float],  # (x, y) where GD and every flow start
+    steps: int,  # GD steps; the flows run for the time steps·h
+    flows: Sequence[str] = FLOWS,  # flows to integrate; "PF" only for simultaneous GD on one loss
+    mode: str = "simultaneous",  # "simultaneous" or "alternating" GD
+    rtol: float = 1e-7,  # solver tolerance (atol = 1e-10)
+    max_evals: int | None = None,  # stop a flow after this many field evaluations; its key then says "stopped early"
+    progress: bool | Callable = False,  # a bar over the flows
+) -> dict[str, np.ndarray]:
+    "GD's iterates (key 'GD') and each flow's path, (x, y) arrays over the same time; cached flow by flow."
+    _landscape(landscape); check_choice("mode", mode, _MODES)
+    h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=1)
+    start = tuple(float(v) for v in start)
+    if len(start) != 2: raise ValueError(f"`start` must be an (x, y) pair, got {start}")
+    out = {"GD": _gd_iterates(landscape, h, start, steps, mode)}
+    for flow in core.progress(flows, progress, desc="integrating flows"):
+        path = _flow_path(landscape, h, start, steps, check_choice("flows", flow, FLOWS), mode, float(rtol), max_evals)
+        if path is not None: out[path[0]] = path[1]
+    return out
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #da0f248d
+FLOW_COLOURS = {"NGF": PALETTE[0], "IGR": PALETTE[1], "PF": PALETTE[2], "GD": "black"}
+
+def _contour_trace(grid: LandscapeGrid, **kw) -> go.Contour:
+    "The loss as filled contours of log₁₀(E − min E + 10⁻³)."
+    Z = np.log10(grid.E - grid.E.min() + 1e-3) if not np.all(grid.E == 0) else grid.E
+    return go.Contour(x=grid.xs, y=grid.ys, z=Z, colorscale="Blues", reversescale=True, ncontours=22, showscale=False,
+                      contours=dict(showlines=True), line=dict(width=0.5, color="rgba(255,255,255,0.6)"), opacity=0.75,
+                      hoverinfo="skip", name="log₁₀ E", showlegend=False, **kw)
+
+def _stream_traces(grid: LandscapeGrid, flow: str, h: float, mode: str = "simultaneous", showlegend=True, **kw) -> list:
+    "The flow's streamlines and an arrowhead on each."
+    s, color = streamlines(grid.xs, grid.ys, *grid_flow(grid, flow, h, mode)), "rgba(40,40,40,0.45)"
+    gap = np.full((len(s.heads), 1), np.nan)
+    hx, hy = np.c_[s.heads[:, :, 0], gap].ravel(), np.c_[s.heads[:, :, 1], gap].ravel()
+    arrows = dict(symbol="arrow", size=np.tile([0, 8, 0], len(s.heads)), angleref="previous",
+                  color="rgba(40,40,40,0.8)",
+                  line=dict(width=0))
+    return [go.Scatter(x=s.x, y=s.y, mode="lines", line=dict(width=0.7, color=color), hoverinfo="skip",
+                       name=f"{flow} streamlines", showlegend=showlegend, **kw),
+            go.Scatter(x=hx, y=hy, mode="lines+markers", line=dict(width=0, color=color), hoverinfo="skip",
+                       showlegend=False, marker=arrows, **kw)]
+
+def _path_traces(paths: Mapping[str, np.ndarray], **kw) -> list:
+    "GD's iterates as dots on a dotted line, each flow's path as a thick line (cut where it runs far off)."
+    out = []
+    for name, P in paths.items():
+        P = np.where((np.abs(P[:, :1]) < 50) & (np.abs(P[:, 1:]) < 50), P, np.nan)
+        if name == "GD":
+            out.append(go.Scatter(x=P[:, 0], y=P[:, 1], mode="lines+markers", name="GD iterates",
+                                  line=dict(color="black", width=1, dash="dot"), marker=dict(color="black", size=7),
+                                  **kw))
+        else:
+            label = f"{name} flow" + (" (real part)" if name.startswith("PF") else "")
+            out.append(go.Scatter(x=P[:, 0], y=P[:, 1], mode="lines", name=label,
+                                  line=dict(color=FLOW_COLOURS[name.split()[0]], width=3), **kw))
+    return out
+
+def three_flows_figure(
+    landscape: str = "quadratic",  # a key of `LANDSCAPES` with one objective
+    h: float = 0.3,  # step size
+    steps: int = 8,  # GD steps
+    title: str | None = None,  # the finding; default names hλ_max
+) -> go.Figure:
+    "Three panels, NGF | IGR | PF: each flow's streamlines and path from the landscape's start, with GD's iterates."
+    land, grid = _landscape(landscape), grid_derivatives(landscape)
+    if land.game: raise ValueError(f"`landscape` must have one objective, got the game {landscape!r}")
+    paths = flow_trajectories(landscape, h, land.start, steps)
+    fig = make_subplots(1, 3, subplot_titles=("negative gradient flow", "IGR flow (modified loss)",
+                                              "principal flow (real part)"), horizontal_spacing=0.04, shared_yaxes=True)
+    for j, flow in enumerate(FLOWS, start=1):
+        fig.add_traces([_contour_trace(grid), *_stream_traces(grid, flow, h, showlegend=False)], rows=1, cols=j)
+        for tr in _path_traces({k: v for k, v in paths.items() if k == "GD" or k.split()[0] == flow}):
+            tr.showlegend = j == 1 or not tr.name.startswith("GD")
+            fig.add_trace(tr, 1, j)
+    x0, x1, y0, y1 = land.box
+    fig.update_xaxes(range=[x0, x1], title_text="x", constrain="domain")
+    fig.update_yaxes(range=[y0, y1], constrain="domain")
+    fig.update_yaxes(title_text="y", col=1)
+    for j in (1, 2, 3): fig.update_yaxes(scaleanchor=f"x{'' if j == 1 else j}", scaleratio=1, row=1, col=j)
+    hl_max = max(_h_lambda(land, land.start, h))
+    fig.update_layout(height=420, width=1100, legend=dict(orientation="h", y=-0.2, x=0.3), margin=dict(b=90),
+                      title=title or f"{land.name}, h = {h:g} (hλ_max = {hl_max:.2g}): GD against three flows")
+    return fig
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #bdd43c86
+def _coefficient_curves(**kw) -> list:
+    "Re and Im of log(1 − x)/x for x = hλ in [−0.6, 3]."
+    x = np.linspace(-0.6, 3.0, 361)
+    x = x[np.abs(x - 1) > 2e-3]
+    c = pf_coefficient(torch.tensor(x)).numpy()
+    return [go.Scatter(x=x, y=c.real, mode="lines", line=dict(color=PALETTE[0], width=2.5), name="Re log(1−hλ)/(hλ)",
+                       **kw),
+            go.Scatter(x=x, y=c.imag, mode="lines", line=dict(color=PALETTE[1], width=2.5, dash="dash"),
+                       name="Im log(1−hλ)/(hλ)", **kw)]
+
+def _coefficient_marks(hl: Sequence[float], **kw) -> list:
+    "The current hλᵢ marked on both curves."
+    c = pf_coefficient(torch.tensor(np.asarray(hl, dtype=float))).numpy()
+    edge = dict(color="black", width=1)
+    return [go.Scatter(x=list(hl), y=c.real, mode="markers", marker=dict(color=PALETTE[0], size=11, line=edge),
+                       name="current hλᵢ (Re)", **kw),
+            go.Scatter(x=list(hl), y=c.imag, mode="markers",
+                       marker=dict(color=PALETTE[1], size=11, symbol="diamond", line=edge),
+                       name="current hλᵢ (Im)", **kw)]
+
+def _regime_shapes(xref: str = "x", yref: str = "y") -> list[dict]:
+    "Shaded bands for the oscillating (1 < hλ < 2) and diverging (2 < hλ < 3) regimes."
+    return [dict(type="rect", xref=xref, yref=yref, x0=a, x1=b, y0=-4, y1=4, fillcolor=col, opacity=0.12, line_width=0,
+                 layer="below") for a, b, col in ((1, 2, PALETTE[4]), (2, 3, PALETTE[3]))]
+
+def coefficient_figure(
+    hl: Sequence[float] = (),  # values hλᵢ to mark
+    title: str = "Past hλ = 1 the coefficient turns complex; past 2 its real part turns positive",  # the finding
+) -> go.Figure:
+    "The PF coefficient log(1 − hλ)/(hλ) against hλ, with the descent, oscillation and divergence regimes."
+    hl = [check_float(f"hl[{i}]", v) for i, v in enumerate(hl)]
+    regimes = ((0.5, "descent"), (1.5, "oscillation"), (2.5, "divergence"))
+    labels = [dict(x=x, y=3.4, text=t, showarrow=False) for x, t in regimes]
+    return go.Figure([*_coefficient_curves(), *(_coefficient_marks(hl) if hl else [])],
+                     dict(shapes=_regime_shapes(), height=380, width=640, xaxis_title="hλ", yaxis_title="coefficient",
+                          yaxis_range=[-4, 4], title=title, annotations=labels))
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #9a61ad6f
+def _frame_layout(land: Landscape, title: str | None) -> dict:
+    "Axes for the flows (left, equal aspect) and for the PF coefficient (right)."
+    x0, x1, y0, y1 = land.box
+    return dict(xaxis=dict(domain=[0, 0.5], range=[x0, x1], title="x", constrain="domain"),
+                yaxis=dict(range=[y0, y1], title="y", scaleanchor="x", constrain="domain"),
+                xaxis2=dict(domain=[0.58, 0.84], range=[-0.6, 3.0], title="hλ", anchor="y2"),
+                yaxis2=dict(range=[-4, 4], title="log(1−hλ)/(hλ)", anchor="x2"),
+                shapes=_regime_shapes("x2", "y2"), height=520, width=1100, title=title,
+                legend=dict(x=0.86, y=1.0, font=dict(size=11)))
+
+def _drift_traces(landscape: str, h: float, start, steps: int, flows, stream: str, mode: str, rtol: float,
+                  max_evals, progress) -> list:
+    "What changes with h or the start: streamlines, GD and flow paths, and the current hλᵢ on the coefficient panel."
+    land, grid = LANDSCAPES[landscape], grid_derivatives(landscape)
+    if land.game or mode == "alternating": stream = "NGF" if stream == "NGF" else "IGR"
+    paths = flow_trajectories(landscape, h, start, steps, flows, mode, rtol, max_evals, progress)
+    traces = [*_stream_traces(grid, stream, h, mode), *_path_traces(paths)]
+    return traces if land.game else traces + _coefficient_marks(_h_lambda(land, start, h), xaxis="x2", yaxis="y2")
+
+def drift_figure(
+    landscape: str = "quadratic",  # a key of `LANDSCAPES`
+    *,
+    h: float = 0.3,  # step size
+    x0: float = -0.9, y0: float = 0.75,  # start
+    ngf: bool = True, igr: bool = True, pf: bool = True,  # which flows' paths to draw
+    stream: str = "PF",  # whose streamlines to draw: "PF", "IGR" or "NGF"
+    mode: str = "simultaneous",  # "simultaneous" or "alternating" GD
+    steps: int = 10,  # GD steps
+    rtol: float = 1e-6,  # solver tolerance of the flows
+    max_evals: int | None = 600,  # stop a flow after this many field evaluations
+    title: str | None = None,  # the finding; default names the setting
+    progress: bool | Callable = False,  # a bar over the flows being integrated
+) -> go.Figure:
+    "GD against its flows on one landscape: streamlines, paths from (x0, y0), and the PF coefficient at hλᵢ."
+    land, stream = _landscape(landscape), check_choice("stream", stream, FLOWS)
+    flows = tuple(f for f, on in zip(FLOWS, (ngf, igr, pf)) if on)
+    data = [_contour_trace(grid_derivatives(landscape)), *_coefficient_curves(xaxis="x2", yaxis="y2"),
+            *_drift_traces(landscape, h, (x0, y0), steps, flows, stream, mode, rtol, max_evals, progress)]
+    what = "simultaneous" if not land.game and mode == "simultaneous" else mode
+    return go.Figure(data, _frame_layout(land, title or f"{land.name}: {what} GD, h = {h:g}, {steps} steps"))
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #748b9323
+def _draw_game_paths(ax, h: float, steps: int) -> None:
+    "Simultaneous and alternating GD on min_x max_y xy with their modified flows, and the NGF's circle."
+    z, T = torch.tensor([1.0, 0.0], dtype=torch.float64), steps * h
+    for mode, col in (("simultaneous", PALETTE[1]), ("alternating", PALETTE[0])):
+        gd = game_gd_path(_bilinear_min, _bilinear_max, z, 1, h, steps, mode)
+        fl = integrate_flow(game_field(_bilinear_min, _bilinear_max, 1, h, mode), z, T, t_eval=np.linspace(0, T, 400),
+                            rtol=1e-9).theta
+        ax.plot(gd[:, 0], gd[:, 1], ".", color=col, ms=5, label=f"{mode} GD")
+        ax.plot(fl[:, 0], fl[:, 1], "-", color=col, lw=1, label="its modified flow")
+    th = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(th), np.sin(th), color="0.6", lw=1, ls="--", label="NGF (a circle)")
+    ax.set(aspect="equal", xlabel="x (minimises xy)", ylabel="y (maximises xy)", title=f"min_x max_y xy, h = {h}")
+    ax.legend(fontsize=7, loc="lower left")
+
+def _draw_game_radii(ax, h: float, steps: int) -> None:
+    "Distance to the equilibrium per step: both modes, the interaction cancelled, and the exact rate √(1+h²)."
+    z, n = torch.tensor([1.0, 0.0], dtype=torch.float64), np.arange(steps + 1)
+    for mode, col in (("simultaneous", PALETTE[1]), ("alternating", PALETTE[0])):
+        ax.plot(n, game_gd_path(_bilinear_min, _bilinear_max, z, 1, h, steps, mode).norm(dim=1), ".-", color=col, ms=3,
+                label=f"{mode} GD")
+    can = game_gd_path(_bilinear_min, _bilinear_max, z, 1, h, steps, cancel_interaction=1.0)
+    ax.plot(n, can.norm(dim=1), ".-", color=PALETTE[2], ms=3, label="simultaneous, interaction cancelled")
+    ax.plot(n, (1 + h * h) ** (n / 2), "k:", lw=1, label="(1+h²)^(n/2)")
+    ax.set(xlabel="step n", ylabel="distance to the equilibrium", title="radius")
+    ax.legend(fontsize=7)
+
+def plot_games(
+    h: float = 0.1,  # step size of both players
+    steps: int = 50,  # updates of each player
+) -> Figure:
+    "The bilinear game min_x max_y xy: simultaneous and alternating GD with their modified flows, and their radii."
+    h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=1)
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(9.5, 4.0))
+    _draw_game_paths(ax1, h, steps)
+    _draw_game_radii(ax2, h, steps)
+    fig.suptitle("Simultaneous GD spirals out at √(1+h²) per step; alternating GD stays on a bounded orbit")
+    return fig
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #278c2e3c
+DAL_RUNS: dict[str, dict] = {"fixed h = 1.0": dict(lr=1.0), "fixed h = 0.5": dict(lr=0.5),
+                             "DAL, p = 1": dict(rule="dal", power=1.0), "DAL, p = 2": dict(rule="dal", power=2.0)}
+"The chapter's four runs: label → `run_gd` arguments."
+
+def _half_mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor: return 0.5 * (out - target).square().mean()
+
+def dal_comparison(
+    runs: Mapping[str, Mapping] = DAL_RUNS,  # label → `run_gd` keyword arguments (lr, rule, power, ...)
+    hidden: Sequence[int] = (32,),  # hidden widths of the tanh student network 4 → hidden → 1
+    n: int = 64,  # training points of the tanh teacher (4 → 16 → 1, no noise)
+    steps: int = 500,  # full-batch GD steps per run
+    record_every: int = 20,  # sharpness measured every this many steps
+    dtype: torch.dtype = torch.float64,  # precision of data and network
+    seed: int | torch.Generator = 0,  # data from this seed, the network from the next one
+    device: str | torch.device | None = None,  # where to run; `default_device()` if None
+    progress: bool | Callable = False,  # a bar over the runs
+) -> dict[str, GDRun]:
+    "Full-batch GD runs of one regression problem, each with its own step rule, from the same start."
+    check_type("runs", runs, Mapping)
+    s = core.as_seed(seed)
+    X, y, _ = teacher_student(n=check_int("n", n, minimum=2), dim=4, hidden=(16,), activation="tanh", noise=0.0, seed=s,
+                              dtype=dtype, device=device)
+    net = mlp([4, *hidden, 1], "tanh", seed=s + 1, dtype=dtype, device=X.device)
+    E, theta0 = flat_objective(net, _half_mse, X, y)
+    return {label: run_gd(E, theta0, steps, record_every=record_every, **kw)
+            for label, kw in core.progress(runs.items(), progress, desc="GD runs", total=len(runs))}
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #bf57cf91
+def plot_dal(
+    runs: Mapping[str, GDRun],  # label → run, e.g. from `dal_comparison`
+    title: str | None = "A fixed h = 1 spikes at the edge of stability; DAL never does, and with p = 2 it ends lowest",
+) -> Figure:
+    "Loss, step size (raw and a 25-step mean) and sharpness against 2/(mean step), one colour per run."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11.5, 3.5))
+    for col, (name, r) in zip(PALETTE * 2, runs.items()):
+        w = min(25, len(r.lr))
+        smooth, t = np.convolve(r.lr, np.ones(w) / w, mode="valid"), np.arange(w // 2, w // 2 + len(r.lr) - w + 1)
+        ax1.semilogy(r.loss, color=col, lw=1.2, label=name)
+        ax2.plot(r.lr, color=col, lw=0.5, alpha=0.35)
+        ax2.plot(t, smooth, color=col, lw=1.8, label=name)
+        ax3.plot(r.sharpness_steps, r.sharpness, "o-", color=col, ms=3, label=name)
+        ax3.plot(t, 2 / smooth, color=col, lw=1, ls=":")
+    ax1.set(xlabel="step", ylabel="training loss", title="loss")
+    ax2.set(xlabel="step", ylabel="step size h_t", title="step h_t (faint) and its 25-step mean", yscale="log")
+    ax3.set(xlabel="step", ylabel="curvature", ylim=(0, 5), title="sharpness λ_max (dots) and 2/mean h_t (dotted)")
+    ax1.legend(fontsize=8)
+    ax3.legend(fontsize=7)
+    if title: fig.suptitle(title)
+    return fig
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #5e2ae95c
+def drift_slider_figure(
+    hs: Sequence[float] = (0.05, 0.12, 0.22, 0.3, 0.34, 0.36),  # one frame per step size
+    landscape: str = "quadratic",  # a key of `LANDSCAPES` with one objective
+    steps: int = 8,  # GD steps
+    active: int = 3,  # the frame shown first
+    title: str = "Past hλ = 1 only the principal flow keeps up with GD, and past 2 it diverges with it",  # the finding
+) -> go.Figure:
+    "A kernel-free slider over h: PF streamlines, GD and the three flows from the start, and the PF coefficient."
+    land = _landscape(landscape)
+    if land.game: raise ValueError(f"`landscape` must have one objective, got the game {landscape!r}")
+    hs = [check_float(f"hs[{i}]", h, minimum=0, strict=True) for i, h in enumerate(hs)]
+    frames = {f"{h:g}": _drift_traces(landscape, h, land.start, steps, FLOWS, "PF", "simultaneous", 1e-7, None, False)
+              for h in hs}
+    background = [_contour_trace(grid_derivatives(landscape)), *_coefficient_curves(xaxis="x2", yaxis="y2")]
+    return slider_figure(frames, background=background, prefix="h = ", x_range=None, y_range=None, active=active,
+                         layout=_frame_layout(land, title))
+
+# %% ../../nbs/20_dynamics/20_drift.ipynb #24eca368
+def explore_drift() -> Explorer:
+    "A live panel: landscape, step size, start, flows to draw, whose streamlines, and the update mode."
+    return Explorer(drift_figure, {
+        "landscape": viz.dropdown(list(LANDSCAPES)),
+        "h": viz.slider(0.02, 1.0, 0.02, value=0.3, costly=True, label="step size h"),
+        "x0": viz.slider(-1.5, 2.0, 0.05, value=-0.9, costly=True, label="start x"),
+        "y0": viz.slider(-1.0, 1.8, 0.05, value=0.75, costly=True, label="start y"),
+        "ngf": viz.checkbox(True), "igr": viz.checkbox(True), "pf": viz.checkbox(True),
+        "stream": viz.dropdown(list(FLOWS), value="PF", label="streamlines"),
+        "mode": viz.dropdown(list(_MODES))})

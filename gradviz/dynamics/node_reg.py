@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,16 +18,18 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type
+from .. import core, viz
+from ..core import check_choice, check_float, check_int, check_tensor, check_type
 from ..data import concentric_rings, mlp, train
 from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
 __all__ = ['DOPRI5_C', 'DOPRI5_A', 'DOPRI5_B', 'DOPRI5_E', 'STABILITY_SIZE', 'SAMPLINGS', 'REG_TYPES', 'REGULARIZE', 'error_norm',
            'DopriStep', 'dopri5_step', 'ODESolution', 'odeint_dopri5', 'sample_time', 'LocalRegularizer',
-           'local_regularizer', 'NeuralODE', 'ODEClassifier', 'node_classifier', 'NODERun', 'train_node',
-           'sampled_estimates', 'plot_nfe_history', 'plot_tradeoff', 'plot_step_profile', 'flow_paths', 'plot_flows',
-           'step_profile_frames', 'explore_node_reg']
+           'local_regularizer', 'NeuralODE', 'ODEClassifier', 'node_classifier', 'NODERun', 'train_node', 'StepErrors',
+           'step_errors', 'plot_step_errors', 'sampled_estimates', 'plot_nfe_history', 'plot_tradeoff',
+           'plot_step_profile', 'flow_paths', 'plot_flows', 'step_profile_frames', 'step_profile_slider_figure',
+           'node_reg_figure', 'explore_node_reg']
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #3ad02dd9
 DOPRI5_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)  # stage times c_i (fractions of h)
@@ -55,6 +57,7 @@ def error_norm(
     "The scaled RMS error E = rms(ẽ / (atol + rtol·max(|z0|, |z1|))) that the step-size control compares with 1."
     return _rms(error / (atol + rtol * torch.maximum(z0.abs(), z1.abs())))
 
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #b199a9b3
 @dataclass(frozen=True, eq=False)
 class DopriStep:
     "One Dormand–Prince 5(4) step from (t, z0) of size h: the fifth-order result and the stages the heuristics use."
@@ -77,6 +80,7 @@ class DopriStep:
         den = _rms(self.z1 - self.g6)
         return torch.where(den > 0, _rms(self.k7 - self.k6) / torch.where(den > 0, den, 1.0), 0.0)
 
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #62e34b8e
 def _combine(z, h, coefs, ks):
     out = z
     for a, k in zip(coefs, ks):
@@ -137,7 +141,8 @@ class ODESolution:
     def step_index(self, t: float) -> int:
         "The index j of the accepted step with t_j ≤ t < t_{j+1} (the last step for t = t_N)."
         t = check_float("t", t, minimum=float(self.times[0]), maximum=float(self.times[-1]))
-        return min(int(torch.searchsorted(self.times, torch.tensor(t, dtype=torch.float64), right=True)) - 1, self.num_steps - 1)
+        j = int(torch.searchsorted(self.times, torch.tensor(t, dtype=torch.float64), right=True)) - 1
+        return min(j, self.num_steps - 1)
 
     def state_at(self, t: float) -> torch.Tensor:
         "z(t) by cubic Hermite interpolation between accepted steps (no gradients, no extra evaluations)."
@@ -146,7 +151,8 @@ class ODESolution:
         if t == t0: return self.states[j]
         s = (t - t0) / h
         h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
-        return (h00 * self.states[j] + h10 * h * self.derivs[j] + h01 * self.states[j + 1] + h11 * h * self.derivs[j + 1])
+        return (h00 * self.states[j] + h10 * h * self.derivs[j]
+                + h01 * self.states[j + 1] + h11 * h * self.derivs[j + 1])
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #61b700be
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
@@ -176,6 +182,41 @@ def _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps):
     return t0, t1, atol, rtol, first_step, check_int("max_steps", max_steps, minimum=1)
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #ac5dab94
+def _accepted_step(fc, t: float, z, h: float, k1, t1: float, atol, rtol, graph: bool, attempts: list, max_steps: int):
+    "Attempt steps from (t, z), shrinking h after each rejection, until one is accepted: (step, E, err, factor, t + h)."
+    rejected = False
+    while True:
+        if len(attempts) >= max_steps:
+            raise RuntimeError(f"odeint_dopri5 needed more than `max_steps`={max_steps} attempts")
+        t_new = min(t + h, t1)
+        h = t_new - t
+        if h <= 10 * abs(math.nextafter(t, math.inf) - t): raise RuntimeError(f"step size underflow at t = {t:g}")
+        s = _step(fc, t, z, h, k1)
+        with torch.set_grad_enabled(graph): en = s.error_norm(atol, rtol)
+        err = float(en.detach())
+        attempts.append((t, h, err, float(err < 1)))
+        factor = _next_factor(err, rejected)
+        if err < 1: return s, en, err, factor, t_new
+        h, rejected = h * factor, True
+
+def _record_step(rec: dict, s: DopriStep, en, err: float, rho, keep_graph: bool) -> None:
+    "Append an accepted step's size, heuristics and end state, and with `keep_graph` its two regularisers."
+    if keep_graph:
+        rec["reg_e"].append(en * s.h)
+        rec["reg_s"].append(rho / STABILITY_SIZE)
+    rec["steps"].append(s.h)
+    rec["errs"].append(err)
+    rec["rhos"].append(float(rho.detach()))
+    rec["states"].append(s.z1.detach())
+    rec["derivs"].append(s.k7.detach())
+
+def _solution(z, rec: dict, nfe: int, atol: float, rtol: float, keep_graph: bool) -> ODESolution:
+    "The record of a finished solve as an `ODESolution`."
+    f64 = lambda key: torch.tensor(rec[key], dtype=torch.float64)
+    reg = lambda key: torch.stack(rec[key]).sum() if keep_graph else None
+    return ODESolution(z, f64("times"), f64("steps"), f64("errs"), f64("rhos"), torch.stack(rec["states"]),
+                       torch.stack(rec["derivs"]), f64("attempts"), nfe, atol, rtol, reg("reg_e"), reg("reg_s"))
+
 def odeint_dopri5(
     f: Callable[[float, torch.Tensor], torch.Tensor],  # vector field f(t, z)
     z0: torch.Tensor,  # initial state (any shape; the error norm runs over all entries, e.g. a whole batch)
@@ -190,38 +231,22 @@ def odeint_dopri5(
     "Solve z' = f(t, z) on [t0, t1] with adaptive Dormand–Prince 5(4), counting every evaluation of f."
     t0, t1, atol, rtol, h, max_steps = _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps)
     nfe = [0]
-    def fc(t, z): nfe[0] += 1; return f(t, z)
+    def fc(t, z):  # f, counted
+        nfe[0] += 1
+        return f(t, z)
     k1 = fc(t0, z0)
     if h is None:
         with torch.no_grad(): h = _initial_step(fc, t0, z0.detach(), k1.detach(), t1, atol, rtol)
-    t, z = t0, z0
-    times, steps, errs, rhos, states, derivs, attempts, reg_e, reg_s = [t0], [], [], [], [z0.detach()], [k1.detach()], [], [], []
+    rec = dict(times=[t0], states=[z0.detach()], derivs=[k1.detach()], steps=[], errs=[], rhos=[], attempts=[],
+               reg_e=[], reg_s=[])
+    t, z, graph = t0, z0, keep_graph and torch.is_grad_enabled()
     while t < t1:
-        rejected = False
-        while True:
-            if len(attempts) >= max_steps: raise RuntimeError(f"odeint_dopri5 needed more than `max_steps`={max_steps} attempts")
-            t_new = min(t + h, t1)
-            h = t_new - t
-            if h <= 10 * abs(math.nextafter(t, math.inf) - t): raise RuntimeError(f"step size underflow at t = {t:g}")
-            s = _step(fc, t, z, h, k1)
-            with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-                en = s.error_norm(atol, rtol)
-            err = float(en.detach())
-            attempts.append((t, h, err, float(err < 1)))
-            factor = _next_factor(err, rejected)
-            if err < 1: break
-            h, rejected = h * factor, True
-        with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-            rho = s.stiffness()
-        if keep_graph: reg_e.append(en * h); reg_s.append(rho / STABILITY_SIZE)
-        steps.append(h); errs.append(err); rhos.append(float(rho.detach()))
-        t, z, k1, h = t_new, s.z1, s.k7, h * factor
-        times.append(t); states.append(z.detach()); derivs.append(k1.detach())
-    f64 = dict(dtype=torch.float64)
-    return ODESolution(z, torch.tensor(times, **f64), torch.tensor(steps, **f64), torch.tensor(errs, **f64),
-                       torch.tensor(rhos, **f64), torch.stack(states), torch.stack(derivs), torch.tensor(attempts, **f64),
-                       nfe[0], atol, rtol, torch.stack(reg_e).sum() if keep_graph else None,
-                       torch.stack(reg_s).sum() if keep_graph else None)
+        s, en, err, factor, t_new = _accepted_step(fc, t, z, h, k1, t1, atol, rtol, graph, rec["attempts"], max_steps)
+        with torch.set_grad_enabled(graph): rho = s.stiffness()
+        _record_step(rec, s, en, err, rho, keep_graph)
+        t, z, k1, h = t_new, s.z1, s.k7, s.h * factor
+        rec["times"].append(t)
+    return _solution(z, rec, nfe[0], atol, rtol, keep_graph)
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #0ac951c8
 SAMPLINGS = ("unbiased", "biased")
@@ -230,17 +255,18 @@ REG_TYPES = ("error", "stiffness")
 def sample_time(
     solution: ODESolution,  # a finished solve
     sampling: str = "unbiased",  # "unbiased": t* ~ U(t_0, t_N); "biased": t* uniform among the accepted step starts
-    generator: torch.Generator | int | None = None,  # randomness (a generator or a seed); never the global RNG
+    seed: int | torch.Generator = 0,  # an int, or a torch.Generator to draw from (it advances); never the global RNG
 ) -> float:
     "One regularisation time t*, drawn as the sampling mode says."
     check_type("solution", solution, ODESolution)
     check_choice("sampling", sampling, SAMPLINGS)
-    g = as_generator(0 if generator is None else generator)
+    g = core.as_generator(seed)
     t0, t1 = float(solution.times[0]), float(solution.times[-1])
     if sampling == "unbiased":
         return t0 + (t1 - t0) * float(torch.rand((), generator=g, dtype=torch.float64, device=g.device))
     return float(solution.times[int(torch.randint(solution.num_steps, (), generator=g, device=g.device))])
 
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #e2a5c508
 @dataclass(frozen=True, eq=False)
 class LocalRegularizer:
     "The regulariser at t*: its value (with gradients to f's parameters) and the restarted step it came from."
@@ -263,7 +289,8 @@ def local_regularizer(
     j = solution.step_index(t_star)
     h, z_star = float(solution.steps[j]), solution.state_at(t_star).detach()
     step = _step(f, t_star, z_star, h, f(t_star, z_star))
-    value = step.error_norm(solution.atol, solution.rtol) * h if reg_type == "error" else step.stiffness() / STABILITY_SIZE
+    if reg_type == "error": value = step.error_norm(solution.atol, solution.rtol) * h
+    else: value = step.stiffness() / STABILITY_SIZE
     return LocalRegularizer(value, t_star, j, step)
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #d788e2a4
@@ -286,10 +313,11 @@ class NeuralODE(nn.Module):
         self.regularize = check_choice("regularize", regularize, REGULARIZE)
         self.reg_type = check_choice("reg_type", reg_type, REG_TYPES)
         self.weight = check_float("weight", weight, minimum=0)
-        self.atol, self.rtol = check_float("atol", atol, minimum=0, strict=True), check_float("rtol", rtol, minimum=0, strict=True)
+        self.atol = check_float("atol", atol, minimum=0, strict=True)
+        self.rtol = check_float("rtol", rtol, minimum=0, strict=True)
         self.t0, self.t1 = check_float("t0", t0), check_float("t1", t1)
         if not self.t1 > self.t0: raise ValueError(f"`t1` must be > `t0` ({t0:g}), got {t1:g}")
-        self.generator = as_generator(check_int("seed", seed, minimum=0)) if generator is None else check_type("generator", generator, torch.Generator)
+        self.generator = core.as_generator(seed)  # t* comes from here, never from torch's global generator
         self.history: list[dict] = []
         self.last: dict = {}
 
@@ -301,9 +329,11 @@ class NeuralODE(nn.Module):
         "(z(t1), w·R): the final state and the weighted regulariser (0 outside training or with regularize='none')."
         check_tensor("z0", z0, floating=True)
         active = self.training and self.regularize != "none"
-        sol = odeint_dopri5(self.rhs, z0, self.t0, self.t1, self.atol, self.rtol, keep_graph=active and self.regularize == "global")
+        sol = odeint_dopri5(self.rhs, z0, self.t0, self.t1, self.atol, self.rtol,
+                            keep_graph=active and self.regularize == "global")
         reg, t_star, reg_nfe = None, None, 0
-        if active and self.regularize == "global": reg = sol.reg_error if self.reg_type == "error" else sol.reg_stiffness
+        if active and self.regularize == "global":
+            reg = sol.reg_error if self.reg_type == "error" else sol.reg_stiffness
         elif active:
             t_star = sample_time(sol, self.regularize, self.generator)
             local = local_regularizer(self.rhs, sol, t_star, self.reg_type)
@@ -315,7 +345,7 @@ class NeuralODE(nn.Module):
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #1efebf4e
 class ODEClassifier(nn.Module):
-    "Zero-pad the input by `augment` coordinates, flow it with a `NeuralODE`, read out one logit: returns (logits, penalty)."
+    "Zero-pad the input by `augment` coordinates, flow it with a `NeuralODE`, read out one logit: (logits, penalty)."
     def __init__(self, ode: NeuralODE, readout: nn.Module, augment: int = 1):
         super().__init__()
         self.ode, self.readout = check_type("ode", ode, NeuralODE), check_type("readout", readout, nn.Module)
@@ -330,22 +360,23 @@ def node_classifier(
     dim: int = 2,  # input dimension d
     augment: int = 1,  # extra zero coordinates (0 gives a plain neural ODE, which cannot separate the rings)
     hidden: int = 16,  # width of the tanh vector field (d+a) → hidden → (d+a)
-    seed: int = 0,  # seed for the weights and for t*
-    device: str | torch.device | None = None,  # where the parameters live
+    seed: int | torch.Generator = 0,  # seed for the weights and for t* (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
     dtype: torch.dtype = torch.float64,  # parameter dtype (float64 keeps tolerances of 1e-6 clear of round-off)
     **ode_kwargs,  # passed to `NeuralODE`: regularize, reg_type, weight, atol, rtol, t0, t1
 ) -> ODEClassifier:
     "A seeded augmented neural-ODE binary classifier."
-    dim, augment, hidden = check_int("dim", dim, minimum=1), check_int("augment", augment, minimum=0), check_int("hidden", hidden, minimum=1)
-    width = dim + augment
-    field = mlp([width, hidden, width], "tanh", seed=seed, device=device, dtype=dtype)
-    readout = mlp([width, 1], seed=seed + 1, device=device, dtype=dtype)
-    return ODEClassifier(NeuralODE(field, seed=seed, **ode_kwargs), readout, augment)
+    dim, augment = check_int("dim", dim, minimum=1), check_int("augment", augment, minimum=0)
+    hidden = check_int("hidden", hidden, minimum=1)
+    width, s = dim + augment, core.as_seed(seed)
+    field = mlp([width, hidden, width], "tanh", seed=s, device=device, dtype=dtype)
+    readout = mlp([width, 1], seed=s + 1, device=device, dtype=dtype)
+    return ODEClassifier(NeuralODE(field, seed=s, **ode_kwargs), readout, augment)
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #3c90c4da
 @dataclass(frozen=True, eq=False)
 class NODERun:
-    "One training run: the trained model and its per-iteration NFE, regulariser and loss, plus held-out accuracy and NFE."
+    "One training run: the trained model, its per-iteration NFE, regulariser and loss, and held-out accuracy and NFE."
     model: ODEClassifier  # trained, in evaluation mode
     nfe: torch.Tensor  # solve NFE at each training iteration, shape (steps,)
     reg: torch.Tensor  # regulariser R at each iteration (nan when regularize='none')
@@ -357,6 +388,7 @@ class NODERun:
     settings: dict  # the arguments of `train_node`
 
 def _rings(n, seed, device, dtype):
+    "The rings data with float labels."
     X, y = concentric_rings(n, seed=seed, device=device, dtype=dtype)
     return X, y.to(dtype)
 
@@ -367,42 +399,76 @@ def train_node(
     tol: float = 1e-6,  # atol = rtol
     steps: int = 150,  # Adam iterations (full batch)
     lr: float = 1e-2,  # Adam step size
-    n: int = 256,  # training points (test set: 1024 points from seed + 1)
+    n: int = 256,  # training points (test set: 1024 points from the next seed)
     hidden: int = 16,  # width of the vector field
     augment: int = 1,  # extra zero coordinates
-    seed: int = 0,  # seed for data, weights and t*
-    progress: bool = False,  # tqdm bar over the iterations
-    device: str | torch.device | None = "cpu",  # where to train (models this small run fastest on the CPU; None: `default_device()`)
+    seed: int | torch.Generator = 0,  # seed for data, weights and t* (an int or a torch.Generator)
+    progress: bool | Callable = False,  # a bar over the iterations, or a wrapper such as `Explorer.progress`
+    device: str | torch.device | None = None,  # where to train; `default_device()` if None (fastest: a CPU)
 ) -> NODERun:
     "Train a neural-ODE classifier on concentric rings with the chosen regulariser and record NFE along the way."
-    steps = check_int("steps", steps, minimum=1)
-    X, y = _rings(check_int("n", n, minimum=2), seed, device, torch.float64)
-    Xt, yt = _rings(1024, seed + 1, device, torch.float64)
+    steps, s = check_int("steps", steps, minimum=1), core.as_seed(seed)
+    X, y = _rings(check_int("n", n, minimum=2), s, device, torch.float64)
+    Xt, yt = _rings(1024, s + 1, X.device, torch.float64)
     tol = check_float("tol", tol, minimum=0, strict=True)
-    model = node_classifier(2, augment, hidden, seed, device, regularize=regularize, reg_type=reg_type,
+    model = node_classifier(2, augment, hidden, s, X.device, regularize=regularize, reg_type=reg_type,
                             weight=weight, atol=tol, rtol=tol)
     loss_fn = lambda out, target: F.binary_cross_entropy_with_logits(out[0], target) + out[1]
     losses = train(model, loss_fn, X, y, steps=steps, lr=lr, optimizer="adam", progress=progress)
     model.eval()
     with torch.no_grad(): logits, _ = model(Xt)
-    hist = model.ode.history
-    nan = float("nan")
-    return NODERun(model, torch.tensor([h["nfe"] for h in hist]), torch.tensor([nan if h["reg"] is None else h["reg"] for h in hist]),
-                   torch.tensor([nan if h["t_star"] is None else h["t_star"] for h in hist]), losses,
-                   float(((logits > 0).to(yt) == yt).double().mean()), model.ode.last["solution"].nfe,
-                   model.ode.last["solution"], dict(weight=weight, regularize=regularize, reg_type=reg_type, tol=tol,
-                                                    steps=steps, lr=lr, n=n, hidden=hidden, augment=augment, seed=seed))
+    hist, nan, sol = model.ode.history, float("nan"), model.ode.last["solution"]
+    record = lambda key: torch.tensor([nan if h[key] is None else h[key] for h in hist])
+    return NODERun(model, torch.tensor([h["nfe"] for h in hist]), record("reg"),
+                   record("t_star"), losses,
+                   float(((logits > 0).to(yt) == yt).double().mean()), sol.nfe, sol,
+                   dict(weight=weight, regularize=regularize, reg_type=reg_type, tol=tol, steps=steps, lr=lr, n=n,
+                        hidden=hidden, augment=augment, seed=s))
+
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #9e705aa0
+class StepErrors(NamedTuple):
+    "One Dormand–Prince step on z' = λz from z = 1 at each step size: the embedded estimate and the true error."
+    h: np.ndarray  # step sizes
+    estimate: np.ndarray  # |ẽ|, the embedded estimate (local error of the fourth-order solution)
+    true: np.ndarray  # |z₁ − e^{hλ}|, the true local error of the fifth-order solution kept
+
+def step_errors(
+    hs: Sequence[float],  # step sizes h
+    lam: float = -1.0,  # λ of the linear test problem
+) -> StepErrors:
+    "The embedded error estimate and the true local error of one step on z' = λz, for each h."
+    hs = np.array([check_float(f"hs[{i}]", h, minimum=0, strict=True) for i, h in enumerate(hs)])
+    lam, one = check_float("lam", lam), torch.ones(1, dtype=torch.float64)
+    steps = [dopri5_step(lambda t, z: lam * z, 0.0, one, float(h)) for h in hs]
+    return StepErrors(hs, np.array([abs(s.error.item()) for s in steps]),
+                      np.array([abs(s.z1.item() - math.exp(lam * h)) for s, h in zip(steps, hs)]))
+
+def plot_step_errors(
+    errors: StepErrors,  # from `step_errors`
+    title: str = "The embedded estimate scales as h⁵, the kept solution as h⁶",  # the finding
+) -> Figure:
+    "Both local errors against h on log–log axes, with slopes fitted above round-off (10⁻¹⁴)."
+    check_type("errors", errors, StepErrors)
+    fig, ax = subplots(figsize=(5.5, 3.5))
+    for ys, marker, color, label in ((errors.estimate, "o-", PALETTE[0], "estimate |ẽ|"),
+                                     (errors.true, "s-", PALETTE[1], "true error of z₁")):
+        ok = ys > 1e-14
+        slope = np.polyfit(np.log(errors.h[ok]), np.log(ys[ok]), 1)[0] if ok.sum() > 1 else float("nan")
+        ax.loglog(errors.h, np.where(ok, ys, np.nan), marker, color=color, label=f"{label} (slope {slope:.2f})")
+    ax.set(xlabel="step size h", ylabel="local error", title=title)
+    ax.legend()
+    return fig
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #9b27bf4c
 def sampled_estimates(
     f: Callable[[float, torch.Tensor], torch.Tensor],  # vector field
     solution: ODESolution,  # a solve made with `keep_graph=True` or not
     num_samples: int = 500,  # draws of t* per sampling mode
-    seed: int = 0,  # seed for the draws
+    seed: int | torch.Generator = 0,  # seed for the draws (an int or a torch.Generator)
 ) -> dict[str, float]:
     "The global Σ E_j h_j next to the mean one-point estimates (weighted and plain) over `num_samples` draws per mode."
     num_samples = check_int("num_samples", num_samples, minimum=1)
-    g, span, N = as_generator(seed), float(solution.times[-1] - solution.times[0]), solution.num_steps
+    g, span, N = core.as_generator(seed), float(solution.times[-1] - solution.times[0]), solution.num_steps
     out = {"global Σ E_j h_j": float((solution.errors * solution.steps).sum())}
     with torch.no_grad():
         for mode in SAMPLINGS:
@@ -426,7 +492,8 @@ def plot_nfe_history(
     if not runs: raise ValueError("`runs` is empty: give at least one run")
     fig, ax = subplots(figsize=(7, 3.8))
     for (label, r), color in zip(runs.items(), PALETTE * 3):
-        ax.plot(np.arange(len(r.nfe)), r.nfe.numpy(), color=color, label=label, lw=1.5, ls="--" if "global" in label else "-")
+        ax.plot(np.arange(len(r.nfe)), r.nfe.numpy(), color=color, label=label, lw=1.5,
+                ls="--" if "global" in label else "-")
     ax.set(xlabel="training iteration", ylabel="NFE of the forward solve", title=title)
     ax.legend(fontsize=8, ncol=2)
     return fig
@@ -445,7 +512,7 @@ def plot_tradeoff(
     ax.set(xlabel="weight w (leftmost point: w = 0)", ylabel="NFE", title=title)
     ax2 = ax.twinx()
     ax2.semilogx(pos, [runs[w].accuracy for w in ws], "s--", color=PALETTE[1], label="held-out accuracy")
-    ax2.set_ylabel("accuracy"); ax2.set_ylim(0.4, 1.02)
+    ax2.set(ylabel="accuracy", ylim=(0.4, 1.02))
     lines = ax.get_lines() + ax2.get_lines()
     ax.legend(lines, [l.get_label() for l in lines], loc="center left", fontsize=8)
     return fig
@@ -528,44 +595,79 @@ def step_profile_frames(
     frames = {}
     for label, r in runs.items():
         s = r.test_solution
-        frames[label] = [go.Scatter(x=s.times.tolist(), y=s.steps.tolist() + [s.steps[-1].item()], mode="lines+markers",
+        frames[label] = [go.Scatter(x=s.times.numpy(), y=np.r_[s.steps.numpy(), s.steps[-1].item()],
+                                    mode="lines+markers",
                                     line=dict(shape="hv", color=PALETTE[0]),
                                     name=f"NFE {s.nfe}, accuracy {r.accuracy:.3f}")]
     return frames
 
+def step_profile_slider_figure(
+    runs: Mapping[str, NODERun],  # frame label → run
+    title: str = "Larger w: fewer, larger steps (legend: NFE and accuracy)",  # the finding
+) -> go.Figure:
+    "A kernel-free slider over runs: the accepted step sizes h(t) of each run's held-out solve, on a log scale."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    return slider_figure(step_profile_frames(runs), title=title, x_title="t", y_title="accepted step size h",
+                         log_y=True)
+
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #f5c15cea
+def _settings_title(run: NODERun, base: NODERun) -> str:
+    s = run.settings
+    return (f"w = {s['weight']:g}, tol = {s['tol']:g}, {s['regularize']}, {s['reg_type']}: "
+            f"prediction NFE {base.test_nfe} → {run.test_nfe}")
+
+def _node_reg_layout(title: str) -> dict:
+    "NFE against iteration on the left; accepted step sizes on a log scale on the right."
+    return dict(height=360, title=dict(text=title, font=dict(size=13)), margin=dict(t=50, l=60, r=20, b=50),
+                legend=dict(x=0.01, y=0.99, font=dict(size=10)),
+                xaxis=dict(domain=(0.0, 0.44), title=dict(text="training iteration")),
+                yaxis=dict(title=dict(text="NFE"), rangemode="tozero"),
+                xaxis2=dict(domain=(0.56, 1.0), anchor="y2", title=dict(text="t")),
+                yaxis2=dict(anchor="x2", type="log", exponentformat="power", title=dict(text="accepted h")))
+
+def node_reg_figure(
+    run: NODERun,  # the regularised run
+    baseline: NODERun,  # the unregularised run to compare with
+    last: int = 20,  # mark the t* of this many final training iterations
+    title: str | None = None,  # the finding; default: the run's settings and both prediction NFEs
+) -> go.Figure:
+    "NFE per training iteration (left) and the held-out solve's accepted step sizes h(t), with the last t* (right)."
+    check_type("run", run, NODERun); check_type("baseline", baseline, NODERun)
+    last = check_int("last", last, minimum=0)
+    pairs = ((baseline, PALETTE[2], "none"), (run, PALETTE[0], run.settings["regularize"]))
+    data = [go.Scatter(y=x.nfe.numpy(), mode="lines", line=dict(color=c),
+                       name=f"{lab}: NFE {x.test_nfe}, acc {x.accuracy:.3f}") for x, c, lab in pairs]
+    for x, c, _ in pairs:
+        s = x.test_solution
+        data.append(go.Scatter(x=s.times.numpy(), y=np.r_[s.steps.numpy(), s.steps[-1].item()], mode="lines+markers",
+                               line=dict(color=c, shape="hv"), marker=dict(size=4), xaxis="x2", yaxis="y2",
+                               showlegend=False))
+    ts = run.t_star[-last:] if last else run.t_star[:0]
+    ts = ts[~torch.isnan(ts)]
+    if len(ts):
+        low = float(run.test_solution.steps.min()) * 0.6
+        data.append(go.Scatter(x=ts.numpy(), y=np.full(len(ts), low), mode="markers", xaxis="x2", yaxis="y2", name="t*",
+                               marker=dict(symbol="line-ns-open", size=12, color=PALETTE[0])))
+    return go.Figure(data, _node_reg_layout(title or _settings_title(run, baseline)))
+
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #450ec3f1
 def explore_node_reg(
     runs: Mapping[tuple, NODERun] | None = None,  # preloaded runs keyed by (w, tol, sampling, reg_type)
     steps: int = 150,  # training iterations per run
+    device: str | torch.device | None = None,  # where new runs train; `default_device()` if None
 ) -> Explorer:
-    "A live panel: w (log, trained at one significant digit), tolerance, sampling mode and regulariser type → NFE per iteration and h(t)."
-    cache = dict(runs or {})
-    steps = check_int("steps", steps, minimum=1)
-    def get(w, tol, sampling, reg_type):
-        key = (float(f"{w:.1g}") if sampling != "none" else 0.0, float(tol), sampling, reg_type if sampling != "none" else "error")
-        if key not in cache: cache[key] = train_node(key[0], sampling, key[3], tol=key[1], steps=steps, progress=True)
+    "A live panel: w (log, one significant digit), tolerance, sampling mode and regulariser type → `node_reg_figure`."
+    cache, steps = dict(runs or {}), check_int("steps", steps, minimum=1)
+    def get(w, tol, sampling, reg_type, progress) -> NODERun:
+        on = sampling != "none"
+        key = (float(f"{w:.1g}") if on else 0.0, float(tol), sampling, reg_type if on else "error")
+        if key not in cache:
+            cache[key] = train_node(key[0], sampling, key[3], tol=key[1], steps=steps, progress=progress, device=device)
         return cache[key]
-    def show(w=0.3, tol=1e-6, sampling="unbiased", reg_type="error"):
-        r, base = get(w, tol, sampling, reg_type), get(0.0, tol, "none", "error")
-        w = float(f"{w:.1g}")
-        data = [go.Scatter(y=x.nfe.tolist(), mode="lines", line=dict(color=c), name=f"{lab}: NFE {x.test_nfe}, acc {x.accuracy:.3f}")
-                for x, c, lab in ((base, PALETTE[2], "none"), (r, PALETTE[0], sampling))]
-        for x, c in ((base, PALETTE[2]), (r, PALETTE[0])):
-            sol = x.test_solution
-            data.append(go.Scatter(x=sol.times.tolist(), y=sol.steps.tolist() + [sol.steps[-1].item()], mode="lines+markers",
-                                   line=dict(color=c, shape="hv"), marker=dict(size=4), xaxis="x2", yaxis="y2", showlegend=False))
-        ts = r.t_star[-20:]
-        ts = ts[~torch.isnan(ts)]
-        if len(ts): data.append(go.Scatter(x=ts.tolist(), y=[float(r.test_solution.steps.min()) * 0.6] * len(ts), mode="markers",
-                                           marker=dict(symbol="line-ns-open", size=12, color=PALETTE[0]), xaxis="x2", yaxis="y2", name="t*"))
-        title = f"w = {w:g}, tol = {tol:g}, {sampling}, {reg_type}: prediction NFE {base.test_nfe} → {r.test_nfe}"
-        return go.Figure(data, dict(height=360, title=dict(text=title, font=dict(size=13)), margin=dict(t=50, l=60, r=20, b=50),
-                                    legend=dict(x=0.01, y=0.99, font=dict(size=10)),
-                                    xaxis=dict(domain=(0.0, 0.44), title=dict(text="training iteration")),
-                                    yaxis=dict(title=dict(text="NFE"), rangemode="tozero"),
-                                    xaxis2=dict(domain=(0.56, 1.0), anchor="y2", title=dict(text="t")),
-                                    yaxis2=dict(anchor="x2", type="log", exponentformat="power", title=dict(text="accepted h"))))
-    return Explorer(show, {"w": dict(min=1e-3, max=100.0, value=0.3, log=True, step=0.5, costly=True),
-                           "tol": dict(options=[1e-4, 1e-5, 1e-6], value=1e-6),
-                           "sampling": dict(options=["unbiased", "biased", "global", "none"], value="unbiased"),
-                           "reg_type": dict(options=list(REG_TYPES), value="error")})
+    def show(w=0.3, tol=1e-6, sampling="unbiased", reg_type="error", progress=False):
+        return node_reg_figure(get(w, tol, sampling, reg_type, progress), get(0.0, tol, "none", "error", progress))
+    return Explorer(show, {"w": viz.slider(1e-3, 100.0, 0.5, value=0.3, log=True, costly=True),
+                           "tol": viz.dropdown([1e-4, 1e-5, 1e-6], value=1e-6),
+                           "sampling": viz.dropdown(["unbiased", "biased", "global", "none"], value="unbiased"),
+                           "reg_type": viz.dropdown(list(REG_TYPES), value="error")})

@@ -8,7 +8,7 @@ Docs: https://gradviz.github.io/gradviz/20_dynamics/schedules.html.md"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,17 +18,18 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
 
+from .. import core, viz
 from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 from ..data import loss_function, train
-from ..viz import PALETTE, Explorer, subplots
+from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['PADS', 'NORMS', 'constant', 'linear_decay', 'cosine', 'step', 'last_iterate_bound', 'filter_width',
-           'smooth_grad_norms', 'refine_schedule', 'grad_norm_profile', 'ScheduledRun', 'train_scheduled',
-           'optimal_schedule', 'plot_refinement', 'PeakSweep', 'sweep_peak_lr', 'plot_peak_sweep', 'refinement_traces',
-           'schedule_figure', 'explore_schedules']
+__all__ = ['PADS', 'NORMS', 'PROFILES', 'REFINED', 'constant', 'linear_decay', 'cosine', 'step', 'last_iterate_bound',
+           'filter_width', 'smooth_grad_norms', 'refine_schedule', 'grad_norm_profile', 'ScheduledRun',
+           'train_scheduled', 'optimal_schedule', 'plot_refinement', 'PeakSweep', 'sweep_peak_lr', 'plot_peak_sweep',
+           'RefinedSweep', 'refine_and_sweep', 'plot_refined_sweep', 'RefinementTraces', 'refinement_traces',
+           'refinement_slider_figure', 'schedule_figure', 'explore_schedules']
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #cfe16f39
 def _schedule(shape: Callable[[torch.Tensor], torch.Tensor], steps, peak, warmup, device) -> torch.Tensor:
@@ -50,6 +51,7 @@ def constant(
     "η_t = peak at every step (after an optional warm-up): the schedule that never anneals."
     return _schedule(torch.ones_like, steps, peak, warmup, device)
 
+# %% ../../nbs/20_dynamics/21_schedules.ipynb #48646d5f
 def linear_decay(
     steps: int,  # number of steps T
     peak: float = 1.0,  # largest step size η_max
@@ -98,7 +100,8 @@ def _as_vector(name: str, v, allow_zero: bool = False) -> torch.Tensor:
     v = check_tensor(name, v, ndim=1, floating=True).to(torch.float64)
     if len(v) < 2: raise ValueError(f"`{name}` needs at least 2 values, got {len(v)}")
     if (v < 0).any() or (not allow_zero and (v == 0).any()):
-        raise ValueError(f"`{name}` must be {'non-negative' if allow_zero else 'positive'}, got min {v.min().item():.3g}")
+        sign = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be {sign}, got min {v.min().item():.3g}")
     return v
 
 def _bound_terms(eta: torch.Tensor, G2: torch.Tensor, D: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,7 +133,8 @@ def last_iterate_bound(
     eta, G2 = eta.cpu(), (G**2).cpu()
     if not free_last: return _bound_value(eta, G2, D, best_scale)
     def with_last(log_w):
-        e = eta.clone(); e[-1] = float(np.exp(log_w))
+        e = eta.clone()
+        e[-1] = float(np.exp(log_w))
         return _bound_value(e, G2, D, best_scale)
     top = float(np.log(float(eta[:-1].max())))
     return float(scipy.optimize.minimize_scalar(with_last, bounds=(top - 30, top + 5), method="bounded",
@@ -153,7 +157,7 @@ def smooth_grad_norms(
     smoothing: float = 0.1,  # median window as a fraction τ of the run; 0 leaves the record unchanged
     pad: str = "both",  # reflect the record past both ends, or past the end only (the authors' recipe)
 ) -> torch.Tensor:
-    "Running median of width `filter_width(T, τ)` over the record reflected past its ends, so edge steps see a full window."
+    "Running median of width `filter_width(T, τ)` over the record reflected past its ends (edges see a full window)."
     G = _as_vector("grad_norms", grad_norms)
     check_type("pad", pad, str); check_choice("pad", pad, PADS)
     width = filter_width(len(G), smoothing)
@@ -184,28 +188,37 @@ def refine_schedule(
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #7de539e4
 def _knots(knots) -> tuple[np.ndarray, np.ndarray]:
+    "(fractions, log values) of (fraction, value) pairs, validated."
     if isinstance(knots, (str, bytes)) or not isinstance(knots, Sequence) or len(knots) < 1:
         raise TypeError("`knots` must be a non-empty sequence of (fraction, value) pairs")
     fr, val = [], []
     for i, k in enumerate(knots):
-        if not (isinstance(k, Sequence) and len(k) == 2): raise TypeError(f"`knots[{i}]` must be a (fraction, value) pair, got {k!r}")
+        if not (isinstance(k, Sequence) and len(k) == 2):
+            raise TypeError(f"`knots[{i}]` must be a (fraction, value) pair, got {k!r}")
         fr.append(check_float(f"knots[{i}][0]", k[0], minimum=0, maximum=1))
         val.append(check_float(f"knots[{i}][1]", k[1], minimum=0, strict=True))
     if any(b <= a for a, b in zip(fr, fr[1:])): raise ValueError(f"`knots` fractions must increase, got {fr}")
     return np.array(fr), np.log(np.array(val))
 
+PROFILES: dict[str, tuple] = {"constant": ((0.0, 1.0), (1.0, 1.0)),
+                              "early fall": ((0.0, 15.0), (0.1, 1.0), (1.0, 1.0)),
+                              "early fall, late rise": ((0.0, 15.0), (0.1, 1.0), (1.0, 2.0)),
+                              "early fall, late fall": ((0.0, 15.0), (0.1, 1.0), (1.0, 0.7)),
+                              "late fall": ((0.0, 1.0), (0.8, 1.0), (1.0, 0.4))}
+"Knots of the chapter's five gradient-norm profiles."
+
 def grad_norm_profile(
     steps: int,  # length T of the record
     knots: Sequence[tuple[float, float]] = ((0.0, 15.0), (0.1, 1.0), (1.0, 1.0)),  # (fraction of the run, G) pairs
     noise: float = 0.0,  # σ of the multiplicative noise exp(σξ_t), ξ_t standard normal
-    seed: int = 0,  # seed for the noise
+    seed: int | torch.Generator = 0,  # seed for the noise (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the record lives; `default_device()` if None
 ) -> torch.Tensor:
     "A synthetic record G_t, log-linear between `knots` (constant beyond them), times exp(σξ_t)."
     steps, (fr, logv) = check_int("steps", steps, minimum=2), _knots(knots)
-    noise, seed = check_float("noise", noise, minimum=0), check_int("seed", seed, minimum=0)
+    noise, g = check_float("noise", noise, minimum=0), core.as_generator(seed)
     s = np.linspace(0.0, 1.0, steps)
-    xi = torch.randn(steps, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    xi = torch.randn(steps, generator=g, dtype=torch.float64, device=g.device).cpu()
     return (torch.from_numpy(np.exp(np.interp(s, fr, logv))) * torch.exp(noise * xi)).to(resolve_device(device))
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #1d4b3f83
@@ -228,7 +241,9 @@ def _full_loss(model: nn.Module, loss_fn, X, y) -> float:
     with torch.no_grad(): return loss_function(loss_fn)(model(X), y).item()
 
 def _grad_norm(model: nn.Module, p: float) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.cat([q.grad.reshape(-1) for q in model.parameters() if q.grad is not None]), ord=p)
+    "The ℓ_p norm of all the model's gradients together."
+    grads = [q.grad.reshape(-1) for q in model.parameters() if q.grad is not None]
+    return torch.linalg.vector_norm(torch.cat(grads), ord=p)
 
 def train_scheduled(
     model: nn.Module,  # network, trained in place
@@ -239,7 +254,7 @@ def train_scheduled(
     batch_size: int | None = 32,  # minibatch size B (None: full batch)
     norm: str = "l2",  # which gradient norm to record: "l2" or "l1"
     optimizer: str | Callable = "sgd",  # "sgd", "adam" or a factory, as in `gradviz.data.train`
-    seed: int = 0,  # seed for the minibatch order
+    seed: int | torch.Generator = 0,  # seed for the minibatch order (an int or a torch.Generator)
 ) -> ScheduledRun:
     "Train `model` with the per-step step sizes `lrs`, recording every step's gradient norm."
     eta = _as_vector("lrs", lrs, allow_zero=True).cpu()
@@ -269,7 +284,8 @@ def optimal_schedule(
     T = len(G2)
     res = scipy.optimize.minimize(value_and_grad, np.full(T, D / np.sqrt(T)), jac=True, method="L-BFGS-B",
                                   bounds=[(1e-10, None)] * T,
-                                  options=dict(maxiter=max_iter, maxfun=10 * max_iter, ftol=1e-15, gtol=1e-12, maxcor=20))
+                                  options=dict(maxiter=max_iter, maxfun=10 * max_iter, ftol=1e-15, gtol=1e-12,
+                                               maxcor=20))
     return torch.from_numpy(res.x)
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #1b63847d
@@ -288,7 +304,7 @@ def plot_refinement(
         axes[i, 0].semilogy(x, G.numpy(), color=PALETTE[6], lw=0.5, alpha=0.6)
         axes[i, 0].semilogy(x, smooth_grad_norms(G, smoothing).numpy(), color=PALETTE[i % 6], lw=2)
         axes[i, 0].set_ylabel(name, fontsize=8)
-        axes[i, 1].plot(x, linear_decay(len(G), device="cpu").numpy(), color=PALETTE[6], ls="--", lw=1)
+        axes[i, 1].plot(x, linear_decay(len(G), device=G.device).numpy(), color=PALETTE[6], ls="--", lw=1)
         axes[i, 1].plot(x, refine_schedule(G, smoothing, norm).numpy(), color=PALETTE[i % 6], lw=2)
         axes[i, 1].set_ylim(0, 1.05)
     axes[0, 0].set_title("gradient norm G_t (grey) and its median", fontsize=9)
@@ -332,7 +348,7 @@ def sweep_peak_lr(
     peaks: Sequence[float],  # peak step sizes to try
     seeds: Sequence[int] = (0, 1, 2),  # each seed sets the initialisation and the batch order
     batch_size: int | None = 32,  # minibatch size
-    progress: bool | Callable = False,  # tqdm bar (True) or a tqdm-like wrapper such as `Explorer.progress`
+    progress: bool | Callable = False,  # a bar (True) or a wrapper such as `Explorer.progress`
 ) -> PeakSweep:
     "Train every schedule at every peak step size and seed; collect the last iterate's full-batch loss."
     check_type("shapes", shapes, Mapping)
@@ -340,11 +356,12 @@ def sweep_peak_lr(
     peaks = [check_float(f"peaks[{i}]", p, minimum=0, strict=True) for i, p in enumerate(peaks)]
     seeds = [check_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
     if not peaks or not seeds: raise ValueError("`peaks` and `seeds` need at least one value each")
-    wrap = progress if callable(progress) else (lambda it, **kw: tqdm(it, disable=not progress, leave=False, **kw))
     jobs = [(i, j, k) for i in range(len(shapes)) for j in range(len(peaks)) for k in range(len(seeds))]
-    out, shape_list = torch.full((len(shapes), len(peaks), len(seeds)), float("nan"), dtype=torch.float64), list(shapes.values())
-    for i, j, k in wrap(jobs, total=len(jobs), desc="peak-LR sweep"):
-        run = train_scheduled(make_model(seeds[k]), loss_fn, X, y, peaks[j] * shape_list[i], batch_size=batch_size, seed=seeds[k])
+    out = torch.full((len(shapes), len(peaks), len(seeds)), float("nan"), dtype=torch.float64)
+    shape_list = list(shapes.values())
+    for i, j, k in core.progress(jobs, progress, total=len(jobs), desc="peak-LR sweep"):
+        run = train_scheduled(make_model(seeds[k]), loss_fn, X, y, peaks[j] * shape_list[i], batch_size=batch_size,
+                              seed=seeds[k])
         out[i, j, k] = float("nan") if run.diverged else run.final_loss
     return PeakSweep(tuple(shapes), torch.tensor(peaks, dtype=torch.float64), tuple(seeds), out)
 
@@ -362,39 +379,124 @@ def plot_peak_sweep(
         ax.errorbar(peaks, m, yerr=s, color=c, marker="o", ms=4, capsize=2,
                     label=f"{name}: best {best[name]['mean']:.4f} at η = {best[name]['peak']:.2g}")
         gone = ~np.isfinite(m)
-        ax.plot(peaks[gone], np.full(gone.sum(), 0.97 - 0.025 * i), "x", color=c, ms=7, transform=ax.get_xaxis_transform())
+        ax.plot(peaks[gone], np.full(gone.sum(), 0.97 - 0.025 * i), "x", color=c, ms=7,
+                transform=ax.get_xaxis_transform())
     ax.set(xscale="log", yscale="log", xlabel="peak step size η_max", ylabel="final full-batch loss")
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1, 0.9))
     if title: ax.set_title(title, fontsize=10)
     return fig
 
+# %% ../../nbs/20_dynamics/21_schedules.ipynb #5adf27c8
+REFINED = "refined from linear"
+"The refined schedule's name in a `RefinedSweep`."
+
+@dataclass(frozen=True)
+class RefinedSweep:
+    "Peak-step sweeps of baseline schedules and of the schedule refined from linear decay's recorded gradient norms."
+    sweep: PeakSweep  # every schedule, the refined one last
+    shapes: dict[str, torch.Tensor]  # each schedule's shape (maximum 1), in the sweep's order
+    grad_norms: torch.Tensor  # the norms refinement used: linear decay at its best peak, mean over seeds
+
+def refine_and_sweep(
+    make_model: Callable[[int], nn.Module],  # seed → a fresh model
+    loss_fn: Callable | str,  # as in `gradviz.data.train`
+    X: torch.Tensor,  # inputs
+    y: torch.Tensor,  # targets
+    shapes: Mapping[str, torch.Tensor],  # baseline shapes (maximum 1, length T), "linear decay" among them
+    peaks: Sequence[float],  # peak step sizes to try
+    seeds: Sequence[int] = (0, 1, 2),  # each seed sets the initialisation and the batch order
+    batch_size: int | None = 32,  # minibatch size
+    progress: bool | Callable = False,  # a bar over the runs
+) -> RefinedSweep:
+    "The recipe: sweep the baselines, record linear decay's norms at its best peak, refine them, sweep the result."
+    check_type("shapes", shapes, Mapping)
+    if "linear decay" not in shapes:
+        raise ValueError("`shapes` must contain 'linear decay': refinement starts from its run")
+    base = sweep_peak_lr(make_model, loss_fn, X, y, shapes, peaks, seeds, batch_size, progress)
+    lin = base.best()["linear decay"]["peak"] * shapes["linear decay"]
+    norms = torch.stack([train_scheduled(make_model(s), loss_fn, X, y, lin, batch_size, seed=s).grad_norms
+                         for s in base.seeds]).mean(0)
+    refined = refine_schedule(norms)
+    ref = sweep_peak_lr(make_model, loss_fn, X, y, {REFINED: refined}, peaks, seeds, batch_size, progress)
+    sweep = PeakSweep(base.names + ref.names, base.peaks, base.seeds, torch.cat([base.final_losses, ref.final_losses]))
+    return RefinedSweep(sweep, {**shapes, REFINED: refined}, norms)
+
+# %% ../../nbs/20_dynamics/21_schedules.ipynb #ef582f42
+def plot_refined_sweep(
+    result: RefinedSweep,  # from `refine_and_sweep`
+    title: str | None = None,  # the finding, over the U-curves
+) -> Figure:
+    "U-curves of final loss against the peak step size (left); the schedules and the norms refinement used (right)."
+    check_type("result", result, RefinedSweep)
+    fig, (ax_u, ax_s) = subplots(1, 2, figsize=(10, 3.8), gridspec_kw=dict(width_ratios=[1.6, 1]))
+    plot_peak_sweep(result.sweep, ax=ax_u, title=title)
+    x = np.linspace(0, 100, len(result.grad_norms))
+    for color, (name, shape) in zip(PALETTE, result.shapes.items()):
+        ax_s.plot(x, shape.cpu().numpy(), color=color, lw=1.5, label=name)
+    ax_n = ax_s.twinx()
+    ax_n.plot(x, result.grad_norms.cpu().numpy(), color=PALETTE[6], lw=0.6, alpha=0.7)
+    ax_n.set_ylabel("‖g_t‖ (grey)", fontsize=8)
+    ax_s.set(xlabel="% of training", ylabel="η_t / η_max",
+             title="The schedules, and the recorded\nnorms refinement used (grey)")
+    ax_s.legend(fontsize=7, loc="center right")
+    return fig
+
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #8f90f044
 def _two_panel_layout(title: str, height: int = 520) -> dict:
     "Gradient norms on top (log scale), schedules below, laid out by hand (make_subplots is slow)."
-    return dict(title=dict(text=title, font=dict(size=13), y=0.98, yanchor="top"), height=height, margin=dict(t=90, l=60, r=20, b=40),
+    return dict(title=dict(text=title, font=dict(size=13), y=0.98, yanchor="top"), height=height,
+                margin=dict(t=90, l=60, r=20, b=40),
                 xaxis=dict(domain=[0, 1], anchor="y", showticklabels=False, range=[0, 100]),
                 yaxis=dict(domain=[0.56, 1], anchor="x", type="log", title=dict(text="‖g_t‖")),
                 xaxis2=dict(domain=[0, 1], anchor="y2", range=[0, 100], title=dict(text="% of training")),
                 yaxis2=dict(domain=[0, 0.44], anchor="x2", range=[0, 1.05], title=dict(text="η_t / η_max")),
                 legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
 
+class RefinementTraces(NamedTuple):
+    "Plotly traces of the two-panel refinement picture and a one-line summary; unpacks as `traces, summary`."
+    traces: list  # ‖g_t‖ and its median on axes 1, linear decay and the refined schedule on axes 2
+    summary: str  # where the refined schedule peaks, and both bounds
+
 def refinement_traces(
     grad_norms,  # recorded G_t
     smoothing: float = 0.1,  # median window τ
     norm: str = "l2",  # "l2" or "l1" weights
-) -> tuple[list, str]:
+    max_points: int = 250,  # points drawn per trace (everything is computed from the full record)
+) -> RefinementTraces:
     "Plotly traces (norms and median on axes 1, refined and linear schedules on axes 2) and a one-line summary."
-    G = _as_vector("grad_norms", grad_norms).cpu()
-    x, ref, lin = np.linspace(0, 100, len(G)), refine_schedule(G, smoothing, norm), linear_decay(len(G), device="cpu")
+    G, max_points = _as_vector("grad_norms", grad_norms).cpu(), check_int("max_points", max_points, minimum=2)
+    ref, lin = refine_schedule(G, smoothing, norm), linear_decay(len(G), device=G.device)
     Gs = smooth_grad_norms(G, smoothing)
-    traces = [go.Scatter(x=x, y=G.numpy(), name="‖g_t‖", line=dict(color=PALETTE[6], width=0.7)),
-              go.Scatter(x=x, y=Gs.numpy(), name="median", line=dict(color=PALETTE[0], width=2.5)),
-              go.Scatter(x=x, y=lin.numpy(), name="linear decay", xaxis="x2", yaxis="y2", line=dict(color=PALETTE[6], dash="dash")),
-              go.Scatter(x=x, y=ref.numpy(), name="refined", xaxis="x2", yaxis="y2", line=dict(color=PALETTE[1], width=2.5))]
     b_ref, b_lin = (last_iterate_bound(s, Gs, best_scale=True) for s in (ref, lin))
-    summary = f"refined η peaks at {100 * int(ref.argmax()) / len(G):.0f} % · bound: refined {b_ref:.3g}, linear {b_lin:.3g}"
-    traces[-1].name = f"refined (bound {b_ref:.3g} vs linear {b_lin:.3g})"
-    return traces, summary
+    keep = np.unique(np.r_[np.arange(0, len(G), -(-len(G) // max_points)), len(G) - 1])
+    x, line = np.linspace(0, 100, len(G))[keep], lambda v: v.numpy()[keep]
+    traces = [go.Scatter(x=x, y=line(G), name="‖g_t‖", line=dict(color=PALETTE[6], width=0.7)),
+              go.Scatter(x=x, y=line(Gs), name="median", line=dict(color=PALETTE[0], width=2.5)),
+              go.Scatter(x=x, y=line(lin), name="linear decay", xaxis="x2", yaxis="y2",
+                         line=dict(color=PALETTE[6], dash="dash")),
+              go.Scatter(x=x, y=line(ref), name=f"refined (bound {b_ref:.3g} vs linear {b_lin:.3g})",
+                         xaxis="x2", yaxis="y2",
+                         line=dict(color=PALETTE[1], width=2.5))]
+    peak = 100 * int(ref.argmax()) / len(G)
+    summary = f"refined η peaks at {peak:.0f} % · bound: refined {b_ref:.3g}, linear {b_lin:.3g}"
+    return RefinementTraces(traces, summary)
+
+# %% ../../nbs/20_dynamics/21_schedules.ipynb #cc22884f
+def refinement_slider_figure(
+    profiles: Mapping[str, Sequence] = PROFILES,  # name → knots of a gradient-norm profile
+    steps: int = 1000,  # length T of each record
+    noise: float = 0.3,  # σ of the multiplicative noise
+    seed: int | torch.Generator = 0,  # profile i draws its noise from seed + i
+    title: str = "Refinement turns the gradient-norm profile into a schedule",  # the finding
+) -> go.Figure:
+    "A kernel-free slider over gradient-norm profiles: the record, its median, the refined schedule, linear decay."
+    check_type("profiles", profiles, Mapping)
+    if not profiles: raise ValueError("`profiles` is empty: give at least one profile")
+    s = core.as_seed(seed)
+    frames = {name: refinement_traces(grad_norm_profile(steps, knots, noise=noise, seed=s + i)).traces
+              for i, (name, knots) in enumerate(profiles.items())}
+    axes = {k: v for k, v in _two_panel_layout("", 560).items() if k.startswith(("xaxis", "yaxis", "legend", "margin"))}
+    return slider_figure(frames, x_range=None, y_range=None, prefix="profile: ", title=title, height=560, layout=axes)
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #378d3df9
 def schedule_figure(
@@ -405,20 +507,20 @@ def schedule_figure(
     smoothing: float = 0.1,  # median window τ
     norm: str = "l2",  # "l2" (SGD) or "l1" (Adam-type) weights
     steps: int = 1000,  # length T
-    seed: int = 0,  # noise seed
+    seed: int | torch.Generator = 0,  # noise seed (an int or a torch.Generator)
 ) -> go.Figure:
     "The refined schedule for a three-knot gradient-norm profile, next to linear decay."
     knee = check_float("knee", knee, minimum=0, maximum=1, strict=True)
-    G = grad_norm_profile(steps, ((0.0, start), (knee, 1.0), (1.0, end)), noise=noise, seed=seed, device="cpu")
+    G = grad_norm_profile(steps, ((0.0, start), (knee, 1.0), (1.0, end)), noise=noise, seed=seed)
     traces, summary = refinement_traces(G, smoothing, norm)
     return go.Figure(traces, _two_panel_layout(summary))
 
 def explore_schedules() -> Explorer:
     "A live panel: profile knots, noise, median window and weights → refined schedule."
     return Explorer(schedule_figure, {
-        "start": {"min": 0.1, "max": 30.0, "value": 15.0, "log": True, "step": 0.1, "label": "G at start"},
-        "knee": {"min": 0.02, "max": 0.9, "value": 0.1, "step": 0.02, "label": "knee (fraction)"},
-        "end": {"min": 0.1, "max": 10.0, "value": 1.0, "log": True, "step": 0.1, "label": "G at end"},
-        "noise": {"min": 0.0, "max": 1.0, "value": 0.3, "step": 0.05},
-        "smoothing": {"min": 0.0, "max": 0.3, "value": 0.1, "step": 0.01, "label": "median window τ"},
-        "norm": ["l2", "l1"]}, device=False)
+        "start": viz.slider(0.1, 30.0, 0.1, value=15.0, log=True, label="G at start"),
+        "knee": viz.slider(0.02, 0.9, 0.02, value=0.1, label="knee (fraction)"),
+        "end": viz.slider(0.1, 10.0, 0.1, value=1.0, log=True, label="G at end"),
+        "noise": viz.slider(0.0, 1.0, 0.05, value=0.3),
+        "smoothing": viz.slider(0.0, 0.3, 0.01, value=0.1, label="median window τ"),
+        "norm": viz.dropdown(list(NORMS))})
