@@ -180,5 +180,5 @@ def test_explorers_benchmark_runs(quick_dir):
     for r in res["explorers"].values():
         assert _finite(r["first_update_s"]) and _finite(r["cached_update_s"])
         for c in r["controls"].values():
-            assert _finite(c["median_s"]) and c["on_release"] in (True, False)
-            assert c["meets_target"] is None if c["on_release"] else c["meets_target"] in (True, False)
+            assert _finite(c["median_s"]) and c["mode"] in ("drag", "release", "click")
+            assert c["meets_target"] is None if c["costly"] else c["meets_target"] in (True, False)
