@@ -37,8 +37,7 @@ from .core import Timer, Timing, check_float, check_int, check_type
 
 # %% auto #0
 __all__ = ['PALETTE', 'FIGSIZE', 'TEMPLATE', 'RENDERER', 'CacheInfo', 'png_bytes', 'compact_figure', 'HouseStyle', 'setup',
-           'subplots', 'small_multiples', 'line_figure', 'slider_figure', 'Control', 'slider', 'dropdown', 'checkbox',
-           'Explorer']
+           'subplots', 'small_multiples', 'slider_figure', 'Control', 'slider', 'dropdown', 'checkbox', 'Explorer']
 
 # %% ../nbs/00_foundations/03_viz.ipynb #d90c6397
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#555555")
@@ -88,8 +87,10 @@ def _as_numeric(v) -> np.ndarray | None:
     if isinstance(v, np.ndarray): return v if v.dtype.kind in "fiu" else None
     if isinstance(v, (list, tuple)) and len(v) >= 8:
         flat = np.asarray(v, dtype=object)
-        numbers = all(isinstance(x, Real) and not isinstance(x, bool) for x in flat.ravel())
-        if flat.dtype == object and flat.ndim >= 1 and numbers: return np.asarray(v, dtype=float)
+        gaps = np.equal(flat, None)  # None is a gap in a line; NaN is the same gap in a typed array
+        numbers = all(isinstance(x, Real) and not isinstance(x, bool) for x in flat[~gaps].ravel())
+        if flat.dtype == object and flat.ndim >= 1 and numbers and not gaps.all():
+            return np.where(gaps, np.nan, flat).astype(float)
     return None
 
 # %% ../nbs/00_foundations/03_viz.ipynb #83c45cd9
@@ -237,38 +238,6 @@ def small_multiples(
         draw(ax, setting)
         ax.set_title(titles[i] if titles is not None else str(setting))
     if suptitle: fig.suptitle(suptitle)
-    return fig
-
-# %% ../nbs/00_foundations/03_viz.ipynb #b17b6938
-def _as_array(name: str, v) -> np.ndarray:
-    "A 1-D float array from a list, numpy array or tensor, or a clear error naming `name`."
-    if isinstance(v, torch.Tensor): v = v.detach().cpu().double().numpy()
-    try: a = np.asarray(v, dtype=float)
-    except (TypeError, ValueError) as e: raise TypeError(f"`{name}` must be a sequence of numbers") from e
-    if a.ndim != 1: raise ValueError(f"`{name}` must be 1-D, got shape {a.shape}")
-    return a
-
-def line_figure(
-    xs,  # x values shared by every line (list, array or tensor), or None for 0, 1, 2, ...
-    ys_by_label: Mapping[str, Any],  # one line per label
-    *,
-    title: str | None = None, x_title: str | None = None, y_title: str | None = None,
-    log_y: bool = False,  # logarithmic y axis (geometric convergence or divergence is a straight line)
-    mode: str = "lines",  # plotly scatter mode: "lines", "lines+markers", ...
-    height: int = 360,  # pixels
-) -> go.Figure:
-    "A plotly figure with one line per label; returned, never shown."
-    check_type("ys_by_label", ys_by_label, Mapping)
-    if not ys_by_label: raise ValueError("`ys_by_label` is empty: give at least one line")
-    x = None if xs is None else _as_array("xs", xs)
-    fig = go.Figure()
-    for label, ys in ys_by_label.items():
-        y = _as_array(f"ys_by_label[{label!r}]", ys)
-        if x is not None and len(x) != len(y):
-            raise ValueError(f"`ys_by_label[{label!r}]` has {len(y)} values but `xs` has {len(x)}")
-        fig.add_trace(go.Scatter(x=x if x is not None else np.arange(len(y)), y=y, mode=mode, name=str(label)))
-    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height)
-    if log_y: fig.update_yaxes(type="log", exponentformat="power")
     return fig
 
 # %% ../nbs/00_foundations/03_viz.ipynb #b3710f44

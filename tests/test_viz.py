@@ -20,7 +20,7 @@ from PIL import Image
 import gradviz.core as core
 from gradviz import viz
 from gradviz.viz import (FIGSIZE, PALETTE, RENDERER, Control, Explorer, HouseStyle, checkbox, compact_figure, dropdown,
-                         line_figure, png_bytes, setup, slider, slider_figure, small_multiples, subplots)
+                         png_bytes, setup, slider, slider_figure, small_multiples, subplots)
 
 
 @pytest.fixture
@@ -258,26 +258,6 @@ def test_small_multiples_panels_and_titles():
 ])
 def test_small_multiples_bad_input(args, kw, exc, name):
     with pytest.raises(exc, match=f"`{name}`"): small_multiples(*args, **kw)
-
-
-def test_line_figure_accepts_tensors_and_log_axis():
-    fig = line_figure(torch.arange(4), {"a": torch.tensor([1.0, 0.1, 0.01, 0.001]), "b": [4, 3, 2, 1]},
-                      title="t", x_title="k", y_title="f", log_y=True)
-    assert [t.name for t in fig.data] == ["a", "b"]
-    np.testing.assert_allclose(fig.data[0].y, [1.0, 0.1, 0.01, 0.001])
-    assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.title.text == "k"
-    assert list(line_figure(None, {"c": [5, 6, 7]}).data[0].x) == [0, 1, 2]
-
-
-@pytest.mark.parametrize("xs, ys, exc, name", [
-    ([0, 1], {}, ValueError, "ys_by_label"),
-    ([0, 1], [[1, 2]], TypeError, "ys_by_label"),
-    ([0, 1], {"a": [1, 2, 3]}, ValueError, r"ys_by_label\['a'\]"),
-    ([[0, 1]], {"a": [1]}, ValueError, "xs"),
-    ([0, 1], {"a": ["x", object()]}, TypeError, r"ys_by_label\['a'\]"),
-])
-def test_line_figure_bad_input(xs, ys, exc, name):
-    with pytest.raises(exc, match=f"`{name}`"): line_figure(xs, ys)
 
 
 # ---------------------------------------------------------------- slider figures
@@ -773,3 +753,12 @@ def test_latency_bad_input():
     with pytest.raises(ValueError, match="`repeat`"): ex.latency(repeat=0)
     assert len(ex.latency(repeat=3, name="a").times) == 3
 
+
+
+def test_compact_figure_turns_gaps_into_nan():
+    "A line with None gaps (streamlines, separated segments) is stored as float32 with NaN where the gaps were."
+    ys = [0.0, 1.0, None, 2.0, 3.0, None, 4.0, 5.0, 6.0]
+    d = compact_figure(go.Figure(go.Scatter(x=list(range(9)), y=ys)))
+    y = viz._as_numeric(d["data"][0]["y"])
+    assert d["data"][0]["y"]["dtype"] == "f4" and np.isnan(y[[2, 5]]).all()
+    np.testing.assert_allclose(np.delete(y, [2, 5]), [0, 1, 2, 3, 4, 5, 6])
