@@ -236,3 +236,9 @@ def test_github_workflows_run_the_ci_job_and_publish_the_book():
     build = [s.get("run", "") + s.get("uses", "") for s in deploy["jobs"]["build"]["steps"]]
     assert any("quarto-actions/setup" in s for s in build) and any(s.strip() == "nbdev-docs" for s in build)
     assert any("torch==2.13.0" in s and '".[dev]"' in s for s in build)
+
+
+def test_every_notebook_opens_in_colab():
+    "Each notebook but the home page has an 'Open in Colab' badge and a guarded install cell (tools/colab.py)."
+    res = subprocess.run([sys.executable, str(ROOT / "tools/colab.py"), "--check"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
