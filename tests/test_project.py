@@ -242,3 +242,23 @@ def test_every_notebook_opens_in_colab():
     "Each notebook but the home page has an 'Open in Colab' badge and a guarded install cell (tools/colab.py)."
     res = subprocess.run([sys.executable, str(ROOT / "tools/colab.py"), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+FOUNDATIONS = {"gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data"}
+CHAPTERS = [name for name in _exported_modules() if name not in FOUNDATIONS]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_exports_its_figures_and_explorer_and_tests_them(name):
+    "A chapter's figures (`plot_*`, `*_figure`) and its `explore_*()` are exported, and its test file calls each one."
+    mod = importlib.import_module(name)
+    functions = [a for a in mod.__all__ if inspect.isfunction(getattr(mod, a))]
+    figures = [a for a in functions if a.startswith("plot_") or a.endswith("_figure")]
+    explorers = [a for a in functions if a.startswith("explore_")]
+    assert figures, f"{name} exports no plot_* or *_figure function"
+    assert explorers, f"{name} exports no explore_* function"
+    test_file = ROOT / "tests" / f"test_{name.split('.', 1)[1].replace('.', '_')}.py"
+    assert test_file.exists(), f"{name} has no test file {test_file.name}"
+    src = test_file.read_text()
+    untested = [f for f in figures + explorers if not re.search(rf"\b{f}\(", src)]
+    assert not untested, f"{test_file.name} never calls {untested}"
