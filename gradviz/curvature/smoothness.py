@@ -121,7 +121,9 @@ def _search(oracle, x, fx, g, gnorm, H, gamma, adaptive, factor, max_trials):
     for trial in range(1, max_trials + 1):
         lam = gnorm / gamma
         d = _solve_shifted(H, g, lam)
-        if d is None: gamma /= 2; continue
+        if d is None:
+            gamma /= 2
+            continue
         if -float(g @ d) <= floor: return "stalled"
         fn, gn = oracle(x + d)
         if not adaptive: return (d, fn, gn, gamma, trial) if torch.isfinite(fn) else "diverged"
@@ -264,8 +266,10 @@ class LogisticProblem:
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #fb6df42b
 def _check_problem_args(n, dim, conditioning, separation, reg, dtype):
-    check_int("n", n, minimum=2); check_int("dim", dim, minimum=1)
-    check_float("conditioning", conditioning, minimum=1); check_float("separation", separation, minimum=0)
+    check_int("n", n, minimum=2)
+    check_int("dim", dim, minimum=1)
+    check_float("conditioning", conditioning, minimum=1)
+    check_float("separation", separation, minimum=0)
     check_float("reg", reg, minimum=0, strict=True)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype}")

@@ -137,7 +137,8 @@ def near_zero_fraction(
 def _on_device(model: nn.Module, X: torch.Tensor, y: torch.Tensor, device) -> tuple:
     "Model and data on one device: `device` if given (the model is copied, never moved), else the model's."
     check_type("model", model, nn.Module)
-    check_tensor("X", X); check_tensor("y", y)
+    check_tensor("X", X)
+    check_tensor("y", y)
     first = next((p for p in model.parameters()), None)
     if first is None: raise ValueError("`model` has no parameters")
     dev = resolve_device(device, first)

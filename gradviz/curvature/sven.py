@@ -43,7 +43,9 @@ def per_example_losses(
     "Each example's loss ℓ_α = loss_fn(model(x_α), y_α) as a vector `Tensor[B]`."
     check_type("model", model, nn.Module)
     if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
-    check_tensor("X", X, ndim=range(1, 8)); check_tensor("y", y, ndim=range(1, 8)); check_same_length(X=X, y=y)
+    check_tensor("X", X, ndim=range(1, 8))
+    check_tensor("y", y, ndim=range(1, 8))
+    check_same_length(X=X, y=y)
     _check_per_sample_safe(model)  # BatchNorm/Dropout in training mode make per-example losses ill-defined
     net, theta = model_function(model), flatten_params(model)
     return vmap(lambda x, t: loss_fn(net(theta, x.unsqueeze(0)), t.unsqueeze(0)).reshape(()))(X, y)

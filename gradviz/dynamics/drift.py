@@ -64,7 +64,8 @@ def gd_path(
     steps: int,  # number of GD steps n
 ) -> torch.Tensor:
     "The iterates θ₀, θ₁, …, θₙ of gradient descent θₖ₊₁ = θₖ − h∇E(θₖ), shape (n+1, p)."
-    _check_objective(E); _check_theta(theta0, "theta0")
+    _check_objective(E)
+    _check_theta(theta0, "theta0")
     h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=0)
     path = [theta0.detach()]
     for _ in range(steps): path.append(path[-1] - h * gradient(E, path[-1]))
@@ -136,7 +137,8 @@ def modified_loss(
     h: float,  # step size h
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     "The IGR modified loss Ẽ(θ) = E(θ) + (h/4)‖∇E(θ)‖²."
-    _check_objective(E); h = check_float("h", h, minimum=0)
+    _check_objective(E)
+    h = check_float("h", h, minimum=0)
     def E_mod(theta):
         g = grad(E)(theta)
         return E(theta) + h / 4 * (g @ g)
@@ -173,7 +175,8 @@ def principal_flow_field(
     h: float,  # step size h of the GD it models
 ) -> Field:
     "The principal flow θ' = Σᵢ log(1−hλᵢ)/(hλᵢ)·(∇Eᵀuᵢ)uᵢ (complex); a complex θ = x+iy uses ∇E(x) + i∇²E(x)y."
-    _check_objective(E); h = check_float("h", h, minimum=0, strict=True)
+    _check_objective(E)
+    h = check_float("h", h, minimum=0, strict=True)
     def field(theta):
         _check_theta(theta)
         x = theta.real if theta.is_complex() else theta
@@ -227,7 +230,8 @@ def game_gradient(
     split: int,  # number of coordinates of player 1
 ) -> Field:
     "The players' own gradients F(z) = (∇_φL₁, ∇_ψL₂): a game's 'gradient'; −F is its simultaneous NGF."
-    _check_objective(L1); _check_objective(L2)
+    _check_objective(L1)
+    _check_objective(L2)
     return lambda z: torch.cat([grad(L1)(z)[:split], grad(L2)(z)[split:]])
 
 def interaction_terms(
@@ -237,7 +241,8 @@ def interaction_terms(
     z: torch.Tensor,  # the joint point (φ, ψ)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "The interaction terms (∇_ψf·g, ∇_φg·f), f = ∇_φL₁, g = ∇_ψL₂: how each gradient moves with the other's step."
-    _check_theta(z, "z"); k = _check_split(split, z)
+    _check_theta(z, "z")
+    k = _check_split(split, z)
     F = game_gradient(L1, L2, k)
     Fz = F(z)
     own_psi = torch.cat([torch.zeros_like(Fz[:k]), Fz[k:]])
@@ -254,12 +259,14 @@ def game_field(
     interaction: float = 1.0,  # multiplier on the interaction terms (1: GD's drift, 0: without them)
 ) -> Field:
     "The first-order modified flow of simultaneous or alternating GD in a two-player game."
-    _check_objective(L1); _check_objective(L2)
+    _check_objective(L1)
+    _check_objective(L2)
     h, mode = check_float("h", h, minimum=0), check_choice("mode", mode, _MODES)
     interaction, sign = check_float("interaction", interaction), 1.0 if mode == "simultaneous" else -1.0
     F = game_gradient(L1, L2, split)
     def field(z):
-        _check_theta(z, "z"); k = _check_split(split, z)
+        _check_theta(z, "z")
+        k = _check_split(split, z)
         Fz = F(z)
         zero_phi, zero_psi = torch.zeros_like(Fz[:k]), torch.zeros_like(Fz[k:])
         self_phi, cross_psi = jvp(F, (z,), (torch.cat([Fz[:k], zero_psi]),))[1].split([k, z.numel() - k])
@@ -280,7 +287,8 @@ def game_gd_path(
     cancel_interaction: float = 0.0,  # strength of an explicit regulariser cancelling the interaction drift (1: fully)
 ) -> torch.Tensor:
     "Iterates of simultaneous or alternating GD in a two-player game, shape (steps+1, len(z0))."
-    _check_theta(z0, "z0"); k = _check_split(split, z0)
+    _check_theta(z0, "z0")
+    k = _check_split(split, z0)
     h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=0)
     mode, c = check_choice("mode", mode, _MODES), check_float("cancel_interaction", cancel_interaction)
     F = game_gradient(L1, L2, k)
@@ -309,7 +317,8 @@ def dal_lr(
     max_lr: float = math.inf,  # cap on the step (the authors' code uses 5)
 ) -> float:
     "Drift-adjusted learning rate h = min(c / (‖∇²E g‖/‖g‖)^p, max_lr) with g = ∇E(θ)."
-    _check_objective(E); check_tensor("theta", theta, ndim=1, floating=True)
+    _check_objective(E)
+    check_tensor("theta", theta, ndim=1, floating=True)
     c, power = check_float("c", c, minimum=0, strict=True), check_float("power", power, minimum=0)
     max_lr = float(max_lr) if max_lr == math.inf else check_float("max_lr", max_lr, minimum=0, strict=True)
     g = gradient(E, theta)
@@ -346,7 +355,8 @@ def run_gd(
     seed: int | torch.Generator = 0,  # seed of the Lanczos start vectors (one seed, reused at every measurement)
 ) -> GDRun:
     "Full-batch GD with a fixed step or the drift-adjusted learning rate; records loss, step and sharpness."
-    _check_objective(E); check_tensor("theta0", theta0, ndim=1, floating=True)
+    _check_objective(E)
+    check_tensor("theta0", theta0, ndim=1, floating=True)
     steps, every = check_int("steps", steps, minimum=1), check_int("record_every", record_every, minimum=1)
     rule, lr = check_choice("rule", rule, ("fixed", "dal")), check_float("lr", lr, minimum=0, strict=True)
     seed = core.as_seed(seed)
@@ -354,7 +364,9 @@ def run_gd(
     for t in range(steps + 1):
         loss = float(E(theta))
         losses.append(loss)
-        if not math.isfinite(loss) or loss > 1e6 * max(losses[0], 1e-12): diverged = True; break
+        if not math.isfinite(loss) or loss > 1e6 * max(losses[0], 1e-12):
+            diverged = True
+            break
         if t % every == 0 or t == steps: rec.append((t, float(lanczos(HessianOperator(E, theta), 1, seed=seed)[0][0])))
         if t == steps: break
         h = lr if rule == "fixed" else dal_lr(E, theta, c, power, max_lr)
@@ -574,7 +586,8 @@ def flow_trajectories(
     progress: bool | Callable = False,  # a bar over the flows
 ) -> dict[str, np.ndarray]:
     "GD's iterates (key 'GD') and each flow's path, (x, y) arrays over the same time; cached flow by flow."
-    _landscape(landscape); check_choice("mode", mode, _MODES)
+    _landscape(landscape)
+    check_choice("mode", mode, _MODES)
     h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=1)
     start = tuple(float(v) for v in start)
     if len(start) != 2: raise ValueError(f"`start` must be an (x, y) pair, got {start}")

@@ -174,7 +174,8 @@ def _next_factor(err: float, rejected_before: bool) -> float:
     return max(_MIN_FACTOR, _SAFETY * err ** -0.2)
 
 def _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps):
-    _check_field(f); check_tensor("z0", z0, floating=True)
+    _check_field(f)
+    check_tensor("z0", z0, floating=True)
     t0, t1 = check_float("t0", t0), check_float("t1", t1)
     if not t1 > t0: raise ValueError(f"`t1` must be > `t0` ({t0:g}), got {t1:g}")
     atol, rtol = check_float("atol", atol, minimum=0, strict=True), check_float("rtol", rtol, minimum=0, strict=True)
@@ -633,7 +634,8 @@ def node_reg_figure(
     title: str | None = None,  # the finding; default: the run's settings and both prediction NFEs
 ) -> go.Figure:
     "NFE per training iteration (left) and the held-out solve's accepted step sizes h(t), with the last t* (right)."
-    check_type("run", run, NODERun); check_type("baseline", baseline, NODERun)
+    check_type("run", run, NODERun)
+    check_type("baseline", baseline, NODERun)
     last = check_int("last", last, minimum=0)
     pairs = ((baseline, PALETTE[2], "none"), (run, PALETTE[0], run.settings["regularize"]))
     data = [go.Scatter(y=x.nfe.numpy(), mode="lines", line=dict(color=c),

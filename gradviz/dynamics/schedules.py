@@ -128,7 +128,8 @@ def last_iterate_bound(
     eta, G = _as_vector("lrs", lrs, allow_zero=True), _as_vector("grad_norms", grad_norms)
     if len(eta) != len(G): raise ValueError(f"`lrs` has {len(eta)} values but `grad_norms` has {len(G)}")
     D = check_float("D", D, minimum=0, strict=True)
-    check_type("free_last", free_last, bool); check_type("best_scale", best_scale, bool)
+    check_type("free_last", free_last, bool)
+    check_type("best_scale", best_scale, bool)
     if eta[:-1].sum() == 0: raise ValueError("`lrs` must have a positive step before the last one")
     eta, G2 = eta.cpu(), (G**2).cpu()
     if not free_last: return _bound_value(eta, G2, D, best_scale)
@@ -159,7 +160,8 @@ def smooth_grad_norms(
 ) -> torch.Tensor:
     "Running median of width `filter_width(T, τ)` over the record reflected past its ends (edges see a full window)."
     G = _as_vector("grad_norms", grad_norms)
-    check_type("pad", pad, str); check_choice("pad", pad, PADS)
+    check_type("pad", pad, str)
+    check_choice("pad", pad, PADS)
     width = filter_width(len(G), smoothing)
     n, k = len(G), 2 * width
     before = k if pad == "both" else 0
