@@ -262,3 +262,48 @@ def test_every_chapter_exports_its_figures_and_explorer_and_tests_them(name):
     src = test_file.read_text()
     untested = [f for f in figures + explorers if not re.search(rf"\b{f}\(", src)]
     assert not untested, f"{test_file.name} never calls {untested}"
+
+
+# ---------------------------------------------------------------- code and notebooks read the same way everywhere
+def _package_files() -> list[Path]:
+    return sorted(p for p in (ROOT / "gradviz").rglob("*.py") if p.name != "_modidx.py")
+
+
+@pytest.mark.parametrize("path", _package_files(), ids=lambda p: p.relative_to(ROOT / "gradviz").as_posix())
+def test_package_lines_are_short_and_one_statement_each(path):
+    "At most 120 characters a line (the generated docstring and `__all__` aside), and no `;`-joined statements."
+    import io
+    import tokenize
+    text = path.read_text(encoding="utf-8")
+    long = [i for i, line in enumerate(text.split("\n"), 1) if i > 2 and "__all__" not in line and len(line) > 120]
+    semis = [t.start[0] for t in tokenize.generate_tokens(io.StringIO(text).readline)
+             if t.type == tokenize.OP and t.string == ";"]
+    assert not long and not semis, f"lines over 120 characters: {long}; ';' on lines {semis}"
+
+
+@pytest.mark.parametrize("nb", [n for n in _notebooks() if n != "index.ipynb"])
+def test_notebook_cells_follow_the_lesson_rhythm(nb):
+    "At most two public definitions per exported cell, each soon shown with its docs: never three show_doc cells in a row."
+    import ast
+    import json
+    cells, problems, run = json.loads((NBS / nb).read_text())["cells"], [], set()
+    for i, cell in enumerate(cells):
+        src = "".join(cell["source"])
+        shown = re.fullmatch(r"show_doc\(([\w]+)[^\n]*\)\s*", src) if cell["cell_type"] == "code" else None
+        run = run | {shown.group(1)} if shown else set()  # a class and its methods count once
+        if len(run) == 3 and shown: problems.append(f"cell {i}: three show_doc cells in a row")
+        if cell["cell_type"] == "code" and src.startswith("#| export"):
+            body = "\n".join(l for l in src.splitlines() if not l.startswith("#|"))
+            defs = [n.name for n in ast.parse(body).body
+                    if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+            if len(defs) > 2: problems.append(f"cell {i}: {len(defs)} public definitions {defs}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_wall_clock_assertions():
+    "Timings live in benchmarks/: no test or notebook asserts a duration (they fail on a busy machine)."
+    pattern = re.compile(r"assert[^\n]*\b(latency|elapsed|secs?|seconds|wall\w*|(lat|timing|t)\.median)\b[^\n,]*?\s<=?\s*[0-9]")
+    files = [p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_project.py"] + list(NBS.rglob("*.ipynb"))
+    timed = [str(p.relative_to(ROOT)) for p in files if ".ipynb_checkpoints" not in p.parts
+             and pattern.search(p.read_text(errors="ignore"))]
+    assert not timed, f"wall-clock assertions in {timed}"

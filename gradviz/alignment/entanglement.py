@@ -642,8 +642,8 @@ def explore_entanglement(
 ) -> Explorer:
     "A live panel: loss, β/τ/γ, k, optimizer, learning rate and the normalised-gradient toggle."
     return Explorer(functools.partial(entanglement_figure, tasks=dict(tasks or {})), {
-        "loss": dropdown(LOSSES), "beta": slider(0.01, 5.0, value=0.1, log=True, costly=True),
+        "loss": dropdown(LOSSES, costly=True), "beta": slider(0.01, 5.0, value=0.1, log=True, costly=True),
         "tau": slider(0.05, 5.0, value=1.0, log=True, costly=True),
-        "gamma": slider(0.0, 2.0, 0.1, value=0.5, costly=True), "k": dropdown(_EXPLORER_KS),
-        "optimizer": dropdown(["sgd", "adam"]), "lr": slider(1e-4, 0.5, value=0.05, log=True, costly=True),
-        "normalised": checkbox(False)})
+        "gamma": slider(0.0, 2.0, 0.1, value=0.5, costly=True), "k": dropdown(_EXPLORER_KS, costly=True),
+        "optimizer": dropdown(["sgd", "adam"], costly=True), "lr": slider(1e-4, 0.5, value=0.05, log=True, costly=True),
+        "normalised": checkbox(False, costly=True)})

@@ -560,8 +560,8 @@ def explore_wagle(
     return Explorer(functools.partial(wagle_figure, cache=dict(cache or {})), {
         "ratio": slider(0.01, 1.0, 0.01, value=0.2, costly=True),
         "log_mu": slider(-8.0, 8.0, 0.5, value=0.0, costly=True),
-        "kind": dropdown(SCORE_KINDS[::-1]), "method": dropdown(METHODS),
+        "kind": dropdown(SCORE_KINDS[::-1], costly=True), "method": dropdown(METHODS, costly=True),
         "lr": slider(1e-4, 0.1, value=3e-3, log=True, costly=True), "steps": slider(5, 200, 5, value=30, costly=True),
-        "optimizer": dropdown(["adam", "sgd", "adamw"]),
+        "optimizer": dropdown(["adam", "sgd", "adamw"], costly=True),
         "weight_decay": slider(0.0, 0.5, 0.05, value=0.0, costly=True),
         "gamma": slider(0.0, 5.0, 0.1, value=1.0, costly=True)})

@@ -485,7 +485,8 @@ def explore_spectrum() -> Explorer:
         "separation": viz.slider(0.5, 6.0, 0.5, value=3.0, costly=True),
         "steps": viz.slider(0, 1000, 50, value=200, costly=True),
         "n": viz.slider(200, 2000, 100, value=300, costly=True),
-        "loss": viz.dropdown(["cross_entropy", "mse"]), "show": viz.dropdown(["H", "G", "R"])})
+        "loss": viz.dropdown(["cross_entropy", "mse"], costly=True),
+        "show": viz.dropdown(["H", "G", "R"], costly=True)})
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #0c0617d5
 def image_problem(

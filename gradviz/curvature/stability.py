@@ -634,4 +634,4 @@ def explore_stability() -> Explorer:
         "init_scale": viz.slider(0.01, 1.0, 0.1, value=0.1, log=True, costly=True, label="init scale α"),
         "n": viz.slider(10, 60, 5, value=40, costly=True),
         "d": viz.slider(10, 150, 10, value=100, costly=True),
-        "method": viz.dropdown(["SGD", "GD"])})
+        "method": viz.dropdown(["SGD", "GD"], costly=True)})

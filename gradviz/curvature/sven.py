@@ -508,5 +508,5 @@ def explore_sven() -> Explorer:
         "k": viz.slider(1, 64, 1, value=16, costly=True),
         "rtol": viz.slider(1e-6, 1e-1, 1, value=1e-3, log=True, costly=True),
         "lr": viz.slider(0.02, 1.0, 0.02, value=0.1, costly=True),
-        "batch_size": viz.dropdown([16, 32, 64, 128], value=64),
+        "batch_size": viz.dropdown([16, 32, 64, 128], value=64, costly=True),
         "epochs": viz.slider(1, 20, 1, value=10, costly=True)})

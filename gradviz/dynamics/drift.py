@@ -856,7 +856,7 @@ def drift_slider_figure(
 def explore_drift() -> Explorer:
     "A live panel: landscape, step size, start, flows to draw, whose streamlines, and the update mode."
     return Explorer(drift_figure, {
-        "landscape": viz.dropdown(list(LANDSCAPES)),
+        "landscape": viz.dropdown(list(LANDSCAPES), costly=True),
         "h": viz.slider(0.02, 1.0, 0.02, value=0.3, costly=True, label="step size h"),
         "x0": viz.slider(-1.5, 2.0, 0.05, value=-0.9, costly=True, label="start x"),
         "y0": viz.slider(-1.0, 1.8, 0.05, value=0.75, costly=True, label="start y"),

@@ -444,6 +444,7 @@ def step_errors(
     return StepErrors(hs, np.array([abs(s.error.item()) for s in steps]),
                       np.array([abs(s.z1.item() - math.exp(lam * h)) for s, h in zip(steps, hs)]))
 
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #1efeb914
 def plot_step_errors(
     errors: StepErrors,  # from `step_errors`
     title: str = "The embedded estimate scales as h⁵, the kept solution as h⁶",  # the finding
