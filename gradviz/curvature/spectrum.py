@@ -318,6 +318,15 @@ def _linthresh(values: np.ndarray, rel: float) -> float:
     "The half-width of the linear region: `rel` times the largest |λ| (tiny but positive for an all-zero spectrum)."
     return rel * max(float(np.abs(values).max()), 1e-30)
 
+def _shared_symlog(spectra: Mapping[str, object], rel_linthresh: float) -> tuple[dict, np.ndarray, float]:
+    "Each spectrum's eigenvalues, all of them pooled, and the linear threshold every panel or frame shares."
+    check_type("spectra", spectra, Mapping)
+    if not spectra: raise ValueError("`spectra` is empty")
+    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
+            for k, v in spectra.items()}
+    everything = np.concatenate(list(vals.values()))
+    return vals, everything, _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
+
 def _draw_histogram(ax, eigenvalues: np.ndarray, edges: np.ndarray, linthresh: float, ticks: list[float]) -> None:
     "One spectrum as a histogram on a symlog x axis with log counts."
     ax.hist(eigenvalues, bins=edges, color=PALETTE[0])
@@ -336,12 +345,7 @@ def plot_spectra(
     num_bins: int = 60,  # histogram bins, shared by all panels
 ) -> Figure:
     "Histograms of eigenvalues, one panel per spectrum: symlog x, log counts, shared bins."
-    check_type("spectra", spectra, Mapping)
-    if not spectra: raise ValueError("`spectra` is empty")
-    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
-            for k, v in spectra.items()}
-    everything = np.concatenate(list(vals.values()))
-    lt = _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
+    vals, everything, lt = _shared_symlog(spectra, rel_linthresh)
     edges, ticks = symlog_bins(everything, lt, num_bins), _symlog_ticks(everything, lt)
     draw = lambda ax, name: _draw_histogram(ax, vals[name], edges, lt, ticks)
     return small_multiples(draw, list(vals), ncols=ncols, panel_size=(2.4, 2.3), suptitle=suptitle)
@@ -420,12 +424,7 @@ def spectra_figure(
     num_bins: int = 60,  # histogram bins, shared by all frames
 ) -> go.Figure:
     "A kernel-free slider through eigenvalue histograms on a shared symlog axis."
-    check_type("spectra", spectra, Mapping)
-    if not spectra: raise ValueError("`spectra` is empty")
-    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
-            for k, v in spectra.items()}
-    everything = np.concatenate(list(vals.values()))
-    lt = _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
+    vals, everything, lt = _shared_symlog(spectra, rel_linthresh)
     to_t = lambda v: np.sign(v) * np.log10(1 + np.abs(v) / lt)
     edges = symlog_bins(everything, lt, num_bins)
     centers, widths = to_t((edges[:-1] + edges[1:]) / 2), to_t(edges[1:]) - to_t(edges[:-1])
