@@ -9,6 +9,7 @@ What the pages ask the network for, and where the answer comes from:
 | `cdnjs .../require.js/*/require.min.js` (nbconvert's page head) | npm copy made by `vendor_js.py`, else an empty script |
 | `unpkg .../@jupyter-widgets/html-manager@*/...` (pages with saved widget state) | npm copy made by `vendor_js.py` when require.js is real too, else an empty script |
 | `cdnjs .../mathjax/2.*` (nbconvert's page head), `.../mathjax/3.*` (plotly figure HTML) | always an empty script, see below |
+| `colab.research.google.com/assets/colab-badge.svg` (each chapter's "Open in Colab" badge) | `tests/browser/colab-badge.svg`, a local stand-in |
 | anything else off this machine | aborted and recorded: the test that asked fails |
 
 Stubs, honestly: an empty script switches off what it powers in that page, and nothing more.
@@ -118,6 +119,8 @@ class Assets:
                 return "require.js", _in_package(self._pkg("requirejs"), "require.js")
             if re.fullmatch(r"/ajax/libs/mathjax/[23]\.[^/]+/.+", path):
                 return "MathJax", None
+        if host == "colab.research.google.com" and path == "/assets/colab-badge.svg":
+            return "Colab badge", HERE / "colab-badge.svg"  # a local stand-in for the chapters' "Open in Colab" image
         if host == "unpkg.com" and (m := re.fullmatch(r"/@jupyter-widgets/html-manager@[^/]*/(.+)", path)):
             real = self.has_real_requirejs()
             return "widget manager", _in_package(self._pkg("html-manager"), m[1]) if real else None
