@@ -307,6 +307,18 @@ def test_run_bad_input(logistic):
     with pytest.raises(ValueError, match="`grad_tol` must be >= 0"): grad_norm_smooth(logistic, x0, grad_tol=-1.0)
 
 
+def test_run_bad_shapes_and_nan_hessian(logistic):
+    x0 = logistic.X.new_zeros(logistic.dim)
+    with pytest.raises(ValueError, match="`x0` must have length"): grad_norm_smooth(logistic, x0[:-1])
+    with pytest.raises(ValueError, match="`x0` must have length"): gradient_descent(logistic, x0[:-1], lr=0.1)
+    with pytest.raises(ValueError, match="`hessian` must give shape"):
+        grad_norm_smooth(logistic, x0, lambda x: torch.eye(len(x) + 1, dtype=x.dtype))
+    with pytest.raises(TypeError, match="`hessian` must give a torch.Tensor"):
+        grad_norm_smooth(logistic, x0, lambda x: np.eye(len(x)))
+    nan = lambda x: torch.full((len(x), len(x)), float("nan"), dtype=x.dtype)
+    with pytest.raises(ValueError, match="`hessian` gave non-finite"): grad_norm_smooth(logistic, x0, nan)
+
+
 def test_runs_on_device(device):
     prob = logistic_problem(n=100, dim=10, device=device)
     x0 = prob.X.new_zeros(prob.dim)

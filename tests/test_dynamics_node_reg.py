@@ -328,6 +328,7 @@ ONE = torch.ones(1, dtype=F64)
     (lambda: explore_node_reg(steps=0), ValueError, "`steps`"),
     (lambda: sample_time(odeint_dopri5(_decay, ONE), seed=-1), ValueError, "`seed`"),
     (lambda: sample_time(odeint_dopri5(_decay, ONE), seed=0.5), TypeError, "`seed`"),
+    (lambda: sample_time(odeint_dopri5(_decay, ONE), seed=True), TypeError, "`seed`"),
     (lambda: train_node(steps=1, seed="s"), TypeError, "`seed`"),
 ])
 def test_bad_input_names_the_argument(call, error, match):

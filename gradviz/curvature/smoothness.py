@@ -109,6 +109,15 @@ def _hessian_source(f, hessian) -> Callable[[torch.Tensor], torch.Tensor]:
                          "(e.g. from `logistic_problem`); for a plain function pass a callable theta -> H")
     return functools.partial(f.curvature, hessian)
 
+def _checked_hessian(H, x: torch.Tensor) -> torch.Tensor:
+    "H_k if it is a finite n×n tensor for x of length n, else an error naming `hessian`."
+    n = len(x)
+    if not isinstance(H, torch.Tensor): raise TypeError(f"`hessian` must give a torch.Tensor, got {type(H).__name__}")
+    if tuple(H.shape) != (n, n):
+        raise ValueError(f"`hessian` must give shape ({n}, {n}) for `x0` of length {n}, got {tuple(H.shape)}")
+    if not bool(torch.isfinite(H).all()): raise ValueError("`hessian` gave non-finite values (nan or inf)")
+    return H
+
 def _oracle(f, oracle):
     "The (value, gradient) function: the caller's, or one autodiff pass through `f`."
     if oracle is None: return functools.partial(_value_grad, f)
@@ -135,6 +144,9 @@ def _search(oracle, x, fx, g, gnorm, H, gamma, adaptive, factor, max_trials):
 def _check_run_args(f, x0, max_iters, grad_tol) -> torch.Tensor:
     if not callable(f): raise TypeError(f"`f` must be callable, got {type(f).__name__}")
     check_tensor("x0", x0, ndim=1, floating=True)
+    dim = getattr(f, "dim", None)
+    if isinstance(dim, int) and len(x0) != dim:
+        raise ValueError(f"`x0` must have length {dim} (the problem's `dim`), got {len(x0)}")
     check_int("max_iters", max_iters, minimum=1)
     check_float("grad_tol", grad_tol, minimum=0)
     return x0.detach().clone()
@@ -184,7 +196,8 @@ def grad_norm_smooth(
     log = _Log(x, fx, g, start)
     for _ in range(max_iters):
         if log.gns[-1] <= grad_tol: break
-        out = _search(oracle, x, fx, g, log.gns[-1], hess(x), gamma, adaptive, factor, max_trials)
+        H = _checked_hessian(hess(x), x)
+        out = _search(oracle, x, fx, g, log.gns[-1], H, gamma, adaptive, factor, max_trials)
         if isinstance(out, str): return log.run(out, method)
         d, fx, g, gamma, trials = out
         x = x + d
