@@ -1,6 +1,7 @@
 """Reference tests for gradviz.alignment.entanglement: closed forms, autograd vs analytic gradients, first-order
 predictions against measured changes, the exact toy, the normalised step, the Adam caveat, bad input (float64)."""
 import copy
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -307,6 +308,19 @@ def test_bad_input(lm_task):
     with pytest.raises(TypeError, match="`seed`"): entangled_toy(seed=0.5)
     with pytest.raises(ValueError, match="`seed`"): lm_preference_task(1, sft_steps=1, seed=-1, device="cpu")
     with pytest.raises(ValueError, match="`features`"): LogLinearPolicy(torch.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [0.0, -3.0, math.nan, math.inf])
+def test_lengths_must_be_positive_and_finite(bad):
+    z = torch.zeros(3, dtype=F64)
+    per_pair = torch.tensor([4.0, bad, 2.0], dtype=F64)
+    with pytest.raises(ValueError, match="`len_w`: lengths must be positive and finite"): simpo_loss(z, z, len_w=bad)
+    with pytest.raises(ValueError, match="`len_l`"): simpo_loss(z, z, len_l=per_pair)
+    with pytest.raises(ValueError, match="`len_w`"): rdpo_loss(z, z, len_w=per_pair)
+    with pytest.raises(ValueError, match="`len_l`"): rdpo_loss(z, z, len_l=bad)
+    with pytest.raises(ValueError, match="`len_w`"): margin_loss("simpo", z, z, len_w=bad)
+    with pytest.raises(ValueError, match="`len_w`"): MarginLoss("simpo").coefficients(bad, 2.0)
+    with pytest.raises(ValueError, match="`len_l`"): MarginLoss("dpo").coefficients(2.0, per_pair)
 
 
 def test_divergence_is_reported():

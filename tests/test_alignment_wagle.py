@@ -274,6 +274,15 @@ def test_explorer(trained):
     with pytest.raises(ValueError, match="`method`"): ex.update(method="ga")
 
 
+def test_score_terms_are_checked_at_construction():
+    x = torch.ones(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="`theta`, `g_f` and `g_r` must have the same length, got 4, 3 and 4"):
+        ScoreTerms(x, x[:3], x)
+    with pytest.raises(ValueError, match="`g_r`"): ScoreTerms(x, x, torch.ones(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="`theta`"): ScoreTerms(x.reshape(2, 2), x, x)
+    with pytest.raises(TypeError, match="`g_f`"): ScoreTerms(x, [1.0, 2.0, 3.0, 4.0], x)
+
+
 def test_bad_input(trained, small):
     model, task, t = trained
     with pytest.raises(ValueError, match="`forget_batches`"): wagle_scores(model, [], task.retain_all, 1.0)

@@ -80,13 +80,23 @@ def slic_loss(logp_w, logp_l, ref_w=0.0, ref_l=0.0,
     return F.relu(1 - check_float("beta", beta, minimum=0, strict=True) * _h(w, l, ref_w, ref_l))
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #574c309a
+def _check_lengths(name: str, t: torch.Tensor) -> torch.Tensor:
+    "`t` if every response length in it is positive and finite, else a ValueError naming `name`."
+    if not bool((torch.isfinite(t) & (t > 0)).all()):
+        raise ValueError(f"`{name}`: lengths must be positive and finite, got {t.detach().flatten()[:4].tolist()}")
+    return t
+
+def _lengths(name: str, v, ref: torch.Tensor) -> torch.Tensor:
+    "Response lengths `v` (a number or shaped like `ref`) as a checked tensor on ref's device and dtype."
+    return _check_lengths(name, _like(name, v, ref))
+
 def _per_token(w, l, len_w, len_l) -> torch.Tensor:
     "log π_w/|y_w| − log π_l/|y_l|."
-    return w / _like("len_w", len_w, w) - l / _like("len_l", len_l, l)
+    return w / _lengths("len_w", len_w, w) - l / _lengths("len_l", len_l, l)
 
 def _length_gap(w, len_w, len_l) -> torch.Tensor:
     "|y_w| − |y_l|."
-    return _like("len_w", len_w, w) - _like("len_l", len_l, w)
+    return _lengths("len_w", len_w, w) - _lengths("len_l", len_l, w)
 
 def simpo_loss(logp_w, logp_l,
                len_w=1.0,  # |y_w|: number of scored tokens of each chosen response
@@ -153,7 +163,8 @@ class MarginLoss:
 
     def coefficients(self, len_w=1.0, len_l=1.0) -> Coefficients:
         "The paper's (d_w, d_l): how strongly the margin weighs log π_w and log π_l."
-        lw, ll = torch.as_tensor(len_w, dtype=torch.float64), torch.as_tensor(len_l, dtype=torch.float64)
+        lw = _check_lengths("len_w", torch.as_tensor(len_w, dtype=torch.float64))
+        ll = _check_lengths("len_l", torch.as_tensor(len_l, dtype=torch.float64))
         if self.kind == "ipo": return Coefficients(torch.ones_like(lw), torch.ones_like(ll))
         if self.kind == "simpo": return Coefficients(self.beta / lw, self.beta / ll)
         return Coefficients(torch.full_like(lw, self.beta), torch.full_like(ll, self.beta))

@@ -76,6 +76,12 @@ class ScoreTerms:
     g_f: torch.Tensor
     g_r: torch.Tensor
 
+    def __post_init__(self):
+        for name in ("theta", "g_f", "g_r"): check_tensor(name, getattr(self, name), ndim=1, finite=False)
+        if not self.theta.shape == self.g_f.shape == self.g_r.shape:
+            raise ValueError("`theta`, `g_f` and `g_r` must have the same length, got "
+                             f"{len(self.theta)}, {len(self.g_f)} and {len(self.g_r)}")
+
     @property
     def prune(self) -> torch.Tensor:
         "The SNIP term |θ ⊙ g_f|."
