@@ -103,7 +103,7 @@ def as_generator(
     if seed is None: seed = DEFAULT_SEED
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"`{name}` must be an int or a torch.Generator, got {type(seed).__name__}")
-    if seed < 0: raise ValueError(f"`{name}` must be a non-negative int, got {seed}")
+    if not 0 <= seed < 2**64: raise ValueError(f"`{name}` must be an int in [0, 2**64), got {seed}")
     g = torch.Generator(device=resolve_device(device) if device is not None else "cpu")
     g.manual_seed(int(seed))
     return g

@@ -99,11 +99,18 @@ def test_generators_are_reproducible_and_leave_global_state_alone():
     (lambda: as_generator(True), TypeError, "`seed`"),
     (lambda: as_generator(1.0), TypeError, "`seed`"),
     (lambda: as_generator(np.random.default_rng(0)), TypeError, "`seed`"),
-    (lambda: as_generator(-3), ValueError, "`seed` must be a non-negative int"),
+    (lambda: as_generator(-3), ValueError, r"`seed` must be an int in \[0, 2\*\*64\), got -3"),
+    (lambda: as_generator(2**64), ValueError, r"`seed` must be an int in \[0, 2\*\*64\)"),
+    (lambda: as_seed(2**70), ValueError, "`seed`"),
     (lambda: as_generator(-3, name="data_seed"), ValueError, "`data_seed`"),
 ])
 def test_as_generator_bad_input(call, exc, match):
     with pytest.raises(exc, match=match): call()
+
+
+def test_as_generator_takes_every_seed_torch_takes():
+    top = torch.Generator().manual_seed(2**64 - 1).initial_seed()
+    assert as_generator(2**64 - 1).initial_seed() == top and as_seed(2**64 - 1) == 2**64 - 1
 
 
 def test_as_seed_passes_ints_and_draws_once_from_a_generator():
