@@ -16,7 +16,8 @@ from gradviz.alignment.entanglement import (LOSSES, Coefficients, EntanglementSt
                                             compute_trajectories, cpo_loss, dpo_loss, entangled_toy,
                                             entanglement_figure, entanglement_stats, explore_entanglement, ipo_loss,
                                             lm_preference_task, margin_loss, pair_cosines, pair_logprobs, plot_cosines,
-                                            plot_condition_plane, plot_trajectories, preference_batch, rdpo_loss,
+                                            plot_condition_calls, plot_condition_plane, plot_trajectories,
+                                            preference_batch, rdpo_loss,
                                             simpo_loss, slic_loss, toy_offset, train_preference, trajectories_figure,
                                             trajectory_traces)
 from gradviz.core import as_generator
@@ -116,14 +117,40 @@ def test_prediction_signs_at_larger_step(lm_task, kind):
     assert float(agree.double().mean()) >= 0.95
 
 
-def test_stats_match_first_step_of_run(lm_task):
+def test_stats_against_direct_autograd(lm_task):
+    "∇w, ∇l, the conditions and the predictions, against log-probs and gradients computed here by hand."
     model, batch = lm_task
-    st = entanglement_stats(model, batch, "dpo", lr=0.05)
-    run = train_preference(copy.deepcopy(model), batch, "dpo", steps=1, lr=0.05)
+    params, beta, lr = list(model.parameters()), 0.1, 0.05
+    def logp(tokens):
+        lp = model(tokens[:, :-1]).log_softmax(-1).gather(-1, tokens[:, 1:, None]).squeeze(-1)
+        return lp.sum(1)
+    w, l = logp(batch.chosen), logp(batch.rejected)
+    flat = lambda out: torch.cat([g.reshape(-1) for g in torch.autograd.grad(out, params, retain_graph=True)])
+    gw, gl = flat(w.mean()), flat(l.mean())
+    h = (w - batch.ref_w) - (l - batch.ref_l)
+    u = -flat((-F.logsigmoid(beta * h)).mean())
+    st = entanglement_stats(model, batch, MarginLoss("dpo", beta=beta), lr=lr)
     assert isinstance(st, EntanglementStats)
-    np.testing.assert_allclose([st.inner, st.norm_w2, st.norm_l2, st.pred_dw],
-                               [run.inner[0], run.norm_w2[0], run.norm_l2[0], run.pred_dw[0]], rtol=1e-10)
-    assert abs(st.cosine) <= 1 and st.chosen_up == bool(run.predicted_up[0])
+    np.testing.assert_allclose([st.inner, st.norm_w2, st.norm_l2, st.pred_dw, st.pred_dl],
+                               [float(gw @ gl), float(gw @ gw), float(gl @ gl), lr * float(gw @ u), lr * float(gl @ u)],
+                               rtol=1e-10)
+    assert st.chosen_up == bool(gw @ gl < gw @ gw) and st.rejected_down == bool(gw @ gl < gl @ gl)
+    run = train_preference(copy.deepcopy(model), batch, MarginLoss("dpo", beta=beta), steps=1, lr=lr)
+    np.testing.assert_allclose(float(run.inner[0]), float(gw @ gl), rtol=1e-10)
+
+
+def test_condition_agreement_by_hand():
+    f = dict(dtype=F64)
+    # steps: Δw = +1, −0.5, +0.2; Δl = −1, −0.5, +0.5 (ideal, both ↓, both ↑)
+    # conditions: up iff inner < ratio·‖∇w‖², down iff inner < ‖∇l‖²/ratio, ratio = 1
+    inner = torch.tensor([0.0, 2.0, 0.5], **f)
+    norm_w2, norm_l2 = torch.tensor([1.0, 1.0, 1.0], **f), torch.tensor([1.0, 3.0, 1.0], **f)
+    z3 = torch.zeros(3, **f)
+    run = PreferenceRun(MarginLoss("dpo"), logp_w=torch.tensor([0.0, 1.0, 0.5, 0.7], **f),
+                        logp_l=torch.tensor([0.0, -1.0, -1.5, -1.0], **f), margin=torch.zeros(4, **f), inner=inner,
+                        norm_w2=norm_w2, norm_l2=norm_l2, ratio=z3 + 1, pred_dw=z3, pred_dl=z3, step_dw=z3, step_dl=z3)
+    # step 0: up, down → ideal ✓; step 1: not up, down → both ↓ ✓; step 2: up, down predicted but Δl > 0 ✗
+    assert run.condition_agreement() == pytest.approx(2 / 3, abs=1e-15)
 
 
 # --- margin monotonicity -------------------------------------------------------------------------------------------
@@ -182,6 +209,47 @@ def test_adam_plain_fails_preconditioned_works():
     assert ok(run.pred_dw, run.pred_dl) < 0.5 and ok(run.step_dw, run.step_dl) >= 0.95
     typical_error = float(((run.step_dw - run.dw).abs() / run.dw.abs()).median())
     assert typical_error < 0.01
+
+
+# --- the claims on the tiny LM ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
+def test_dpo_slic_simpo_lower_both_on_most_steps(k):
+    "After SFT, DPO, SLiC and SimPO lower both log-probs on most of 100 steps, at every k (32 pairs; 16 is too few)."
+    model, batch = lm_preference_task(k, device="cpu")
+    for kind in ("dpo", "slic", "simpo"):
+        run = train_preference(copy.deepcopy(model), batch, kind, steps=100, lr=0.05)
+        q = run.quadrant_counts()
+        assert q["both ↓"] > 50 and q["both ↑"] <= 5, (kind, q)  # most steps lower both; raising both is rare
+        d_w, d_l = float(run.logp_w[-1] - run.logp_w[0]), float(run.logp_l[-1] - run.logp_l[0])
+        assert d_l < d_w < 0 and float(run.margin[-1]) > float(run.margin[0])
+
+
+@pytest.fixture(scope="module")
+def raw_tasks():
+    "The tiny LM before SFT (the initial model is policy and reference), 16 pairs, float64."
+    return {k: lm_preference_task(k, n=16, sft_steps=0, dtype=F64, device="cpu") for k in (1, 4)}
+
+
+def test_rejected_rises_under_cpo_before_sft(raw_tasks):
+    "The paper's failure mode: CPO raises the rejected log-prob at k = 1 (shared tokens), not at k = 4; DPO stays ideal."
+    runs = {(kind, k): train_preference(copy.deepcopy(t.model), t.batch, MarginLoss(kind, lam=1.0), steps=20, lr=0.05)
+            for k, t in raw_tasks.items() for kind in ("dpo", "cpo")}
+    assert runs["cpo", 1].quadrant_counts()["both ↑"] >= 18 and float(runs["cpo", 1].logp_l[-1]) > float(
+        runs["cpo", 1].logp_l[0])
+    assert runs["cpo", 4].quadrant_counts()["both ↑"] == 0
+    assert all(runs["dpo", k].quadrant_counts()["ideal ↑↓"] == 20 for k in raw_tasks)
+    assert min(r.condition_agreement() for r in runs.values()) >= 0.95  # the conditions call the signs step by step
+    assert float(runs["dpo", 1].cosine[0]) > 0.5 > 0 > float(runs["dpo", 4].cosine[0])
+
+
+def test_plot_condition_calls(raw_tasks):
+    t = raw_tasks[1]
+    run = train_preference(copy.deepcopy(t.model), t.batch, MarginLoss("cpo", lam=1.0), steps=6, lr=0.05)
+    fig = plot_condition_calls(run, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[1].patches) == 6
+    misses = int(((~run.predicted_down) != (run.dl > 0)).sum())
+    assert len(fig.axes[1].collections[0].get_offsets()) == misses
+    with pytest.raises(TypeError, match="`run`"): plot_condition_calls("x")
 
 
 # --- LM task, cosines, figures, explorer ---------------------------------------------------------------------------
@@ -327,3 +395,78 @@ def test_divergence_is_reported():
     model, batch = lm_preference_task(2, n=8, sft_steps=5, device="cpu")
     with pytest.raises(ValueError, match="diverged.*`lr`"):
         train_preference(model, batch, MarginLoss("ipo", tau=0.01), steps=30, lr=100.0)
+
+
+# --- bad-input probes ----------------------------------------------------------------------------------------------
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_t, _nan3 = torch.zeros(3, dtype=F64), torch.full((3,), NAN, dtype=F64)
+_bad_logp = [torch.zeros(0, dtype=F64), _nan3, torch.zeros(3, 2, dtype=F64), "x"]
+_bad_beta = [NAN, INF, 0.0, -1.0, "x"]
+_bad_ref = [torch.zeros(2, dtype=F64), _nan3, NAN, "x"]
+_bad_len = [0.0, -1.0, NAN, INF, torch.zeros(3, dtype=F64), torch.ones(2, dtype=F64), "x"]
+_ptask = lm_preference_task(1, n=4, sft_steps=0, device="cpu")
+_pmodel, _pbatch = _ptask
+_prun = train_preference(copy.deepcopy(_pmodel), _pbatch, "dpo", steps=2, lr=0.01)
+_ppol = LogLinearPolicy(torch.eye(4, dtype=F64))
+_bad_model = ["x", _t]
+_bad_tokens = [_pbatch.chosen[:, :0], _pbatch.chosen.double(), _pbatch.chosen + 100, -_pbatch.chosen - 1, "x"]
+_bad_runs = [{}, "x", {"a": "x"}]
+
+PROBES = [
+    Probe(dpo_loss, dict(logp_w=_t, logp_l=_t),
+          dict(logp_w=_bad_logp, logp_l=[torch.zeros(4, dtype=F64), _nan3, "x"], ref_w=_bad_ref, ref_l=_bad_ref,
+               beta=_bad_beta)),
+    Probe(ipo_loss, dict(logp_w=_t, logp_l=_t), dict(logp_w=_bad_logp, ref_w=_bad_ref, tau=_bad_beta)),
+    Probe(slic_loss, dict(logp_w=_t, logp_l=_t), dict(logp_l=[torch.zeros(4, dtype=F64)], ref_l=_bad_ref,
+                                                      beta=_bad_beta)),
+    Probe(simpo_loss, dict(logp_w=_t, logp_l=_t, len_w=4.0, len_l=4.0),
+          dict(logp_w=_bad_logp, len_w=_bad_len, len_l=_bad_len, beta=_bad_beta, gamma=[NAN, INF, "x"])),
+    Probe(rdpo_loss, dict(logp_w=_t, logp_l=_t, len_w=4.0, len_l=4.0),
+          dict(ref_w=_bad_ref, len_w=_bad_len, len_l=_bad_len, beta=_bad_beta, alpha=[NAN, "x"])),
+    Probe(cpo_loss, dict(logp_w=_t, logp_l=_t), dict(logp_w=_bad_logp, beta=_bad_beta, lam=[NAN, -1.0, "x"])),
+    Probe(MarginLoss, dict(kind="dpo"),
+          dict(kind=[UNKNOWN, 3], beta=_bad_beta, tau=_bad_beta, gamma=[NAN, "x"], alpha=[INF, "x"],
+               lam=[NAN, -1.0, "x"])),
+    Probe(margin_loss, dict(kind="simpo", logp_w=_t, logp_l=_t),
+          dict(kind=[UNKNOWN], logp_w=_bad_logp, len_w=_bad_len, beta=_bad_beta, gamma=[NAN])),
+    Probe(LogLinearPolicy, dict(features=torch.eye(4, dtype=F64)),
+          dict(features=[torch.zeros(4), torch.zeros(1, 3), torch.full((4, 2), NAN), torch.eye(4, dtype=torch.long),
+                         "x"],
+               theta=[torch.zeros(3, dtype=F64), torch.full((4,), NAN, dtype=F64), "x"])),
+    Probe(toy_offset, dict(policy=_ppol, chosen=0, rejected=1),
+          dict(policy=["x", _pmodel], chosen=[-1, 4, 0.5, "x"], rejected=[-1, 4, 0, 1.5])),
+    Probe(entangled_toy, dict(p=0.5, num_responses=8, dim=3),
+          dict(p=[NAN, INF, "x"], num_responses=SIZES + [2], dim=SIZES + [1], seed=[-1, 0.5, "x"],
+               device=[UNKNOWN, 3], dtype=[torch.int64, "x"])),
+    Probe(pair_logprobs, dict(model=_pmodel, chosen=_pbatch.chosen, rejected=_pbatch.rejected),
+          dict(model=_bad_model, chosen=_bad_tokens, rejected=_bad_tokens[1:] + [_pbatch.rejected[:2]])),
+    Probe(preference_batch, dict(model=_ppol, chosen=torch.tensor([0, 2]), rejected=torch.tensor([1, 3])),
+          dict(model=_bad_model, chosen=[torch.tensor([0, 9]), torch.tensor([[0, 1]]), torch.tensor([0.0, 2.0])],
+               rejected=[torch.tensor([1]), torch.tensor([-1, 3])])),
+    Probe(lm_preference_task, dict(num_differ=1, n=4, sft_steps=0, device="cpu"),
+          dict(num_differ=SIZES + [9], n=SIZES, length=SIZES, vocab_size=SIZES + [1], dim=SIZES, kind=[UNKNOWN],
+               layers=SIZES, sft_steps=[-1, 0.5], sft_lr=[NAN, 0.0, -1.0], seed=[-1, "x"], device=[UNKNOWN],
+               dtype=[torch.int64])),
+    Probe(pair_cosines, dict(model=_pmodel, batch=_pbatch, max_pairs=2),
+          dict(model=_bad_model, batch=["x", (_pbatch.chosen, _pbatch.rejected)], max_pairs=SIZES + [1.5])),
+    Probe(entanglement_stats, dict(model=_pmodel, batch=_pbatch, loss="dpo", lr=0.05),
+          dict(model=_bad_model, batch=["x"], loss=[UNKNOWN, 3], lr=_bad_beta, normalised=["yes", 1])),
+    Probe(train_preference, dict(model=copy.deepcopy(_pmodel), batch=_pbatch, loss="dpo", steps=1, lr=0.01),
+          dict(model=_bad_model, batch=["x"], loss=[UNKNOWN, 3], steps=SIZES + [1.5], lr=_bad_beta,
+               optimizer=[UNKNOWN], normalised=["yes"])),
+    Probe(compute_trajectories, dict(tasks={1: _ptask}, losses={"dpo": MarginLoss("dpo")}, steps=1),
+          dict(tasks=[{}, "x", {1: "x"}, {1: (_pmodel, "x")}], losses=[{}, "x", {"dpo": "dpo"}],
+               steps=SIZES, lr=_bad_beta, lrs=["x", {"dpo": NAN}, {"dpo": -1.0}, {"dpo": "x"}])),
+    Probe(plot_trajectories, dict(runs={("dpo", 1): _prun}), dict(runs=_bad_runs + [{"dpo": _prun}])),
+    Probe(plot_condition_plane, dict(runs={"a": _prun}), dict(runs=_bad_runs, lim=[NAN, 0.0, -1.0, "x"], ax=["x"])),
+    Probe(plot_cosines, dict(pair_cos={1: torch.zeros(2, dtype=F64)}, runs={1: _prun}, late=0),
+          dict(pair_cos=[{}, "x", {1: "x"}], runs=_bad_runs + [{2: _prun}], late=SIZES[1:] + [5, 0.5])),
+    Probe(plot_condition_calls, dict(run=_prun), dict(run=["x", {"a": _prun}])),
+    Probe(trajectory_traces, dict(run=_prun), dict(run=["x", {"a": _prun}], name=[3])),
+    Probe(trajectories_figure, dict(runs={"a": _prun}), dict(runs=_bad_runs, active=[-1, 1, 0.5])),
+    Probe(entanglement_figure, dict(loss="dpo", k=1, steps=1, tasks={1: _ptask}),
+          dict(loss=[UNKNOWN], beta=_bad_beta, tau=_bad_beta, gamma=[NAN], k=SIZES + [9, 1.5],
+               optimizer=[UNKNOWN], lr=_bad_beta, normalised=["yes"], steps=SIZES, tasks=["x"])),
+    Probe(explore_entanglement, dict(tasks={1: _ptask}), dict(tasks=["x", {1: "x"}])),
+]

@@ -161,7 +161,7 @@ def test_late_falling_norms_give_a_fast_final_anneal():
 
 
 @pytest.mark.parametrize("name", list(PAPER_ENDS))
-def test_closed_form_is_within_006_of_a_scipy_minimiser_of_the_bound(name):
+def test_closed_form_is_within_005_of_a_scipy_minimiser_of_the_bound(name):
     G = _paper_profile(name, 200)
     ref = refine_schedule(G, smoothing=0.0)
     # an independent minimiser: the bound re-written here with explicit suffix sums, autograd gradients, scipy L-BFGS-B
@@ -177,10 +177,37 @@ def test_closed_form_is_within_006_of_a_scipy_minimiser_of_the_bound(name):
     res = scipy.optimize.minimize(f, np.full(200, 1 / np.sqrt(200)), method="L-BFGS-B", jac=True, bounds=[(1e-10, None)] * 200,
                                   options=dict(maxiter=20000, maxfun=10 ** 6, ftol=1e-15, gtol=1e-12, maxcor=20))
     num = res.x / res.x.max()
-    assert np.abs(num[:-1] - ref.numpy()[:-1]).max() < 0.06
+    assert np.abs(num[:-1] - ref.numpy()[:-1]).max() < 0.05
     ours = optimal_schedule(G).numpy()
-    assert np.abs(ours[:-1] / ours.max() - ref.numpy()[:-1]).max() < 0.06
-    assert last_iterate_bound(ref, G, best_scale=True) < 1.005 * min(res.fun, last_iterate_bound(ours, G))
+    assert np.abs(ours[:-1] / ours.max() - ref.numpy()[:-1]).max() < 0.05
+    assert last_iterate_bound(ref, G, best_scale=True) < 1.004 * min(res.fun, last_iterate_bound(ours, G))
+
+
+def test_noisy_profiles_give_the_chapters_warmups_and_anneals():
+    "The chapter's claim on its five noisy profiles (T = 1000, σ = 0.3, seeds 0–4), against linear decay."
+    T, lin = 1000, linear_decay(1000, device="cpu")
+    ref = {k: refine_schedule(grad_norm_profile(T, v, noise=0.3, seed=i, device="cpu")) for i, (k, v) in enumerate(PROFILES.items())}
+    peak = {k: int(r.argmax()) / T for k, r in ref.items()}
+    assert all(0.1 < peak[k] < 0.25 for k in PROFILES if k.startswith("early")) and peak["constant"] < 0.01
+    assert (ref["constant"] - lin).abs().max() < 0.2
+    for k in ("late fall", "early fall, late fall"): assert ref[k][900] > 2 * lin[900] and ref[k][-1] == 0
+    assert ref["early fall, late rise"][2 * T // 3:].max() < 0.15
+
+
+def test_refined_schedule_beats_every_baseline_on_the_mlp():
+    "The chapter's MLP claim at two of its peaks: refined from linear decay's norms wins on every seed, by > 10 %."
+    X, y, _ = teacher_student(n=512, dim=10, hidden=(16,), noise=0.1, seed=0, device="cpu")
+    make = lambda seed: mlp([10, 32, 1], seed=seed, device="cpu")
+    T = 300
+    shapes = {"constant": constant(T, device="cpu"), "step": step(T, device="cpu"), "cosine": cosine(T, device="cpu"),
+              "linear decay": linear_decay(T, device="cpu")}
+    res = refine_and_sweep(make, "mse", X, y, shapes, np.geomspace(0.25, 1.0, 6)[2:4].tolist(), seeds=(0, 1, 2))
+    at_best = {k: res.sweep.final_losses[i, int(res.sweep.mean()[i].nan_to_num(float("inf")).argmin())]
+               for i, k in enumerate(res.sweep.names)}
+    base = torch.stack([at_best[k] for k in shapes]).min(0).values
+    assert (at_best[REFINED] < base).all()
+    best = res.sweep.best()
+    assert best[REFINED]["mean"] < 0.9 * min(best[k]["mean"] for k in shapes)
 
 
 # ---------------------------------------------------------------- profiles
@@ -296,7 +323,7 @@ BAD = [
     (lambda: constant(10.5), TypeError, "`steps`"),
     (lambda: step(10, milestones=(0.6, 0.3)), ValueError, "`milestones`"),
     (lambda: step(10, milestones=0.5), TypeError, "`milestones`"),
-    (lambda: step(10, milestones=(1.5,)), ValueError, r"`milestones\[0\]`"),
+    (lambda: step(10, milestones=(1.5,)), ValueError, r"`milestones` must be < 1, got 1.5 \(entry 0\)"),
     (lambda: step(10, factor=2.0), ValueError, "`factor`"),
     (lambda: last_iterate_bound([1.0, 1.0], [1.0]), ValueError, "`grad_norms` needs at least 2"),
     (lambda: last_iterate_bound([1.0, 1.0, 1.0], [1.0, 1.0]), ValueError, "`lrs` has 3 values"),
@@ -315,7 +342,7 @@ BAD = [
     (lambda: refine_schedule([1.0, 2.0], peak=-1.0), ValueError, "`peak`"),
     (lambda: filter_width(0), ValueError, "`steps`"),
     (lambda: grad_norm_profile(1), ValueError, "`steps`"),
-    (lambda: grad_norm_profile(10, knots=((0.0, -1.0),)), ValueError, r"`knots\[0\]\[1\]`"),
+    (lambda: grad_norm_profile(10, knots=((0.0, -1.0),)), ValueError, r"`knots` must be > 0, got -1.0 \(entry 0\)"),
     (lambda: grad_norm_profile(10, knots=((0.5, 1.0), (0.5, 2.0))), ValueError, "`knots` fractions"),
     (lambda: grad_norm_profile(10, knots="flat"), TypeError, "`knots`"),
     (lambda: grad_norm_profile(10, noise=-0.1), ValueError, "`noise`"),
@@ -338,11 +365,78 @@ def test_training_helpers_reject_bad_input():
     with pytest.raises(TypeError, match="`model`"): train_scheduled("net", "mse", X, y, [0.1, 0.1])
     with pytest.raises(ValueError, match="`lrs`"): train_scheduled(make(0), "mse", X, y, [0.1, -0.1])
     with pytest.raises(TypeError, match="`shapes`"): sweep_peak_lr(make, "mse", X, y, [torch.ones(3)], [0.1])
-    with pytest.raises(ValueError, match=r"`peaks\[0\]`"): sweep_peak_lr(make, "mse", X, y, {"c": torch.ones(3)}, [0.0])
-    with pytest.raises(ValueError, match=r"`seeds\[0\]`"): sweep_peak_lr(make, "mse", X, y, {"c": torch.ones(3)}, [0.1], seeds=(-1,))
+    with pytest.raises(ValueError, match=r"`peaks` must be > 0, got 0.0 \(entry 0\)"): sweep_peak_lr(make, "mse", X, y, {"c": torch.ones(3)}, [0.0])
+    with pytest.raises(ValueError, match=r"`seeds` must be >= 0, got -1 \(entry 0\)"): sweep_peak_lr(make, "mse", X, y, {"c": torch.ones(3)}, [0.1], seeds=(-1,))
     with pytest.raises(ValueError, match="`shapes` is empty"): sweep_peak_lr(make, "mse", X, y, {}, [0.1])
 
 
 def test_pads_and_norms_are_the_documented_choices():
     assert PADS == ("both", "end") and NORMS == {"l2": 2.0, "l1": 1.0}
     assert isinstance(PeakSweep, type)
+
+
+# ---------------------------------------------------------------- bad-input probes (run by tests/test_bad_input.py)
+
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_X, _Y, _MAKE = _problem()
+_G = grad_norm_profile(20, device="cpu")
+_SHAPES = {"constant": constant(4, device="cpu"), "linear decay": linear_decay(4, device="cpu")}
+_SWEEP = dict(make_model=_MAKE, loss_fn="mse", X=_X, y=_Y, shapes=_SHAPES, peaks=[0.1], seeds=(0,), batch_size=16)
+_PEAK_SWEEP = PeakSweep(("a",), torch.tensor([0.1]), (0,), torch.ones(1, 1, 1))
+_BAD_NORMS = [torch.zeros(20), torch.full((20,), NAN), torch.ones(1), torch.ones(4, 5), "norms", [1.0, -1.0]]
+_BAD_SWEEP = dict(make_model=["net", 3], loss_fn=[UNKNOWN, 3], X=[torch.full((64, 4), NAN), torch.ones(63, 4), "X"],
+                  y=[torch.full((64, 1), NAN), torch.ones(10, 1)], shapes=[{}, [torch.ones(4)], {"c": torch.ones(3, 3)}],
+                  peaks=[[], [NAN], [-0.1], [0.0], 0.1, "fast"], seeds=[[], [-1], [1.5], 0],
+                  batch_size=[*SIZES, 65, 1.5], progress=["yes"])
+
+
+def _schedule_probe(fn):
+    return Probe(fn, dict(steps=5, peak=1.0, warmup=1, device="cpu"),
+                 dict(steps=[*SIZES, 2.5, "5"], peak=[NAN, INF, -1.0, 0.0, "1"], warmup=[-1, 5, 1.5],
+                      device=[UNKNOWN, 3]))
+
+
+PROBES = [
+    *(_schedule_probe(f) for f in (constant, linear_decay, cosine)),
+    Probe(step, dict(steps=8, peak=1.0, milestones=(0.5, 0.75), factor=0.1, warmup=0, device="cpu"),
+          dict(steps=[*SIZES, 2.5], peak=[NAN, -1.0], milestones=[(0.75, 0.5), (1.5,), (NAN,), 0.5, "0.5"],
+               factor=[NAN, 0.0, 1.5, -0.1], warmup=[-1, 8], device=[UNKNOWN])),
+    Probe(last_iterate_bound, dict(lrs=[1.0, 1.0], grad_norms=[1.0, 2.0], D=1.0, free_last=True, best_scale=False),
+          dict(lrs=[[1.0, NAN], [1.0, INF], [1.0, -1.0], [0.0, 1.0], [1.0], [1.0, 1.0, 1.0], torch.ones(2, 2), "fast"],
+               grad_norms=[[1.0, 0.0], [1.0, NAN], [1.0], torch.ones(2, 2), "norms"],
+               D=[NAN, INF, 0.0, -1.0, "1"], free_last=[1, "yes"], best_scale=[0, "no"])),
+    Probe(filter_width, dict(steps=200, smoothing=0.1),
+          dict(steps=[*SIZES, 2.5], smoothing=[NAN, -0.1, 1.5, "0.1"])),
+    Probe(smooth_grad_norms, dict(grad_norms=_G, smoothing=0.1, pad="both"),
+          dict(grad_norms=_BAD_NORMS, smoothing=[NAN, -0.1, 1.5], pad=[UNKNOWN, 3])),
+    Probe(refine_schedule, dict(grad_norms=_G, smoothing=0.1, norm="l2", peak=1.0, pad="both"),
+          dict(grad_norms=_BAD_NORMS, smoothing=[NAN, -0.1, 1.5], norm=[UNKNOWN, 2], peak=[NAN, 0.0, -1.0],
+               pad=[UNKNOWN, None])),
+    Probe(grad_norm_profile, dict(steps=20, knots=((0.0, 2.0), (1.0, 1.0)), noise=0.1, seed=0, device="cpu"),
+          dict(steps=[*SIZES, 1, 2.5], knots=["flat", (), ((0.5, 1.0), (0.2, 2.0)), ((0.0, -1.0),), ((0.0, NAN),),
+                                               ((1.5, 1.0),), ((0.0, 1.0, 2.0),), (0.5,)],
+               noise=[NAN, -0.1, INF], seed=[-1, 1.5, "zero"], device=[UNKNOWN])),
+    Probe(train_scheduled, dict(model=_MAKE(0), loss_fn="mse", X=_X, y=_Y, lrs=[0.1, 0.1], batch_size=16, norm="l2",
+                                optimizer="sgd", seed=0),
+          dict(model=["net", None], loss_fn=[UNKNOWN, 3], X=[torch.full((64, 4), NAN), torch.ones(63, 4), "X"],
+               y=[torch.full((64, 1), NAN), torch.ones(10, 1)], lrs=[[0.1, NAN], [0.1, -0.1], [0.1], "fast"],
+               batch_size=[*SIZES, 65, 1.5], norm=[UNKNOWN, 2], optimizer=[UNKNOWN, 3], seed=[-1, 0.5])),
+    Probe(optimal_schedule, dict(grad_norms=[1.0, 2.0, 1.0], D=1.0, max_iter=10),
+          dict(grad_norms=_BAD_NORMS, D=[NAN, 0.0, -1.0], max_iter=[*SIZES, 2.5])),
+    Probe(plot_refinement, dict(profiles={"flat": torch.ones(10)}, smoothing=0.1, norm="l2", title="t"),
+          dict(profiles=[[torch.ones(5)], {}, {"flat": torch.zeros(10)}, {"flat": "norms"}], smoothing=[NAN, -0.1],
+               norm=[UNKNOWN], title=[3])),
+    Probe(sweep_peak_lr, _SWEEP, _BAD_SWEEP),
+    Probe(plot_peak_sweep, dict(sweep=_PEAK_SWEEP, title="t"), dict(sweep=["sweep", {}], title=[3], ax=["axes"])),
+    Probe(refine_and_sweep, _SWEEP, {**_BAD_SWEEP, "shapes": [*_BAD_SWEEP["shapes"], {"constant": torch.ones(4)}]}),
+    Probe(plot_refined_sweep, dict(result=RefinedSweep(_PEAK_SWEEP, {"a": torch.ones(4)}, torch.ones(4)), title="t"), dict(result=["result", 3], title=[3])),
+    Probe(refinement_traces, dict(grad_norms=_G, smoothing=0.1, norm="l2", max_points=10),
+          dict(grad_norms=_BAD_NORMS, smoothing=[NAN, 2.0], norm=[UNKNOWN], max_points=[*SIZES, 1, 2.5])),
+    Probe(refinement_slider_figure, dict(profiles={"flat": PROFILES["constant"]}, steps=50, noise=0.1, seed=0, title="t"),
+          dict(profiles=[{}, [PROFILES["constant"]], {"bad": "flat"}, {"bad": ((0.0, -1.0),)}], steps=[*SIZES, 1],
+               noise=[NAN, -1.0], seed=[-1, 0.5], title=[3])),
+    Probe(schedule_figure, dict(start=15.0, knee=0.1, end=1.0, noise=0.3, smoothing=0.1, norm="l2", steps=50, seed=0),
+          dict(start=[NAN, 0.0, -1.0], knee=[NAN, 0.0, 1.5], end=[NAN, 0.0, INF], noise=[NAN, -0.1], smoothing=[NAN, 2.0],
+               norm=[UNKNOWN], steps=[*SIZES, 1], seed=[-1, "zero"])),
+]

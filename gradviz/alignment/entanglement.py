@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass
-from typing import Callable, Mapping, NamedTuple
+from numbers import Real
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from torch import nn
 
 from .. import core
@@ -30,8 +34,8 @@ __all__ = ['LOSSES', 'QUADRANTS', 'dpo_loss', 'ipo_loss', 'slic_loss', 'simpo_lo
            'MarginLoss', 'margin_loss', 'LogLinearPolicy', 'toy_offset', 'ToyPair', 'entangled_toy', 'PairLogprobs',
            'pair_logprobs', 'PreferenceBatch', 'preference_batch', 'PreferenceTask', 'lm_preference_task',
            'pair_cosines', 'EntanglementStats', 'entanglement_stats', 'PreferenceRun', 'train_preference',
-           'compute_trajectories', 'plot_trajectories', 'plot_condition_plane', 'plot_cosines', 'trajectory_traces',
-           'trajectories_figure', 'entanglement_figure', 'explore_entanglement']
+           'compute_trajectories', 'plot_trajectories', 'plot_condition_plane', 'plot_cosines', 'plot_condition_calls',
+           'trajectory_traces', 'trajectories_figure', 'entanglement_figure', 'explore_entanglement']
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #a9bc71b0
 def _logps(logp_w, logp_l) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,8 +46,11 @@ def _logps(logp_w, logp_l) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"`logp_l` must have the shape of `logp_w` {tuple(w.shape)}, got {tuple(l.shape)}")
     return w, l
 
-def _like(name: str, v, ref: torch.Tensor) -> torch.Tensor:
-    "`v` (a number or a tensor shaped like `ref`) as a tensor on ref's device and dtype."
+def _like(name: str, v, ref: torch.Tensor, finite: bool = True) -> torch.Tensor:
+    "`v` (a finite number or a tensor shaped like `ref`) as a tensor on ref's device and dtype."
+    if isinstance(v, torch.Tensor): check_tensor(name, v, finite=finite)
+    elif finite: check_float(name, v)
+    else: check_type(name, v, Real)
     t = torch.as_tensor(v, dtype=ref.dtype, device=ref.device)
     if t.dim() and t.shape != ref.shape:
         raise ValueError(f"`{name}` must be a number or have shape {tuple(ref.shape)}, got {tuple(t.shape)}")
@@ -88,7 +95,7 @@ def _check_lengths(name: str, t: torch.Tensor) -> torch.Tensor:
 
 def _lengths(name: str, v, ref: torch.Tensor) -> torch.Tensor:
     "Response lengths `v` (a number or shaped like `ref`) as a checked tensor on ref's device and dtype."
-    return _check_lengths(name, _like(name, v, ref))
+    return _check_lengths(name, _like(name, v, ref, finite=False))
 
 def _per_token(w, l, len_w, len_l) -> torch.Tensor:
     "log π_w/|y_w| − log π_l/|y_l|."
@@ -150,6 +157,7 @@ class MarginLoss:
         if self.beta is None: object.__setattr__(self, "beta", _DEFAULT_BETA[self.kind] or 1.0)
         check_float("beta", self.beta, minimum=0, strict=True)
         check_float("tau", self.tau, minimum=0, strict=True)
+        check_float("gamma", self.gamma), check_float("alpha", self.alpha), check_float("lam", self.lam, minimum=0)
 
     def __call__(self, logp_w, logp_l, ref_w=0.0, ref_l=0.0, len_w=1.0, len_l=1.0) -> torch.Tensor:
         "Per-pair losses."
@@ -192,14 +200,21 @@ def margin_loss(
     return MarginLoss(kind, **hyper)(logp_w, logp_l, ref_w, ref_l, len_w, len_l).mean()
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #1e5ae003
+def _float_dtype(dtype) -> torch.dtype:
+    "`dtype` if it is a floating-point torch dtype, else an error naming `dtype`."
+    if not check_type("dtype", dtype, torch.dtype).is_floating_point:
+        raise ValueError(f"`dtype` must be a floating-point dtype, got {dtype}")
+    return dtype
+
 class LogLinearPolicy(nn.Module):
     "π(y) ∝ exp(θᵀφ(y)) over a fixed set of candidate responses with features φ (Y, D); `policy(idx)` → log π(idx)."
     def __init__(self, features: torch.Tensor, theta: torch.Tensor | None = None):
         super().__init__()
-        features = check_tensor("features", features, ndim=2)
+        features = check_tensor("features", features, ndim=2, floating=True)
+        if len(features) < 2: raise ValueError(f"`features` needs at least 2 candidate rows, got {len(features)}")
         self.register_buffer("features", features)
         if theta is None: theta = torch.zeros(features.shape[1], dtype=features.dtype, device=features.device)
-        self.theta = nn.Parameter(theta.clone())
+        self.theta = nn.Parameter(check_tensor("theta", theta, shape=(features.shape[1],), floating=True).clone())
 
     def log_probs(self) -> torch.Tensor:
         "log π(y) for every candidate, (Y,)."
@@ -212,6 +227,10 @@ def toy_offset(
     chosen: int, rejected: int,  # indices of y_w and y_l
 ) -> float:
     "p = ⟨c − E_π φ, d⟩ / ‖d‖² with φ_w = c + d, φ_l = c − d: chosen ↑ iff p > −1, rejected ↓ iff p < 1 (d_w = d_l)."
+    Y = len(check_type("policy", policy, LogLinearPolicy).features)
+    chosen, rejected = check_int("chosen", chosen, minimum=0, maximum=Y - 1), check_int("rejected", rejected, minimum=0)
+    if rejected >= Y or rejected == chosen: raise ValueError(f"`rejected` must be in [0, {Y - 1}] and differ from "
+                                                             f"`chosen` ({chosen}), got {rejected}")
     with torch.no_grad():
         phi, mu = policy.features, policy.log_probs().exp() @ policy.features
         c, d = (phi[chosen] + phi[rejected]) / 2, (phi[chosen] - phi[rejected]) / 2
@@ -235,7 +254,7 @@ def entangled_toy(
     "A log-linear policy at θ = 0 whose pair (y_w = 0, y_l = 1) has offset `p`."
     p = check_float("p", p)
     Y, D = check_int("num_responses", num_responses, minimum=3), check_int("dim", dim, minimum=2)
-    g = core.as_generator(seed)
+    g, dtype = core.as_generator(seed), _float_dtype(dtype)
     phi = torch.randn(Y, D, generator=g, dtype=torch.float64)
     d = torch.randn(D, generator=g, dtype=torch.float64) * 0.5
     r = torch.randn(D, generator=g, dtype=torch.float64) * 0.5
@@ -250,18 +269,29 @@ class PairLogprobs(NamedTuple):
     logp_w: torch.Tensor
     logp_l: torch.Tensor
 
+def _token_ids(name: str, t, ndim: int | None, size: int | None) -> torch.Tensor:
+    "`t` if it holds integer ids in [0, size) (candidates or tokens) with `ndim` dimensions, else an error naming it."
+    t = check_tensor(name, t, ndim=ndim)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer ids, got {t.dtype}")
+    if t.numel() and (int(t.min()) < 0 or (size is not None and int(t.max()) >= size)):
+        raise ValueError(f"`{name}` must hold ids in [0, {size}), got values in [{int(t.min())}, {int(t.max())}]")
+    return t
+
 def pair_logprobs(
     model: nn.Module,  # a `LogLinearPolicy` or a next-token model such as `tiny_lm`
     chosen: torch.Tensor,  # (n, L) tokens (token 0 is the prompt) or (n,) candidate indices
     rejected: torch.Tensor,  # same shape as `chosen`
 ) -> PairLogprobs:
     "Summed log π of the chosen and of the rejected responses, in one forward pass."
-    chosen, rejected = check_tensor("chosen", chosen), check_tensor("rejected", rejected)
+    toy = isinstance(check_type("model", model, nn.Module), LogLinearPolicy)
+    size = len(model.features) if toy else getattr(model, "vocab_size", None)
+    chosen, rejected = _token_ids("chosen", chosen, 1 if toy else 2, size), _token_ids("rejected", rejected, None, size)
     if len(chosen) == 0: raise ValueError("`chosen` is empty: a preference batch needs at least one pair")
     if chosen.shape != rejected.shape:
         raise ValueError(f"`rejected` must have the shape of `chosen` {tuple(chosen.shape)}, "
                          f"got {tuple(rejected.shape)}")
-    if isinstance(model, LogLinearPolicy): return PairLogprobs(model(chosen), model(rejected))
+    if toy: return PairLogprobs(model(chosen), model(rejected))
     both = sequence_logprob(model, torch.cat([chosen, rejected]))[0]
     return PairLogprobs(both[: len(chosen)], both[len(chosen):])
 
@@ -302,21 +332,22 @@ def lm_preference_task(
     dim: int = 48,  # tiny-LM width
     kind: str = "gru",  # "gru" or "transformer"
     layers: int = 1,  # GRU layers or attention blocks
-    sft_steps: int = 150,  # supervised fine-tuning steps (Adam) on chosen and rejected responses alike
+    sft_steps: int = 150,  # supervised fine-tuning steps (Adam) on chosen and rejected alike; 0: the initial model
     sft_lr: float = 1e-2,  # SFT step size
     seed: int | torch.Generator = 0,  # seeds the pairs, the initial weights and the SFT batch order
     device: str | torch.device | None = None,  # where the model and tokens live; `default_device()` if None
     dtype: torch.dtype = torch.float32,
 ) -> PreferenceTask:
     "A tiny LM after SFT and its preference batch (reference = the SFT model), for k = `num_differ`."
-    seed = core.as_seed(seed)
+    seed, sft_steps = core.as_seed(seed), check_int("sft_steps", sft_steps, minimum=0)
+    sft_lr = check_float("sft_lr", sft_lr, minimum=0, strict=True)
     pairs = preference_pairs(n, length, vocab_size, num_differ, seed=seed, device=device)
     prompt = torch.zeros(n, 1, dtype=pairs.chosen.dtype, device=pairs.chosen.device)
     chosen, rejected = torch.cat([prompt, pairs.chosen], 1), torch.cat([prompt, pairs.rejected], 1)
     model = tiny_lm(vocab_size, dim, layers, kind, max_length=length + 1, seed=seed, device=device, dtype=dtype)
     both = torch.cat([chosen, rejected])
-    train(model, next_token_loss, both, both, steps=sft_steps, lr=sft_lr, batch_size=min(64, len(both)),
-          optimizer="adam", seed=seed)
+    if sft_steps: train(model, next_token_loss, both, both, steps=sft_steps, lr=sft_lr,
+                        batch_size=min(64, len(both)), optimizer="adam", seed=seed)
     return PreferenceTask(model, preference_batch(model, chosen, rejected))
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #8a83a2c9
@@ -326,7 +357,7 @@ def pair_cosines(
     max_pairs: int = 16,  # use the first `max_pairs` pairs
 ) -> torch.Tensor:
     "cos(∇log π(y_w,i), ∇log π(y_l,i)) for single pairs i: the paper's per-pair entanglement, (min(n, max_pairs),)."
-    check_type("batch", batch, PreferenceBatch)
+    check_type("model", model, nn.Module), check_type("batch", batch, PreferenceBatch)
     params = [p for p in model.parameters() if p.requires_grad]
     out = []
     for i in range(min(len(batch), check_int("max_pairs", max_pairs, minimum=1))):
@@ -392,6 +423,12 @@ def _stats(loss: MarginLoss, batch: PreferenceBatch, s: _Step, lr: float) -> Ent
     return EntanglementStats(float(s.w.mean()), float(s.l.mean()), float(m), inner, nw, nl, s.ratio,
                              inner < s.ratio * nw, inner < nl / s.ratio, lr * float(s.gw @ s.u), lr * float(s.gl @ s.u))
 
+def _check_setup(model, batch, loss) -> tuple[nn.Module, PreferenceBatch, MarginLoss]:
+    "The policy, the batch and the loss (a `MarginLoss`, or the name of one), checked."
+    check_type("model", model, nn.Module), check_type("batch", batch, PreferenceBatch)
+    if isinstance(loss, str): return model, batch, MarginLoss(check_choice("loss", loss, LOSSES))
+    return model, batch, check_type("loss", loss, MarginLoss)
+
 def entanglement_stats(
     model: nn.Module,  # policy: `LogLinearPolicy` or a tiny LM
     batch: PreferenceBatch,  # from `preference_batch`
@@ -400,9 +437,8 @@ def entanglement_stats(
     normalised: bool = False,  # predict for the pairwise-normalised step instead of plain gradient descent
 ) -> EntanglementStats:
     "⟨∇w, ∇l⟩, ‖∇w‖², ‖∇l‖², the two conditions and the first-order Δ log π_w, Δ log π_l of one step of size η."
-    check_type("batch", batch, PreferenceBatch)
-    loss = MarginLoss(loss) if isinstance(loss, str) else check_type("loss", loss, MarginLoss)
-    lr = check_float("lr", lr, minimum=0, strict=True)
+    model, batch, loss = _check_setup(model, batch, loss)
+    lr, normalised = check_float("lr", lr, minimum=0, strict=True), check_type("normalised", normalised, bool)
     return _stats(loss, batch, _step_direction(model, batch, loss, normalised), lr)
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #83b5067b
@@ -439,6 +475,11 @@ class PreferenceRun:
         return {"ideal ↑↓": int((up & down).sum()), "both ↑": int((up & ~down).sum()),
                 "both ↓": int((~up & down).sum()), "inverted ↓↑": int((~up & ~down).sum())}
 
+    def condition_agreement(self) -> float:
+        "Fraction of steps whose observed signs of Δ log π_w and Δ log π_l the paper's two conditions called."
+        called = (self.predicted_up == (self.dw > 0)) & (self.predicted_down == (self.dl < 0))
+        return float(called.double().mean())
+
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #03a636b4
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 _STEP_RECORDS = ("inner", "norm_w2", "norm_l2", "ratio", "pred_dw", "pred_dl")
@@ -469,9 +510,9 @@ def train_preference(
     progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper such as `Explorer.progress`
 ) -> PreferenceRun:
     "Preference-train `model`, recording log π_w, log π_l, the margin and the entanglement stats at every step."
-    check_type("batch", batch, PreferenceBatch)
-    loss = MarginLoss(loss) if isinstance(loss, str) else check_type("loss", loss, MarginLoss)
+    model, batch, loss = _check_setup(model, batch, loss)
     steps, lr = check_int("steps", steps, minimum=1), check_float("lr", lr, minimum=0, strict=True)
+    check_type("normalised", normalised, bool)
     make_optimizer, opt = _OPTIMIZERS[check_choice("optimizer", optimizer, list(_OPTIMIZERS))], None
     rec = {k: [] for k in PreferenceRun.__dataclass_fields__ if k != "loss"}
     for _ in core.progress(range(steps), progress, desc=f"{loss.kind} preference steps"):
@@ -487,6 +528,23 @@ def train_preference(
     return PreferenceRun(loss, **{k: torch.tensor(v, dtype=torch.float64) for k, v in rec.items()})
 
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #8e30df79
+def _check_mapping(name: str, m, types, empty: bool = False) -> dict:
+    "`m` as a dict if it is a (non-empty unless `empty`) mapping whose values are `types`, else an error naming it."
+    check_type(name, m, Mapping)
+    if not m and not empty: raise ValueError(f"`{name}` is empty: give at least one entry")
+    for key, v in m.items():
+        if not isinstance(v, types) or isinstance(v, bool):
+            want = getattr(types, "__name__", str(types))
+            raise TypeError(f"`{name}`: the entry for {key!r} must be {want}, got {type(v).__name__}")
+    return dict(m)
+
+def _check_tasks(tasks) -> dict:
+    "`tasks` (k → (model, PreferenceBatch)) as a dict, checked."
+    for k, t in _check_mapping("tasks", tasks, Sequence).items():
+        if len(t) != 2 or not isinstance(t[0], nn.Module) or not isinstance(t[1], PreferenceBatch):
+            raise TypeError(f"`tasks`: the entry for {k!r} must be a (model, PreferenceBatch) pair")
+    return dict(tasks)
+
 def compute_trajectories(
     tasks: Mapping[int, PreferenceTask],  # k → (SFT model, batch); each model is copied, never changed
     losses: Mapping[str, MarginLoss],  # name → margin loss
@@ -496,10 +554,11 @@ def compute_trajectories(
     progress: bool | Callable = False,  # tqdm bar over the runs, or a tqdm-like wrapper
 ) -> dict:
     "Plain SGD preference runs for every (loss name, k): a dict (name, k) → `PreferenceRun`."
-    if not tasks: raise ValueError("`tasks` is empty: give at least one k → (model, batch)")
-    if not losses: raise ValueError("`losses` is empty: give at least one name → MarginLoss")
-    for name, spec in losses.items(): check_type(f"losses[{name!r}]", spec, MarginLoss)
-    lrs = dict(lrs or {})
+    tasks, losses = _check_tasks(tasks), _check_mapping("losses", losses, MarginLoss)
+    steps, lr = check_int("steps", steps, minimum=1), check_float("lr", lr, minimum=0, strict=True)
+    lrs = _check_mapping("lrs", {} if lrs is None else lrs, Real, empty=True)
+    for name, v in lrs.items():
+        if not 0 < v < float("inf"): raise ValueError(f"`lrs`: the step size for {name!r} must be > 0, got {v}")
     runs = {}
     for name, k in core.progress([(n, k) for n in losses for k in tasks], progress, desc="preference runs"):
         model, batch = tasks[k]
@@ -514,7 +573,9 @@ def plot_trajectories(
     title: str | None = None,  # figure title (say what the figure shows)
 ) -> Figure:
     "Δ log π_w (green) and Δ log π_l (pink) against step: one row per loss, one column per k."
-    if not runs: raise ValueError("`runs` is empty")
+    runs = _check_mapping("runs", runs, PreferenceRun)
+    if not all(isinstance(key, tuple) and len(key) == 2 for key in runs):
+        raise TypeError("`runs` must be keyed by (loss name, k) pairs")
     kinds, ks = list(dict.fromkeys(k for k, _ in runs)), sorted({k for _, k in runs})
     fig, axes = subplots(len(kinds), len(ks), figsize=(2.3 * len(ks) + 0.6, 1.55 * len(kinds) + 0.7),
                          sharex=True, squeeze=False)
@@ -551,7 +612,8 @@ def plot_condition_plane(
     ax=None,  # draw into this matplotlib axes instead of a new figure
 ) -> Figure:
     "Each step at (⟨∇w,∇l⟩/‖∇w‖², ⟨∇w,∇l⟩/‖∇l‖²), coloured by the observed signs, with the paper's two lines."
-    if not runs: raise ValueError("`runs` is empty")
+    runs, lim = _check_mapping("runs", runs, PreferenceRun), check_float("lim", lim, minimum=0, strict=True)
+    if ax is not None: check_type("ax", ax, Axes)
     fig, ax = subplots(figsize=(5.2, 4.6)) if ax is None else (ax.figure, ax)
     markers = "osD^v<>"
     for j, (label, run) in enumerate(runs.items()):
@@ -576,7 +638,8 @@ def plot_cosines(
     title: str | None = None,
 ) -> Figure:
     "cos(∇w, ∇l) against k: per pair after SFT (mean ± std), and for the batch means after SFT and during training."
-    ks = sorted(pair_cos)
+    ks = sorted(_check_mapping("pair_cos", pair_cos, torch.Tensor))
+    runs = _check_mapping("runs", runs, PreferenceRun)
     missing = [k for k in ks if k not in runs]
     if missing: raise ValueError(f"`runs` has no run for k = {missing}")
     late = check_int("late", late, minimum=0, maximum=len(runs[ks[0]].cosine) - 1)
@@ -591,12 +654,38 @@ def plot_cosines(
     ax.legend(fontsize=7, loc="center right")
     return fig
 
+# %% ../../nbs/40_alignment/40_entanglement.ipynb #a74eaca5
+def plot_condition_calls(
+    run: PreferenceRun,  # one run
+    title: str | None = None,  # figure title; by default the share of steps the conditions called
+) -> Figure:
+    "Measured Δ log π_w and Δ log π_l per step, coloured by the sign the paper's conditions predict; misses crossed."
+    check_type("run", run, PreferenceRun)
+    fig, axes = subplots(2, 1, figsize=(6.0, 3.6), sharex=True)
+    steps = np.arange(len(run.dw))
+    rows = ((run.dw, run.predicted_up, "Δ log π_w"), (run.dl, ~run.predicted_down, "Δ log π_l"))
+    for ax, (change, rise, label) in zip(axes, rows):
+        change, rise = change.numpy(), rise.numpy()
+        ax.bar(steps, change, width=0.85, color=np.where(rise, PALETTE[3], PALETTE[0]))
+        miss = rise != (change > 0)
+        ax.scatter(steps[miss], change[miss], marker="x", color="k", s=24, zorder=3)
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[-1].set_xlabel("step", fontsize=8)
+    axes[0].legend(handles=[Patch(color=PALETTE[3], label="predicted to rise"),
+                            Patch(color=PALETTE[0], label="predicted to fall"),
+                            Line2D([], [], marker="x", color="k", ls="", label="sign missed")], fontsize=6, ncol=3)
+    fig.suptitle(title or f"the conditions call {run.condition_agreement():.0%} of the steps", fontsize=10)
+    return fig
+
 # %% ../../nbs/40_alignment/40_entanglement.ipynb #eb0baeac
 def trajectory_traces(
     run: PreferenceRun,  # one run
     name: str = "",  # prefix for the legend
 ) -> list:
     "Plotly traces: log π_w and log π_l (changes from the start) and the margin change against step."
+    check_type("run", run, PreferenceRun), check_type("name", name, str)
     x = np.arange(len(run.logp_w))
     lines = [(run.logp_w, "Δ log π_w (chosen)", dict(color=PALETTE[2], width=2.5)),
              (run.logp_l, "Δ log π_l (rejected)", dict(color=PALETTE[3], width=2.5)),
@@ -610,7 +699,8 @@ def trajectories_figure(
     title: str | None = None,
 ) -> go.Figure:
     "A kernel-free slider over runs: Δ log π_w, Δ log π_l and the margin change against step."
-    if not runs: raise ValueError("`runs` is empty: give at least one label → PreferenceRun")
+    runs = _check_mapping("runs", runs, PreferenceRun)
+    active = check_int("active", active, minimum=0, maximum=len(runs) - 1)
     return slider_figure({label: trajectory_traces(run) for label, run in runs.items()}, prefix=prefix, active=active,
                          title=title, x_title="step", y_title="change from start")
 
@@ -628,7 +718,7 @@ def entanglement_figure(
     beta: float = 0.1,  # β (DPO, SLiC, R-DPO, CPO, SimPO)
     tau: float = 1.0,  # IPO's τ
     gamma: float = 0.5,  # SimPO's γ
-    k: int = 1,  # differing tokens
+    k: int = 1,  # differing tokens (1 … 8: responses have 8 tokens)
     optimizer: str = "sgd",  # "sgd" or "adam"
     lr: float = 0.05,  # step size η
     normalised: bool = False,  # pairwise-normalised gradient
@@ -637,10 +727,13 @@ def entanglement_figure(
     progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper such as `Explorer.progress`
 ) -> go.Figure:
     "Trajectories of log π_w and log π_l on the tiny LM for one setting, titled with the observed quadrant counts."
-    check_choice("loss", loss, LOSSES)
-    model, batch = _task_for({} if tasks is None else tasks, k)
-    run = train_preference(copy.deepcopy(model), batch, MarginLoss(loss, beta=beta, tau=tau, gamma=gamma), steps=steps,
-                           lr=lr, optimizer=optimizer, normalised=normalised, progress=progress)
+    spec = MarginLoss(check_choice("loss", loss, LOSSES), beta=beta, tau=tau, gamma=gamma)
+    k, steps = check_int("k", k, minimum=1, maximum=8), check_int("steps", steps, minimum=1)
+    check_choice("optimizer", optimizer, list(_OPTIMIZERS)), check_float("lr", lr, minimum=0, strict=True)
+    check_type("normalised", normalised, bool)
+    model, batch = _task_for({} if tasks is None else check_type("tasks", tasks, dict), k)
+    run = train_preference(copy.deepcopy(model), batch, spec, steps=steps, lr=lr, optimizer=optimizer,
+                           normalised=normalised, progress=progress)
     q = run.quadrant_counts()
     title = (f"{loss}, k={k}, {optimizer}{', normalised' if normalised else ''}: "
              f"{q['ideal ↑↓']} ideal, {q['both ↓']} both↓, {q['both ↑']} both↑ of {steps} steps")
@@ -652,7 +745,8 @@ def explore_entanglement(
     tasks: Mapping | None = None,  # k → (SFT model, batch), e.g. precomputed; others are built on first use
 ) -> Explorer:
     "A live panel: loss, β/τ/γ, k, optimizer, learning rate and the normalised-gradient toggle."
-    return Explorer(functools.partial(entanglement_figure, tasks=dict(tasks or {})), {
+    tasks = _check_tasks(tasks) if tasks else {}
+    return Explorer(functools.partial(entanglement_figure, tasks=tasks), {
         "loss": dropdown(LOSSES, costly=True), "beta": slider(0.01, 5.0, value=0.1, log=True, costly=True),
         "tau": slider(0.05, 5.0, value=1.0, log=True, costly=True),
         "gamma": slider(0.0, 2.0, 0.1, value=0.5, costly=True), "k": dropdown(_EXPLORER_KS, costly=True),

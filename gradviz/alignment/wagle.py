@@ -22,7 +22,8 @@ from torch import nn
 
 from .. import core
 from ..autodiff import param_gradient
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..core import (as_generator, check_choice, check_finite, check_float, check_int, check_tensor, check_type,
+                          resolve_device)
 from ..data import next_token_loss, sequence_logprob, tiny_lm, train
 from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
@@ -41,13 +42,19 @@ def _trainable(model: nn.Module) -> list[torch.Tensor]:
     return ps
 
 def _batches(name: str, batches) -> list[torch.Tensor]:
-    "A non-empty list of non-empty (n, L) token tensors; a single tensor is one batch."
+    "A non-empty list of non-empty (n, L) tensors of token ids; a single tensor is one batch."
     if isinstance(batches, torch.Tensor): batches = [batches]
     if batches is None: raise ValueError(f"`{name}` is None: give at least one batch of token ids")
+    if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+        raise TypeError(f"`{name}` must be a token tensor or a sequence of them, got {type(batches).__name__}")
     batches = list(batches)
     if not batches: raise ValueError(f"`{name}` is empty: give at least one batch of token ids")
     for i, b in enumerate(batches):
-        if len(check_tensor(f"{name}[{i}]", b, ndim=2)) == 0: raise ValueError(f"`{name}[{i}]` is an empty batch")
+        check_tensor(name, b, ndim=2)
+        if b.dtype.is_floating_point or b.dtype.is_complex or b.dtype == torch.bool:
+            raise TypeError(f"`{name}` must hold integer token ids, got {b.dtype} (batch {i})")
+        if len(b) == 0: raise ValueError(f"`{name}` batch {i} is empty")
+        if bool((b < 0).any()): raise ValueError(f"`{name}` batch {i} has negative token ids")
     return batches
 
 def flat_params(
@@ -63,7 +70,8 @@ def summed_gradient(
 ) -> torch.Tensor:
     "Σ over batches of ∇θ (mean next-token loss of the batch), flattened like `flat_params`."
     ps, total = _trainable(model), None
-    for b in _batches(name, batches):
+    batches = _batches(check_type("name", name, str), batches)
+    for b in batches:
         g = param_gradient(next_token_loss(model(b), b), ps)
         total = g if total is None else total + g
     return total
@@ -125,6 +133,12 @@ def wagle_scores(
 # %% ../../nbs/40_alignment/41_wagle.ipynb #f4914218
 SCORE_KINDS = ("random", "weight", "gradient", "snip", "wagle")
 
+def _ratio(name: str, ratio) -> float:
+    "A mask ratio p in (0, 1], or an error naming `name`."
+    ratio = check_float(name, ratio)
+    if not 0 < ratio <= 1: raise ValueError(f"`{name}` must be in (0, 1], got {ratio}")
+    return ratio
+
 def attribution_scores(
     terms: ScoreTerms,  # from `score_terms`
     kind: str = "wagle",  # one of `SCORE_KINDS`
@@ -133,8 +147,8 @@ def attribution_scores(
 ) -> torch.Tensor:
     "Per-weight scores of one kind: random, |θ|, |g_f|, SNIP |θ ⊙ g_f| or WAGLE."
     check_type("terms", terms, ScoreTerms)
-    kind = check_choice("kind", kind, SCORE_KINDS)
-    if kind == "random": return torch.rand(terms.theta.shape, generator=as_generator(seed)).to(terms.theta)
+    kind, g = check_choice("kind", kind, SCORE_KINDS), as_generator(seed)
+    if kind == "random": return torch.rand(terms.theta.shape, generator=g).to(terms.theta)
     if kind == "weight": return terms.theta.abs()
     if kind == "gradient": return terms.g_f.abs()
     if kind == "snip": return terms.prune
@@ -145,9 +159,7 @@ def topk_mask(
     ratio: float,  # p in (0, 1]: fraction of weights selected for unlearning
 ) -> torch.Tensor:
     "A bool mask selecting exactly ⌊p·N⌋ highest scores; ties go to the lower index."
-    s = check_tensor("scores", scores, ndim=1)
-    ratio = check_float("ratio", ratio)
-    if not 0 < ratio <= 1: raise ValueError(f"`ratio` must be in (0, 1], got {ratio}")
+    s, ratio = check_tensor("scores", scores, ndim=1), _ratio("ratio", ratio)
     order = torch.sort(s, descending=True, stable=True).indices
     mask = torch.zeros(len(s), dtype=torch.bool, device=s.device)
     mask[order[: math.floor(ratio * len(s))]] = True
@@ -159,6 +171,11 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 def _nll(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor: return next_token_loss(model(tokens), tokens)
 
+def _loss_settings(method: str, gamma: float, beta: float) -> tuple[str, float, float]:
+    "The checked method, retain weight γ ≥ 0 and NPO's β > 0."
+    return (check_choice("method", method, METHODS), check_float("gamma", gamma, minimum=0),
+            check_float("beta", beta, minimum=0, strict=True))
+
 def unlearning_loss(
     model: nn.Module,  # the model being unlearned
     forget: torch.Tensor,  # (n_f, L) forget tokens
@@ -169,11 +186,13 @@ def unlearning_loss(
     ref_logp: torch.Tensor | None = None,  # (n_f,) summed log π_ref of the forget rows (NPO only)
 ) -> torch.Tensor:
     "GradDiff −ℓ_f + γ ℓ_r, or NPO (2/β) E log(1 + (π/π_ref)^β) + γ ℓ_r."
-    method = check_choice("method", method, METHODS)
+    check_type("model", model, nn.Module)
+    forget, retain = _batches("forget", forget)[0], _batches("retain", retain)[0]
+    method, gamma, beta = _loss_settings(method, gamma, beta)
     if method == "graddiff": up = -_nll(model, forget)
     else:
         if ref_logp is None: raise ValueError("`ref_logp` is required for method='npo'")
-        beta = check_float("beta", beta, minimum=0, strict=True)
+        check_tensor("ref_logp", ref_logp, shape=(len(forget),), floating=True)
         up = -(2 / beta) * F.logsigmoid(-beta * (sequence_logprob(model, forget)[0] - ref_logp)).mean()
     return up + gamma * _nll(model, retain)
 
@@ -215,7 +234,7 @@ def unlearn(
 ) -> torch.Tensor:
     "Unlearn in place with gradients multiplied by `mask` before every step; returns the per-step loss (CPU)."
     forget, retain = _batches("forget", forget)[0], _batches("retain", retain)[0]
-    method = check_choice("method", method, METHODS)
+    method, gamma, beta = _loss_settings(method, gamma, beta)
     steps, lr = check_int("steps", steps, minimum=1), check_float("lr", lr, minimum=0, strict=True)
     ps = _trainable(model)
     masks = _split_mask(mask, ps)
@@ -285,7 +304,8 @@ def memorise(
 ) -> nn.Module:
     "A `tiny_lm` trained on every fact (forget and retain) and the training text."
     check_type("task", task, FactTask)
-    seed = core.as_seed(seed)
+    seed, steps = core.as_seed(seed), check_int("steps", steps, minimum=1)
+    lr = check_float("lr", lr, minimum=0, strict=True)
     model = tiny_lm(task.vocab_size, dim, layers, kind, seed=seed, device=task.forget.device, dtype=dtype)
     X = torch.cat([task.forget, task.retain, task.text])
     train(model, next_token_loss, X, X, steps=steps, lr=lr, optimizer="adam", seed=seed)
@@ -303,7 +323,7 @@ def unlearning_metrics(
     task: FactTask,  # its task
 ) -> dict[str, float]:
     "Answer-token accuracy and mean log-likelihood on the forget facts, retain facts and held-out text."
-    check_type("task", task, FactTask)
+    check_type("model", model, nn.Module), check_type("task", task, FactTask)
     (fa, fl), (ra, rl), (ua, ul) = (_answer(model, t) for t in (task.forget, task.retain, task.text_test))
     return dict(forget_acc=fa, forget_ll=fl, retain_acc=ra, retain_ll=rl, utility=ua, utility_ll=ul)
 
@@ -353,7 +373,9 @@ def run_masked(
     progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper
 ) -> dict[str, float]:
     "Metrics after unlearning a copy of `model` with one mask."
-    check_type("setting", setting, Setting)
+    check_type("model", model, nn.Module), check_type("task", task, FactTask), check_type("terms", terms, ScoreTerms)
+    check_type("setting", setting, Setting), check_choice("kind", kind, SCORE_KINDS + ("dense",))
+    mu = None if mu is None else check_float("mu", mu, minimum=0, strict=True)
     mask = None if kind == "dense" else topk_mask(attribution_scores(terms, kind, mu, seed), ratio)
     m = copy.deepcopy(model)
     unlearn(m, task.forget, task.retain_all, mask, **asdict(setting), progress=progress)
@@ -376,6 +398,13 @@ def compute_tradeoffs(
 ) -> Tradeoffs:
     "Every mask type at every ratio (and 'dense' at ratio 1), for every method and seed."
     for m in methods: check_choice("methods", m, METHODS)
+    if isinstance(seeds, (int, str)) or not seeds: raise ValueError(f"`seeds` must be a non-empty list, got {seeds!r}")
+    seeds = [check_int("seeds", s, minimum=0) for s in seeds]
+    if isinstance(ratios, (float, str)) or not ratios:
+        raise ValueError(f"`ratios` must be a non-empty list, got {ratios!r}")
+    ratios = [_ratio("ratios", r) for r in ratios]
+    check_type("setting", setting, Setting), check_type("models", models, (Mapping, type(None)))
+    if device is not None: resolve_device(device)
     runs, built = {}, {}
     for seed in core.progress(seeds, progress, desc="seeds"):
         mem = built[seed] = models[seed] if models and seed in models else memorised_task(seed, device=device)
@@ -399,7 +428,7 @@ def summarise(
     metric: str,  # e.g. "forget_acc"
 ) -> Summary:
     "Mean and standard deviation over seeds of one metric, per (method, kind, ratio)."
-    if not runs: raise ValueError("`runs` is empty")
+    if not check_type("runs", runs, Mapping): raise ValueError("`runs` is empty")
     check_choice("metric", metric, list(next(iter(runs.values()))))
     groups = {}
     for (method, kind, r, _), v in runs.items(): groups.setdefault((method, kind, r), []).append(v[metric])
@@ -416,6 +445,9 @@ def plot_tradeoff(
     title: str | None = None,
 ) -> Figure:
     "Forget quality against retained utility, one curve per mask type over ratios, mean ± std over seeds, per method."
+    if not check_type("runs", runs, Mapping): raise ValueError("`runs` is empty")
+    names = list(next(iter(runs.values())))
+    x, y = check_choice("x", x, names), check_choice("y", y, names)
     methods = sorted({k[0] for k in runs}, key=list(METHODS).index)
     fig, axes = subplots(1, len(methods), figsize=(5.2 * len(methods), 3.8), squeeze=False)
     mx, my = summarise(runs, x), summarise(runs, y)
@@ -439,8 +471,10 @@ def layer_density(
     mask: torch.Tensor,  # (N,) bool
 ) -> dict[str, float]:
     "Fraction of each parameter tensor selected by `mask`."
+    _trainable(model)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    chunks = check_tensor("mask", mask, ndim=1).split([p.numel() for _, p in named])
+    _split_mask(mask, [p for _, p in named])
+    chunks = mask.split([p.numel() for _, p in named])
     return {n: float(c.double().mean()) for (n, _), c in zip(named, chunks)}
 
 def plot_layer_density(
@@ -451,6 +485,9 @@ def plot_layer_density(
     title: str | None = None,
 ) -> Figure:
     "Heatmap: mask type × parameter tensor, coloured by the fraction selected."
+    n = sum(p.numel() for p in _trainable(model))
+    if len(check_type("terms", terms, ScoreTerms).theta) != n:
+        raise ValueError(f"`terms` has {len(terms.theta)} weights but `model` has {n}")
     dens = {k: layer_density(model, topk_mask(attribution_scores(terms, k, mu), ratio)) for k in SCORE_KINDS}
     names = list(dens["wagle"])
     fig, ax = subplots(figsize=(8, 3))
@@ -469,6 +506,7 @@ def plot_terms(
     title: str | None = None,
 ) -> Figure:
     "Histograms of log₁₀|θ ⊙ g_f| and log₁₀|g_r ⊙ g_f|/μ over the weights where both are non-zero."
+    check_type("terms", terms, ScoreTerms)
     mu = terms.balanced_mu() if mu is None else check_float("mu", mu, minimum=0, strict=True)
     a, b = terms.prune, terms.retain / mu
     keep = (a > 0) & (b > 0)
@@ -489,6 +527,12 @@ def plot_mu_limits(
     title: str | None = None,
 ) -> Figure:
     "Rank correlation of WAGLE with its two limits as μ sweeps."
+    for name, v in (("mus", mus), ("rho_snip", rho_snip), ("rho_retain", rho_retain)):
+        if isinstance(v, str) or not hasattr(v, "__len__") or len(v) != len(mus) or not len(v):
+            raise ValueError(f"`{name}` must be a non-empty sequence as long as `mus`")
+        check_finite(name, torch.as_tensor(np.asarray(v, dtype=float)))
+    if min(mus) <= 0: raise ValueError("`mus` must be positive (a log axis)")
+    mu_star = check_float("mu_star", mu_star, minimum=0, strict=True)
     fig, ax = subplots(figsize=(6, 3.4))
     ax.semilogx(mus, rho_snip, "o-", label="ρ(WAGLE, SNIP |θ⊙g_f|)", color=PALETTE[0])
     ax.semilogx(mus, rho_retain, "s-", label="ρ(WAGLE, |g_r⊙g_f|)", color=PALETTE[1])
@@ -513,9 +557,13 @@ def mask_ratio_figure(
     title: str | None = None,
 ) -> go.Figure:
     "A kernel-free slider over the mask ratio p: every mask type's metrics, mean ± std over seeds."
+    if not check_type("runs", runs, Mapping): raise ValueError("`runs` is empty")
     check_choice("method", method, sorted({k[0] for k in runs}))
+    if isinstance(metrics, str) or not metrics: raise ValueError(f"`metrics` must be a non-empty list, got {metrics!r}")
+    for m in metrics: check_choice("metrics", m, list(next(iter(runs.values()))))
     sums = {m: summarise(runs, m) for m in metrics}
     ratios = sorted({k[2] for k in runs if k[0] == method and k[1] != "dense"})
+    active = check_int("active", active, 0, len(ratios) - 1)
     return slider_figure({f"{r:g}": _ratio_bars(sums, method, r) for r in ratios}, prefix="p = ", active=active,
                          y_range=(0, 1.05), title=title, y_title="accuracy (mean ± std over seeds)")
 
@@ -548,7 +596,11 @@ def wagle_figure(
     progress: bool | Callable = False,  # tqdm bar, or a tqdm-like wrapper such as `Explorer.progress`
 ) -> go.Figure:
     "Metrics before and after one masked unlearning run, titled with how many frozen weights moved."
-    model, task, terms = _explorer_model({} if cache is None else cache)
+    ratio, log_mu, kind = _ratio("ratio", ratio), check_float("log_mu", log_mu), check_choice("kind", kind, SCORE_KINDS)
+    _loss_settings(method, gamma, 0.1), check_int("steps", steps, minimum=1)
+    check_choice("optimizer", optimizer, OPTIMIZERS), check_float("lr", lr, minimum=0, strict=True)
+    check_float("weight_decay", weight_decay, minimum=0)
+    model, task, terms = _explorer_model({} if check_type("cache", cache, (dict, type(None))) is None else cache)
     mask = topk_mask(attribution_scores(terms, kind, terms.balanced_mu() * 10 ** log_mu), ratio)
     m = copy.deepcopy(model)
     unlearn(m, task.forget, task.retain_all, mask, method, steps=steps, lr=lr, optimizer=optimizer, gamma=gamma,
@@ -563,6 +615,7 @@ def explore_wagle(
     cache: Mapping | None = None,  # seed → `Memorised`, e.g. precomputed
 ) -> Explorer:
     "A live panel: ratio, log μ, score type, method, lr, steps, optimizer, weight decay, γ."
+    check_type("cache", cache, (Mapping, type(None)))
     return Explorer(functools.partial(wagle_figure, cache=dict(cache or {})), {
         "ratio": slider(0.01, 1.0, 0.01, value=0.2, costly=True),
         "log_mu": slider(-8.0, 8.0, 0.5, value=0.0, costly=True),

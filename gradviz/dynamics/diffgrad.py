@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import core, viz
-from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..core import (check_choice, check_float, check_int, check_same_length, check_tensor, check_type,
+                          resolve_device)
 from ..data import tiny_cnn, tiny_images, train
 from ..viz import PALETTE, Explorer, slider_figure, subplots
 
@@ -25,17 +26,32 @@ from ..viz import PALETTE, Explorer, slider_figure, subplots
 __all__ = ['CPU_BLOCK', 'SYNTHETIC', 'METHODS', 'OPTIMIZERS', 'average_grad_', 'average_sq_grad_', 'friction_', 'remember_grad_',
            'adam_denominator', 'apply_update_', 'diffgrad_step_', 'diffgrad_step_foreach_', 'foreach_blocks',
            'DiffGrad', 'f1', 'f2', 'f3', 'synthetic_grad', 'Trajectory', 'compute_trajectories', 'compute_trajectory',
-           'plot_claim', 'plot_steps', 'animate_trajectories', 'CNNRun', 'train_cnn', 'plot_cnn', 'compare_optimizers',
-           'loss_scale_slider_figure', 'diffgrad_figure', 'explore_diffgrad']
+           'plot_claim', 'plot_steps', 'animate_trajectories', 'CNNRun', 'train_cnn', 'LRSearch', 'tune_lr', 'plot_cnn',
+           'compare_optimizers', 'loss_scale_slider_figure', 'diffgrad_figure', 'explore_diffgrad']
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #159c2d07
+def _same_shape(**tensors) -> None:
+    "Every argument a tensor, all of the first one's shape; an error names the first that is not."
+    shape = None
+    for name, t in tensors.items():
+        check_type(name, t, torch.Tensor)
+        if shape is None: shape = t.shape
+        elif t.shape != shape: raise ValueError(f"`{name}` has shape {tuple(t.shape)}, expected {tuple(shape)}")
+
+def _decay(name: str, beta) -> float:
+    "A moment decay β in [0, 1)."
+    beta = check_float(name, beta, minimum=0)
+    if beta >= 1: raise ValueError(f"`{name}` must be < 1, got {beta}")
+    return beta
+
 def average_grad_(
     exp_avg: torch.Tensor,  # first moment m_{t−1}, updated in place to m_t
     grad: torch.Tensor,  # gradient g_t
     beta1: float,  # decay β₁ of the first moment
 ) -> torch.Tensor:
     "m_t = β₁ m_{t−1} + (1 − β₁) g_t, in place (as `torch.optim.Adam` computes it, with `lerp_`)."
-    return exp_avg.lerp_(grad, 1 - beta1)
+    _same_shape(exp_avg=exp_avg, grad=grad)
+    return exp_avg.lerp_(grad, 1 - _decay("beta1", beta1))
 
 def average_sq_grad_(
     exp_avg_sq: torch.Tensor,  # second moment v_{t−1}, updated in place to v_t
@@ -43,6 +59,8 @@ def average_sq_grad_(
     beta2: float,  # decay β₂ of the second moment
 ) -> torch.Tensor:
     "v_t = β₂ v_{t−1} + (1 − β₂) g_t², in place."
+    _same_shape(exp_avg_sq=exp_avg_sq, grad=grad)
+    beta2 = _decay("beta2", beta2)
     return exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #cb18f03b
@@ -51,6 +69,7 @@ def friction_(
     grad: torch.Tensor,  # g_t
 ) -> torch.Tensor:
     "ξ_t = sigmoid(|g_{t−1} − g_t|) ∈ [0.5, 1), written into the previous-gradient buffer."
+    _same_shape(prev_grad=prev_grad, grad=grad)
     return prev_grad.sub_(grad).abs_().sigmoid_()
 
 def remember_grad_(
@@ -58,6 +77,7 @@ def remember_grad_(
     grad: torch.Tensor,  # g_t
 ) -> torch.Tensor:
     "Copy g_t into the buffer: a copy, because `p.grad` may be zeroed or accumulated into in place."
+    _same_shape(prev_grad=prev_grad, grad=grad)
     return prev_grad.copy_(grad)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #515b8beb
@@ -68,6 +88,8 @@ def adam_denominator(
     eps: float,  # ε added to √v̂_t
 ) -> torch.Tensor:
     "√v̂_t + ε = √v_t / √(1 − β₂ᵗ) + ε, as a new tensor."
+    check_type("exp_avg_sq", exp_avg_sq, torch.Tensor)
+    step, beta2, eps = check_int("step", step, minimum=1), _decay("beta2", beta2), check_float("eps", eps, minimum=0)
     return (exp_avg_sq.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
 
 def apply_update_(
@@ -79,6 +101,9 @@ def apply_update_(
     beta1: float,  # decay β₁ (for the bias correction 1 − β₁ᵗ)
 ) -> torch.Tensor:
     "θ_{t+1} = θ_t − α/(1 − β₁ᵗ) · numerator / denominator, in place."
+    _same_shape(param=param, numerator=numerator, denominator=denominator)
+    step, beta1 = check_int("step", step, minimum=1), _decay("beta1", beta1)
+    lr = check_float("lr", lr, minimum=0, strict=True)
     return param.addcdiv_(numerator, denominator, value=-(lr / (1 - beta1 ** step)))
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #68fb9747
@@ -90,6 +115,9 @@ def diffgrad_step_(
     friction: bool = True,  # False: ξ ≡ 1, i.e. Adam
 ) -> None:
     "One diffGrad step on one tensor: moments, friction ξ_t, Adam's denominator, update, keep a copy of g_t."
+    _same_shape(param=param, grad=grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, prev_grad=prev_grad)
+    check_type("friction", friction, bool)
+    check_float("eps", eps, minimum=0)
     average_grad_(exp_avg, grad, beta1)
     average_sq_grad_(exp_avg_sq, grad, beta2)
     numerator = friction_(prev_grad, grad).mul_(exp_avg) if friction else exp_avg
@@ -104,6 +132,25 @@ def diffgrad_step_foreach_(
     friction: bool = True,  # False: ξ ≡ 1, i.e. Adam
 ) -> None:
     "The same step for lists of tensors on one device and dtype, with multi-tensor `_foreach_` kernels."
+    lists = dict(params=params, grads=grads, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs, prev_grads=prev_grads)
+    _check_lists(lists, steps)
+    lr, beta1, beta2 = check_float("lr", lr, minimum=0, strict=True), _decay("beta1", beta1), _decay("beta2", beta2)
+    _foreach_step_(params, grads, exp_avgs, exp_avg_sqs, prev_grads, steps, lr, beta1, beta2,
+                   check_float("eps", eps, minimum=0), check_type("friction", friction, bool))
+
+def _check_lists(lists: dict, steps) -> None:
+    "Parallel lists of tensors of one length, matching shapes, and one step number t ≥ 1 per tensor."
+    for name, ts in lists.items():
+        if not isinstance(ts, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in ts):
+            raise TypeError(f"`{name}` must be a list of tensors, got {type(ts).__name__}")
+    check_same_length(**lists, steps=check_type("steps", steps, (list, tuple)))
+    for s in steps: check_int("steps", s, minimum=1)
+    for name, ts in lists.items():
+        if any(t.shape != p.shape for t, p in zip(ts, lists["params"])):
+            raise ValueError(f"`{name}` must match the shapes of `params`")
+
+def _foreach_step_(params, grads, exp_avgs, exp_avg_sqs, prev_grads, steps, lr, beta1, beta2, eps, friction) -> None:
+    "The multi-tensor step without checks (the optimizer's hot path)."
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
@@ -132,6 +179,15 @@ def foreach_blocks(
     block: int = CPU_BLOCK,  # cut tensors larger than this into flat blocks of this many elements
 ) -> list[tuple[list[list[torch.Tensor]], list[int]]]:
     "Work units for `diffgrad_step_foreach_`: all small tensors in one unit, each large contiguous one cut into blocks."
+    steps = check_type("steps", steps, (list, tuple))
+    if not isinstance(tensors, (list, tuple)) or not tensors or not all(
+            isinstance(ts, (list, tuple)) and len(ts) == len(steps) and all(isinstance(t, torch.Tensor) for t in ts)
+            for ts in tensors):
+        raise TypeError("`tensors` must be parallel lists of tensors, one tensor per entry of `steps`")
+    return _blocks(tensors, steps, check_int("block", block, minimum=1))
+
+def _blocks(tensors, steps, block) -> list:
+    "`foreach_blocks` without checks (the optimizer's hot path)."
     large = [i for i, p in enumerate(tensors[0]) if p.numel() > block and all(t[i].is_contiguous() for t in tensors)]
     if not large: return [(list(tensors), steps)]
     small = sorted(set(range(len(steps))) - set(large))
@@ -146,10 +202,9 @@ def _check_betas(betas) -> tuple[float, float]:
     "(β₁, β₂), each in [0, 1), or a clear error."
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"`betas` must be a pair (β₁, β₂), got {betas!r}")
-    out = tuple(check_float(f"betas[{i}]", b, minimum=0) for i, b in enumerate(betas))
-    for i, b in enumerate(out):
-        if b >= 1: raise ValueError(f"`betas[{i}]` must be < 1, got {b}")
-    return out
+    for b in betas: check_float("betas", b)
+    if not all(0 <= b < 1 for b in betas): raise ValueError(f"`betas` must both lie in [0, 1), got {tuple(betas)}")
+    return tuple(float(b) for b in betas)
 
 class DiffGrad(torch.optim.Optimizer):
     "diffGrad (Dubey et al. 2019): Adam whose first moment is damped by ξ = sigmoid(|g_{t−1} − g_t|) per coordinate."
@@ -164,6 +219,10 @@ class DiffGrad(torch.optim.Optimizer):
         foreach: bool = True,  # multi-tensor kernels (fast for many tensors) or one tensor at a time
     ):
         lr = check_float("lr", lr, minimum=0, strict=True)
+        if isinstance(params, (torch.Tensor, str)) or not isinstance(params, Iterable):
+            raise TypeError(f"`params` must be an iterable of tensors or parameter groups, got {type(params).__name__}")
+        params = list(params)
+        if not params: raise ValueError("`params` is empty: give the optimizer at least one parameter")
         defaults = dict(lr=lr, betas=_check_betas(betas), eps=check_float("eps", eps, minimum=0),
                         weight_decay=check_float("weight_decay", weight_decay, minimum=0),
                         friction=check_type("friction", friction, bool), foreach=check_type("foreach", foreach, bool))
@@ -205,23 +264,25 @@ class DiffGrad(torch.optim.Optimizer):
                 ps, gs, ss = zip(*bucket)
                 lists = [list(ps), list(gs), *([s[k] for s in ss] for k in ("exp_avg", "exp_avg_sq", "previous_grad"))]
                 steps = [s["step"] for s in ss]
-                units = foreach_blocks(lists, steps) if device.type == "cpu" else [(lists, steps)]
-                for unit, unit_steps in units: diffgrad_step_foreach_(*unit, unit_steps, **hyper)
+                units = _blocks(lists, steps, CPU_BLOCK) if device.type == "cpu" else [(lists, steps)]
+                for unit, unit_steps in units: _foreach_step_(*unit, unit_steps, **hyper)
         return loss
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #4feb120b
 def f1(x: torch.Tensor) -> torch.Tensor:
     "F1 of the paper: (x+0.3)² for x ≤ 0, (x−0.2)² + 0.05 for x > 0."
+    x = check_tensor("x", x, floating=True)
     return torch.where(x <= 0, (x + 0.3) ** 2, (x - 0.2) ** 2 + 0.05)
 
 def f2(x: torch.Tensor) -> torch.Tensor:
     "F2 of the paper: −40x − 35.15 for x ≤ −0.9, x³ + x·sin(8x) + 0.85 for x > −0.9."
+    x = check_tensor("x", x, floating=True)
     return torch.where(x <= -0.9, -40 * x - 35.15, x ** 3 + x * torch.sin(8 * x) + 0.85)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #f7f73571
 def f3(x: torch.Tensor) -> torch.Tensor:
     "F3 of the paper: x² outside [−0.5, 0.5], linear pieces 0.75 − |x| and 7|x|/8 inside."
-    a = x.abs()
+    a = check_tensor("x", x, floating=True).abs()
     return torch.where(a > 0.5, x ** 2, torch.where(a > 0.4, 0.75 - a, 7 * a / 8))
 
 SYNTHETIC: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"F1": f1, "F2": f2, "F3": f3}
@@ -293,12 +354,16 @@ def compute_trajectories(
 ) -> dict[str, Trajectory]:
     "Run Adam and/or diffGrad side by side on a 1-D function from x_0; record x_t, F(x_t), g_t and ξ_t."
     f, steps = _objective(fn), check_int("steps", steps, minimum=1)
+    if not isinstance(methods, (str, Sequence)): raise TypeError(f"`methods` must be names from {METHODS}")
     methods = [check_choice("methods", m, METHODS) for m in ([methods] if isinstance(methods, str) else methods)]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"`methods` must be distinct names from {list(METHODS)}, got {methods}")
     scale, x0 = check_float("loss_scale", loss_scale, minimum=0, strict=True), check_float("x0", x0)
     lr, (b1, b2) = check_float("lr", lr, minimum=0, strict=True), _check_betas(betas)
     eps = check_float("eps", eps, minimum=0)
+    if grad_fn is not None and not callable(grad_fn): raise TypeError("`grad_fn` must be callable or None")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating-point torch.dtype, got {dtype!r}")
     dev = resolve_device(device)
     adam = torch.tensor([meth == "adam" for meth in methods], device=dev)
     xs, gs, prevs = _side_by_side(f, grad_fn, x0, adam, steps, lr, b1, b2, eps, scale, dtype, dev)
@@ -325,6 +390,17 @@ def _style(label: str) -> dict:
     "Line colour and style of a run label (Adam, diffGrad, Adam α/2; others get the next palette colours)."
     return dict(color=_COLOURS.get(label, PALETTE[3]), ls="--" if label == "Adam α/2" else "-")
 
+def _check_runs(runs, names: Sequence[str] | None = None) -> list[str]:
+    "The function names of `runs` (function name → {label → Trajectory}), each asked-for name present."
+    check_type("runs", runs, Mapping)
+    if not runs: raise ValueError("`runs` is empty")
+    for name, by_label in runs.items():
+        ok = isinstance(by_label, Mapping) and by_label and all(isinstance(t, Trajectory) for t in by_label.values())
+        if not ok:
+            raise TypeError(f"`runs` must map each function name to {{label: Trajectory}}; {name!r} does not")
+    if missing := [n for n in (names or []) if n not in runs]: raise ValueError(f"`runs` has no {missing}")
+    return list(runs)
+
 def plot_claim(
     runs: Mapping[str, Mapping[str, Trajectory]],  # function name → {label → Trajectory}
     names: Sequence[str] = ("F1", "F2", "F3"),  # functions to draw, one column each
@@ -332,8 +408,11 @@ def plot_claim(
                   "ξ ≈ 0.5 almost everywhere"),
 ) -> Figure:
     "For each function: x_t of every run (top) and its friction ξ_t (bottom)."
-    check_type("runs", runs, Mapping)
-    if missing := [n for n in names if n not in runs]: raise ValueError(f"`runs` has no {missing}")
+    if isinstance(names, str) or not isinstance(names, Sequence): raise TypeError("`names` must be a sequence of names")
+    if not names or any(n not in runs for n in names if isinstance(runs, Mapping)):
+        raise ValueError(f"`names` must be functions in `runs`, got {names!r}")
+    _check_runs(runs, names)
+    check_type("title", title, str)
     fig, axes = subplots(2, len(names), figsize=(12, 5.6), sharex=True, squeeze=False)
     for j, name in enumerate(names):
         for label, tr in runs[name].items():
@@ -354,7 +433,7 @@ def plot_steps(
     upto: int = 120,  # steps to show
 ) -> Figure:
     "|x_t − x_{t−1}| of every run on a log scale, with the step at which Adam first crosses x = 0 marked."
-    check_type("runs", runs, Mapping)
+    _check_runs(runs)
     if name not in runs: raise ValueError(f"`name` must be one of {list(runs)}, got {name!r}")
     upto = check_int("upto", upto, minimum=1)
     fig, ax = subplots(figsize=(7, 3.4))
@@ -430,9 +509,11 @@ def animate_trajectories(
 ) -> go.Figure:
     "A plotly animation of the iterates rolling on each curve (play button and slider; no kernel needed)."
     every, trail = check_int("every", every, minimum=1), check_int("trail", trail, minimum=0)
-    check_type("runs", runs, Mapping)
-    names = list(runs)
+    names = _check_runs(runs)
     labels = list(runs[names[0]])
+    if any(list(runs[n]) != labels for n in names): raise ValueError("`runs` needs the same labels for every function")
+    if isinstance(colors, str) or not isinstance(colors, Sequence) or len(colors) < len(labels):
+        raise ValueError(f"`colors` must give at least {len(labels)} colours")
     data, layout, balls = _animation_base(names, labels, runs, colors)
     frames = _animation_frames(runs, names, labels, balls, every, trail)
     return go.Figure(data=data, layout={**layout, **_play_controls(frames)}, frames=frames)
@@ -459,7 +540,7 @@ class CNNRun:
 def train_cnn(
     optimizer: str,  # one of `OPTIMIZERS`
     lr: float,  # step size
-    seed: int | torch.Generator = 0,  # initialisation and minibatch-order seed (an int or a torch.Generator)
+    seed: int | torch.Generator = 0,  # draws the images, the initialisation and the minibatch order
     steps: int = 300,  # minibatch steps
     batch_size: int = 64,  # minibatch size
     n: int = 1024,  # training (and held-out) images
@@ -468,10 +549,15 @@ def train_cnn(
     width: int = 8,  # channels of the CNN's convolutions
     device: str | torch.device | None = None,  # where to train; `default_device()` if None
 ) -> CNNRun:
-    "Train gradviz's tiny CNN on synthetic stripe images with one optimizer; report held-out loss and accuracy."
+    "Train gradviz's tiny CNN on fresh synthetic stripe images with one optimizer; report held-out loss and accuracy."
     make = OPTIMIZERS[check_choice("optimizer", optimizer, list(OPTIMIZERS))]
+    lr, steps = check_float("lr", lr, minimum=0, strict=True), check_int("steps", steps, minimum=1)
+    n = check_int("n", n, minimum=4)
+    batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
+    noise, width = check_float("noise", noise, minimum=0), check_int("width", width, minimum=1)
+    image_size = check_int("image_size", image_size, minimum=2)
     dev, s = resolve_device(device), core.as_seed(seed)
-    X, y = tiny_images(n=2 * n, image_size=image_size, noise=noise, seed=123, device=dev)
+    X, y = tiny_images(n=2 * n, image_size=image_size, noise=noise, seed=s, device=dev)
     model = tiny_cnn(image_size=image_size, width=width, seed=s, device=dev)
     losses = train(model, "cross_entropy", X[:n], y[:n], steps=steps, lr=lr, batch_size=batch_size, optimizer=make,
                    seed=s)
@@ -479,6 +565,47 @@ def train_cnn(
         out = model(X[n:])
         val_loss, acc = nn.functional.cross_entropy(out, y[n:]).item(), (out.argmax(1) == y[n:]).double().mean().item()
     return CNNRun(optimizer, lr, s, losses.numpy(), val_loss, acc)
+
+# %% ../../nbs/20_dynamics/22_diffgrad.ipynb #26ee0ecf
+@dataclass(frozen=True)
+class LRSearch:
+    "A step-size search: every optimizer's runs at every step size of its grid, one per tuning seed."
+    runs: dict[str, dict[float, list[CNNRun]]]  # optimizer → step size → runs (one per tuning seed)
+
+    def val_loss(self) -> dict[str, dict[float, float]]:
+        "Mean held-out loss over the tuning seeds, per optimizer and step size."
+        return {o: {lr: float(np.mean([r.val_loss for r in rs])) for lr, rs in d.items()} for o, d in self.runs.items()}
+
+    def best(self) -> dict[str, float]:
+        "Each optimizer's step size with the lowest mean held-out loss."
+        return {o: min(d, key=d.get) for o, d in self.val_loss().items()}
+
+def _seeds(seeds) -> list[int]:
+    "A non-empty sequence of non-negative integer seeds."
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise TypeError(f"`seeds` must be a non-empty sequence of ints, got {seeds!r}")
+    return [check_int("seeds", s, minimum=0) for s in seeds]
+
+def tune_lr(
+    grid: Mapping[str, Sequence[float]],  # optimizer name (a key of `OPTIMIZERS`) → step sizes to try
+    seeds: Sequence[int] = (0,),  # tuning seeds: keep them apart from the seeds that report the comparison
+    progress: bool | Callable = False,  # a bar over the runs
+    **settings,  # steps, batch_size, n, noise, image_size, width, device, as in `train_cnn`
+) -> LRSearch:
+    "`train_cnn` for every optimizer at every step size of its grid and every tuning seed."
+    check_type("grid", grid, Mapping)
+    if not grid: raise ValueError("`grid` is empty")
+    for name, lrs in grid.items():
+        check_choice("grid", name, list(OPTIMIZERS))
+        if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
+            raise TypeError(f"`grid` must map each optimizer to a non-empty sequence of step sizes; {name!r} does not")
+        for lr in lrs: check_float("grid", lr, minimum=0, strict=True)
+    seeds, _ = _seeds(seeds), core.progress([], progress)
+    runs = {name: {float(lr): [] for lr in lrs} for name, lrs in grid.items()}
+    jobs = [(name, lr, s) for name, d in runs.items() for lr in d for s in seeds]
+    for name, lr, s in core.progress(jobs, progress, desc="step-size search"):
+        runs[name][lr].append(train_cnn(name, lr, s, **settings))
+    return LRSearch(runs)
 
 # %% ../../nbs/20_dynamics/22_diffgrad.ipynb #7ff82245
 def plot_cnn(
@@ -488,7 +615,11 @@ def plot_cnn(
 ) -> Figure:
     "Running-mean training loss of every run, one colour per optimizer."
     check_type("runs", runs, Mapping)
-    window = check_int("window", window, minimum=1)
+    if not runs or not all(isinstance(rs, Sequence) and rs and all(isinstance(r, CNNRun) for r in rs)
+                           for rs in runs.values()):
+        raise TypeError("`runs` must map optimizer names to non-empty lists of CNNRun")
+    window = check_int("window", window, minimum=1, maximum=min(len(r.train_loss) for rs in runs.values() for r in rs))
+    check_type("title", title, str)
     fig, ax = subplots(figsize=(7.5, 3.8))
     kernel = np.ones(window) / window
     for color, (name, rs) in zip(PALETTE * 2, runs.items()):
@@ -509,6 +640,12 @@ def compare_optimizers(
 ) -> dict[str, list[CNNRun]]:
     "`train_cnn` for every optimizer at its step size and every seed."
     check_type("lrs", lrs, Mapping)
+    if not lrs: raise ValueError("`lrs` is empty")
+    for name, lr in lrs.items():
+        check_choice("lrs", name, list(OPTIMIZERS))
+        check_float("lrs", lr, minimum=0, strict=True)
+    seeds = _seeds(seeds)
+    core.progress([], progress)
     jobs = [(name, lr, s) for name, lr in lrs.items() for s in seeds]
     out: dict[str, list[CNNRun]] = {name: [] for name in lrs}
     for name, lr, s in core.progress(jobs, progress, desc="CNN runs"):
@@ -523,7 +660,11 @@ def loss_scale_slider_figure(
     **settings,  # x0, steps, lr, betas, as in `compute_trajectories` (the paper's by default)
 ) -> go.Figure:
     "A kernel-free slider over the loss scale: x_t of Adam and diffGrad on one function, with its two minima marked."
-    scales = [check_float(f"scales[{i}]", s, minimum=0, strict=True) for i, s in enumerate(scales)]
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
+        raise TypeError(f"`scales` must be a non-empty sequence of loss scales, got {scales!r}")
+    scales = [check_float("scales", s, minimum=0, strict=True) for s in scales]
+    check_choice("fn", fn, list(SYNTHETIC))
+    active = check_int("active", active, minimum=0, maximum=len(scales) - 1)
     settings = {"x0": -1.0, "steps": 300, "lr": 0.1, "betas": (0.95, 0.999), **settings}
     frames = {}
     for s in scales:
@@ -566,6 +707,7 @@ def diffgrad_figure(
     device: str | torch.device | None = None,  # where the runs happen; `default_device()` if None
 ) -> go.Figure:
     "Adam vs diffGrad on one test function: paths on the curve, x_t over time, and diffGrad's ξ_t."
+    beta1, beta2 = _decay("beta1", beta1), _decay("beta2", beta2)
     kw = dict(x0=x0, steps=steps, lr=lr, betas=(beta1, beta2), loss_scale=loss_scale, device=device)
     pair = compute_trajectories(fn, **kw)
     ta, td = pair["adam"], pair["diffgrad"]

@@ -16,11 +16,13 @@ import scipy.ndimage
 import scipy.optimize
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
 from .. import core, viz
-from ..core import check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..core import (check_choice, check_float, check_int, check_same_length, check_tensor, check_type,
+                          resolve_device)
 from ..data import loss_function, train
 from ..viz import PALETTE, Explorer, slider_figure, subplots
 
@@ -71,10 +73,19 @@ def cosine(
     return _schedule(lambda s: (1 + torch.cos(torch.pi * s)) / 2, steps, peak, warmup, device)
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #9d1cd526
+def _entries(name: str, values, check: Callable, **limits) -> list:
+    "Each entry of the sequence argument `name` through `check`; an error names the argument and the entry."
+    if isinstance(values, (np.ndarray, torch.Tensor)): values = values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"`{name}` must be a sequence, got {type(values).__name__}")
+    out = []
+    for i, v in enumerate(values):
+        try: out.append(check(name, v, **limits))
+        except (TypeError, ValueError) as e: raise type(e)(f"{e} (entry {i})") from None
+    return out
+
 def _milestones(milestones) -> list[float]:
-    if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Sequence):
-        raise TypeError(f"`milestones` must be a sequence of fractions of the run, got {type(milestones).__name__}")
-    ms = [check_float(f"milestones[{i}]", m, minimum=0, maximum=1, strict=True) for i, m in enumerate(milestones)]
+    ms = _entries("milestones", milestones, check_float, minimum=0, maximum=1, strict=True)
     if ms != sorted(ms): raise ValueError(f"`milestones` must be increasing, got {list(milestones)}")
     return ms
 
@@ -189,17 +200,15 @@ def refine_schedule(
     return peak * eta / eta.max()
 
 # %% ../../nbs/20_dynamics/21_schedules.ipynb #7de539e4
-def _knots(knots) -> tuple[np.ndarray, np.ndarray]:
-    "(fractions, log values) of (fraction, value) pairs, validated."
+def _knots(knots, name: str = "knots") -> tuple[np.ndarray, np.ndarray]:
+    "(fractions, log values) of (fraction, value) pairs, validated; errors name the argument `name`."
     if isinstance(knots, (str, bytes)) or not isinstance(knots, Sequence) or len(knots) < 1:
-        raise TypeError("`knots` must be a non-empty sequence of (fraction, value) pairs")
-    fr, val = [], []
-    for i, k in enumerate(knots):
-        if not (isinstance(k, Sequence) and len(k) == 2):
-            raise TypeError(f"`knots[{i}]` must be a (fraction, value) pair, got {k!r}")
-        fr.append(check_float(f"knots[{i}][0]", k[0], minimum=0, maximum=1))
-        val.append(check_float(f"knots[{i}][1]", k[1], minimum=0, strict=True))
-    if any(b <= a for a, b in zip(fr, fr[1:])): raise ValueError(f"`knots` fractions must increase, got {fr}")
+        raise TypeError(f"`{name}` must be a non-empty sequence of (fraction, value) pairs")
+    if not all(isinstance(k, Sequence) and not isinstance(k, str) and len(k) == 2 for k in knots):
+        raise TypeError(f"`{name}` must hold (fraction, value) pairs, got {knots!r}")
+    fr = _entries(name, [k[0] for k in knots], check_float, minimum=0, maximum=1)
+    val = _entries(name, [k[1] for k in knots], check_float, minimum=0, strict=True)
+    if any(b <= a for a, b in zip(fr, fr[1:])): raise ValueError(f"`{name}` fractions must increase, got {fr}")
     return np.array(fr), np.log(np.array(val))
 
 PROFILES: dict[str, tuple] = {"constant": ((0.0, 1.0), (1.0, 1.0)),
@@ -263,6 +272,7 @@ def train_scheduled(
     check_type("norm", norm, str)
     p = NORMS[check_choice("norm", norm, list(NORMS))]  # the norm's order equals the weight power: 2 or 1
     check_type("model", model, nn.Module)
+    check_same_length(X=check_tensor("X", X), y=check_tensor("y", y))
     norms, start = [], _full_loss(model, loss_fn, X, y)
     record = lambda t, m, loss: norms.append(_grad_norm(m, p).detach())
     losses = train(model, loss_fn, X, y, steps=len(eta), lr=eta.tolist(), batch_size=batch_size, optimizer=optimizer,
@@ -299,9 +309,12 @@ def plot_refinement(
 ) -> Figure:
     "One row per profile: G_t and its running median (log scale) | the refined schedule next to linear decay."
     check_type("profiles", profiles, Mapping)
+    if not profiles: raise ValueError("`profiles` is empty: give at least one record")
+    profiles = {name: _as_vector("profiles", G).cpu() for name, G in profiles.items()}
+    smoothing, norm = _fraction(smoothing), check_choice("norm", norm, list(NORMS))
+    check_type("title", title, (str, type(None)))
     fig, axes = subplots(len(profiles), 2, figsize=(7.5, 1.5 * len(profiles) + 0.6), sharex=True, squeeze=False)
     for i, (name, G) in enumerate(profiles.items()):
-        G = _as_vector(f"profiles[{name!r}]", G).cpu()
         x = np.linspace(0, 100, len(G))
         axes[i, 0].semilogy(x, G.numpy(), color=PALETTE[6], lw=0.5, alpha=0.6)
         axes[i, 0].semilogy(x, smooth_grad_norms(G, smoothing).numpy(), color=PALETTE[i % 6], lw=2)
@@ -341,6 +354,17 @@ class PeakSweep:
             out[name] = {"peak": float(self.peaks[j]), "mean": float(m[j]), "std": float(self.std()[i, j])}
         return out
 
+def _check_sweep(make_model, loss_fn, X, y, shapes, batch_size) -> None:
+    "The arguments of a peak-step sweep, checked before the first run."
+    if not callable(make_model): raise TypeError(f"`make_model` must be callable, got {type(make_model).__name__}")
+    loss_function(loss_fn)
+    n = check_same_length(X=check_tensor("X", X), y=check_tensor("y", y))
+    if batch_size is not None: check_int("batch_size", batch_size, minimum=1, maximum=n)
+    check_type("shapes", shapes, Mapping)
+    if not shapes: raise ValueError("`shapes` is empty")
+    lengths = {len(_as_vector("shapes", s, allow_zero=True)) for s in shapes.values()}
+    if len(lengths) > 1: raise ValueError(f"`shapes` must all have the same length, got {sorted(lengths)}")
+
 def sweep_peak_lr(
     make_model: Callable[[int], nn.Module],  # seed → a fresh model
     loss_fn: Callable | str,  # as in `gradviz.data.train`
@@ -353,10 +377,9 @@ def sweep_peak_lr(
     progress: bool | Callable = False,  # a bar (True) or a wrapper such as `Explorer.progress`
 ) -> PeakSweep:
     "Train every schedule at every peak step size and seed; collect the last iterate's full-batch loss."
-    check_type("shapes", shapes, Mapping)
-    if not shapes: raise ValueError("`shapes` is empty")
-    peaks = [check_float(f"peaks[{i}]", p, minimum=0, strict=True) for i, p in enumerate(peaks)]
-    seeds = [check_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
+    _check_sweep(make_model, loss_fn, X, y, shapes, batch_size)
+    peaks = _entries("peaks", peaks, check_float, minimum=0, strict=True)
+    seeds = _entries("seeds", seeds, check_int, minimum=0)
     if not peaks or not seeds: raise ValueError("`peaks` and `seeds` need at least one value each")
     jobs = [(i, j, k) for i in range(len(shapes)) for j in range(len(peaks)) for k in range(len(seeds))]
     out = torch.full((len(shapes), len(peaks), len(seeds)), float("nan"), dtype=torch.float64)
@@ -374,6 +397,9 @@ def plot_peak_sweep(
     ax=None,  # matplotlib axes to draw into; a new figure if None
 ) -> Figure:
     "U-curves: mean final loss (± std over seeds) against the peak step size, one per schedule; × marks divergence."
+    check_type("sweep", sweep, PeakSweep)
+    check_type("title", title, (str, type(None)))
+    check_type("ax", ax, (Axes, type(None)))
     fig, ax = subplots(figsize=(6.5, 3.8)) if ax is None else (ax.figure, ax)
     peaks, best = sweep.peaks.numpy(), sweep.best()
     for i, name in enumerate(sweep.names):
@@ -430,6 +456,7 @@ def plot_refined_sweep(
 ) -> Figure:
     "U-curves of final loss against the peak step size (left); the schedules and the norms refinement used (right)."
     check_type("result", result, RefinedSweep)
+    check_type("title", title, (str, type(None)))
     fig, (ax_u, ax_s) = subplots(1, 2, figsize=(10, 3.8), gridspec_kw=dict(width_ratios=[1.6, 1]))
     plot_peak_sweep(result.sweep, ax=ax_u, title=title)
     x = np.linspace(0, 100, len(result.grad_norms))
@@ -494,6 +521,8 @@ def refinement_slider_figure(
     "A kernel-free slider over gradient-norm profiles: the record, its median, the refined schedule, linear decay."
     check_type("profiles", profiles, Mapping)
     if not profiles: raise ValueError("`profiles` is empty: give at least one profile")
+    for knots in profiles.values(): _knots(knots, "profiles")
+    check_type("title", title, str)
     s = core.as_seed(seed)
     frames = {name: refinement_traces(grad_norm_profile(steps, knots, noise=noise, seed=s + i)).traces
               for i, (name, knots) in enumerate(profiles.items())}
@@ -513,6 +542,7 @@ def schedule_figure(
 ) -> go.Figure:
     "The refined schedule for a three-knot gradient-norm profile, next to linear decay."
     knee = check_float("knee", knee, minimum=0, maximum=1, strict=True)
+    start, end = check_float("start", start, minimum=0, strict=True), check_float("end", end, minimum=0, strict=True)
     G = grad_norm_profile(steps, ((0.0, start), (knee, 1.0), (1.0, end)), noise=noise, seed=seed)
     traces, summary = refinement_traces(G, smoothing, norm)
     return go.Figure(traces, _two_panel_layout(summary))

@@ -28,15 +28,29 @@ __all__ = ['BANDIT_REWARDS', 'NOISE_MODELS', 'ESTIMATORS', 'LQ_METHODS', 'BAC_SE
            'estimate_cloud_traces', 'estimate_cloud_figure', 'bpg_figure', 'explore_bpg']
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #989b3c05
+def _as_tensor(name: str, value, like: torch.Tensor) -> torch.Tensor:
+    "`value` as a finite tensor with the dtype and device of `like`, or an error naming `name`."
+    if isinstance(value, str): raise TypeError(f"`{name}` must be a tensor or a sequence of numbers, got str")
+    try: t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    except (TypeError, ValueError, RuntimeError) as e: raise TypeError(f"`{name}` must be numeric: {e}") from None
+    return check_tensor(name, t)
+
 @dataclass(frozen=True)
 class GradientPosterior:
     "A Gaussian belief about a gradient: `mean` (..., n) and `cov` (..., n, n)."
     mean: torch.Tensor  # posterior mean E[∇η | D], the estimate
     cov: torch.Tensor  # posterior covariance Cov[∇η | D]
 
+    def __post_init__(self):
+        m = check_tensor("mean", self.mean, floating=True)
+        if m.ndim == 0: raise ValueError("`mean` must have shape (..., n), got a scalar")
+        check_tensor("cov", self.cov, shape=tuple(m.shape) + (m.shape[-1],), floating=True)
+
     def mahalanobis2(self, gradient) -> torch.Tensor:
         "(g − m)ᵀ Σ⁺ (g − m) for a gradient g (broadcast over batch dimensions)."
-        g = torch.as_tensor(gradient, dtype=self.mean.dtype, device=self.mean.device)
+        g = _as_tensor("gradient", gradient, self.mean)
+        if g.shape[-1:] != self.mean.shape[-1:]:
+            raise ValueError(f"`gradient` must end in {self.mean.shape[-1]} entries, got shape {tuple(g.shape)}")
         d = (g - self.mean)[..., None]
         return (d.mT @ torch.linalg.pinv(self.cov, hermitian=True) @ d)[..., 0, 0]
 
@@ -167,8 +181,7 @@ class GaussianBandit:
         check_float("noise", self.noise, minimum=0)
 
     def _theta(self, theta) -> torch.Tensor:
-        th = torch.as_tensor(theta, dtype=self.target.dtype, device=self.target.device)
-        return check_tensor("theta", th, shape=self.target.shape)
+        return check_tensor("theta", _as_tensor("theta", theta, self.target), shape=self.target.shape)
 
     def expected_return(self, theta) -> float:
         "η(θ) in closed form."
@@ -289,6 +302,8 @@ def td_matrix(
     if len(dones) == 0 or not bool(dones[-1]):
         raise ValueError("`dones` must end with True (the data must hold whole episodes)")
     gamma = check_float("gamma", gamma, minimum=0, maximum=1)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
     H = torch.eye(len(dones), dtype=dtype, device=dones.device)
     t = torch.nonzero(~dones[:-1])[:, 0]
     H[t, t + 1] = -gamma
@@ -379,6 +394,7 @@ def prior_coverage(
     tau = check_float("noise", noise, minimum=0, strict=True)
     s2 = tau ** 2 if sigma2 is None else check_float("sigma2", sigma2, minimum=0)
     s, dev = check_float("policy_std", policy_std, minimum=0, strict=True), resolve_device(device)
+    level = check_float("level", level, minimum=0, maximum=1, strict=True)
     c, u, y = _linear_prior_draws(M, R, d, A, tau, s, core.as_generator(seed, dev), dev)
     post = bpg_model2(u, y, torch.eye(d, dtype=torch.float64, device=dev) / s ** 2, s2, amplitude=A)
     mse = lambda m: ((m - c) ** 2).sum(-1).mean().item()
@@ -386,6 +402,17 @@ def prior_coverage(
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #da7d2056
 ESTIMATORS = ("MC", "MC + baseline", "BPG-1", "BPG-2")
+
+def _estimators(names) -> list[str]:
+    "A non-empty list of names from `ESTIMATORS`, or an error naming `estimators`."
+    if isinstance(names, str) or not names:
+        raise ValueError(f"`estimators` must be a non-empty list of names, got {names!r}")
+    return [check_choice("estimators", e, ESTIMATORS) for e in names]
+
+def _sample_counts(Ms) -> list[int]:
+    "A non-empty list of sample counts M ≥ 2, or an error naming `sample_counts`."
+    if isinstance(Ms, (str, int)) or not Ms: raise ValueError(f"`sample_counts` must be a non-empty list, got {Ms!r}")
+    return [check_int("sample_counts", m, minimum=2) for m in Ms]
 
 def estimate(
     name: str,  # one of `ESTIMATORS`
@@ -419,7 +446,7 @@ def gradient_mse(
 ) -> dict[str, ErrorCurve]:
     "Mean and median of ‖ĝ − ∇η‖² over `repeats` batches, per estimator and sample count."
     check_type("bandit", bandit, GaussianBandit)
-    Ms = [check_int(f"sample_counts[{i}]", m, minimum=2) for i, m in enumerate(sample_counts)]
+    Ms, estimators = _sample_counts(sample_counts), _estimators(estimators)
     truth, G, base = bandit.true_gradient(theta), bandit.fisher(), core.as_seed(seed)
     errs = {e: [] for e in estimators}
     for M in Ms:
@@ -435,6 +462,12 @@ def plot_mse_curves(
     title: str | None = None,  # figure title (state the finding)
 ) -> Figure:
     "Log–log MSE against M, one panel per experiment; dotted: medians; dashed: the 1/M slope from MC's first point."
+    if not isinstance(results, dict) or not results: raise ValueError("`results` must be a non-empty dict")
+    Ms = _sample_counts(sample_counts)
+    for res in results.values():
+        for c in check_type("results", res, dict).values():
+            if len(check_type("results", c, ErrorCurve).mean) != len(Ms):
+                raise ValueError(f"`sample_counts` has {len(Ms)} entries but a curve has {len(c.mean)}")
     fig, axes = subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
     Ms = np.asarray(sample_counts, dtype=float)
     for ax, (name, res) in zip(axes[0], results.items()):
@@ -455,8 +488,12 @@ def plot_posterior_ellipses(
     title: str | None = None,  # figure title
 ) -> Figure:
     "95 % marginal ellipses of each posterior in the (i, j) plane; misses in orange, the truth as a black cross."
+    if not isinstance(posteriors, dict) or not posteriors: raise ValueError("`posteriors` must be a non-empty dict")
+    for posts in posteriors.values():
+        for p in posts: check_type("posteriors", p, GradientPosterior)
+    t = check_tensor("truth", truth, ndim=1).cpu()
+    i, j = check_int("i", i, 0, len(t) - 1), check_int("j", j, 0, len(t) - 1)
     fig, axes = subplots(1, len(posteriors), figsize=(3.4 * len(posteriors), 3.4), squeeze=False)
-    t = truth.cpu()
     for ax, (name, posts) in zip(axes[0], posteriors.items()):
         misses = 0
         for p in posts:
@@ -474,9 +511,9 @@ def plot_posterior_ellipses(
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #b127909b
 LQ_METHODS = ("REINFORCE", "REINFORCE + baseline", "BPG-2", "BAC", "BAC, MC-GPTD noise")
-BAC_SETTINGS = {
-    "BAC": dict(noise_model="td", sigma2=0.1, state_width=0.5, state_amplitude=10.0, amplitude=10.0),
-    "BAC, MC-GPTD noise": dict(noise_model="mc", sigma2=1.0, state_width=1.0, state_amplitude=10.0, amplitude=10.0)}
+BAC_SETTINGS = {  # chosen on the chapter's tuning batches of the control task (a grid search shown there)
+    "BAC": dict(noise_model="td", sigma2=0.1, state_width=0.5, state_amplitude=100.0, amplitude=10.0),
+    "BAC, MC-GPTD noise": dict(noise_model="mc", sigma2=10.0, state_width=0.5, state_amplitude=100.0, amplitude=10.0)}
 
 def lq_gradient(
     method: str,  # one of `LQ_METHODS`
@@ -488,7 +525,8 @@ def lq_gradient(
 ) -> GradientPosterior:
     "The gradient estimate of one method from one batch of episodes of the control task."
     check_choice("method", method, LQ_METHODS)
-    check_type("rollout", rollout, Rollout)
+    check_type("env", env, LinearQuadratic), check_type("rollout", rollout, Rollout)
+    theta, exact_fisher = check_float("theta", theta), check_type("exact_fisher", exact_fisher, bool)
     u_traj, R = rollout.trajectory_scores(), rollout.returns()
     if method.startswith("REINFORCE"): return mc_gradient(u_traj, R, baseline=method.endswith("baseline"))
     u = rollout.scores
@@ -502,6 +540,14 @@ def lq_gradient(
                         as_matrix(G), gamma=env.gamma, **{**BAC_SETTINGS[method], **bac_kwargs})
 
 # %% ../../nbs/30_rl/32_bayes_pg.ipynb #5f168c62
+def _axis_range(name: str, r) -> tuple[float, float]:
+    "A pair (lo, hi) of finite numbers with lo < hi, or an error naming `name`."
+    if isinstance(r, str) or not hasattr(r, "__len__") or len(r) != 2:
+        raise ValueError(f"`{name}` must be a pair (lo, hi), got {r!r}")
+    lo, hi = check_float(name, r[0]), check_float(name, r[1])
+    if not lo < hi: raise ValueError(f"`{name}` must have lo < hi, got {r!r}")
+    return lo, hi
+
 def learning_curve(
     method: str,  # one of `LQ_METHODS`
     env: LinearQuadratic,  # the task
@@ -514,9 +560,9 @@ def learning_curve(
     device: str | torch.device | None = None,  # where episodes are simulated and estimates computed
 ) -> np.ndarray:
     "Exact expected returns η(θ_k), k = 0 … updates, of projected gradient ascent with one method's estimates."
+    check_choice("method", method, LQ_METHODS), check_type("env", env, LinearQuadratic)
     updates, episodes = check_int("updates", updates, minimum=1), check_int("episodes", episodes, minimum=2)
-    lr = check_float("lr", lr, minimum=0, strict=True)
-    lo, hi = check_float("bounds[0]", bounds[0]), check_float("bounds[1]", bounds[1])
+    lr, (lo, hi) = check_float("lr", lr, minimum=0, strict=True), _axis_range("bounds", bounds)
     th, dev = check_float("theta0", theta0, minimum=lo, maximum=hi), resolve_device(device)
     g, out = core.as_generator(seed, dev), [env.expected_return(th)]
     for _ in range(updates):
@@ -533,6 +579,11 @@ def plot_learning_curves(
     ylim: tuple[float, float] | None = None,  # y range; None: matplotlib's
 ) -> Figure:
     "Mean expected return against updates with a 10–90 % band over seeds."
+    if not isinstance(curves, dict) or not curves: raise ValueError("`curves` must be a non-empty dict label → array")
+    for c in curves.values():
+        if np.ndim(c) != 2: raise ValueError(f"`curves` values must be (seeds, updates + 1) arrays, got {np.shape(c)}")
+    optimum = None if optimum is None else check_float("optimum", optimum)
+    ylim = None if ylim is None else _axis_range("ylim", ylim)
     fig, ax = subplots(figsize=(6.5, 3.6))
     for i, (name, c) in enumerate(curves.items()):
         k = np.arange(c.shape[1])
@@ -557,6 +608,8 @@ def estimate_cloud_traces(
     seed: int | torch.Generator = 0,  # seed of the batches
 ) -> list:
     "Plotly scatter traces: one cloud of (ĝ₁, ĝ₂) per estimator, with its MSE in the legend."
+    check_type("bandit", bandit, GaussianBandit)
+    num_samples, estimators = check_int("num_samples", num_samples, minimum=2), _estimators(estimators)
     _, u, R = bandit.sample(theta, num_samples, repeats=repeats, seed=seed)
     truth, out = bandit.true_gradient(theta), []
     for e in estimators:
@@ -580,7 +633,8 @@ def estimate_cloud_figure(
 ) -> go.Figure:
     "A kernel-free slider over M: clouds of gradient estimates per estimator around the true gradient (black cross)."
     check_type("bandit", bandit, GaussianBandit)
-    Ms, base = [check_int(f"sample_counts[{i}]", m, minimum=2) for i, m in enumerate(sample_counts)], core.as_seed(seed)
+    Ms, base, estimators = _sample_counts(sample_counts), core.as_seed(seed), _estimators(estimators)
+    x_range, y_range = _axis_range("x_range", x_range), _axis_range("y_range", y_range)
     truth = bandit.true_gradient(theta).cpu()
     cross = go.Scatter(x=[truth[0].item()], y=[truth[1].item()], mode="markers", name="true ∇η",
                        marker=dict(symbol="x", size=12, color="black"))
@@ -619,6 +673,7 @@ def bpg_figure(
     seed: int | torch.Generator = 0,  # seed of the 100 batches
 ) -> go.Figure:
     "Cloud of 100 gradient estimates, five 95 % ellipses and the truth for one bandit setting."
+    check_int("num_samples", num_samples, minimum=2), check_choice("model", model, ESTIMATORS)
     bandit, th = _explorer_bandit(reward, policy_std), torch.zeros(3, dtype=torch.float64)
     _, u, R = bandit.sample(th, num_samples, repeats=100, seed=seed)
     post, truth = estimate(model, u, R, bandit.fisher(), sigma2, amplitude), bandit.true_gradient(th)
