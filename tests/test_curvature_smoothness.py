@@ -97,7 +97,7 @@ def test_step_bad_input():
     with pytest.raises(ValueError, match="`lam` must be >= 0"): regularized_newton_step(H, g, -1.0)
     with pytest.raises(TypeError, match="`H` must have a floating-point dtype"):
         regularized_newton_step(torch.eye(3, dtype=torch.long), g, 1.0)
-    with pytest.raises(ValueError, match="`gammas` must be positive"):
+    with pytest.raises(ValueError, match="`gammas` must be non-empty and positive"):
         step_limits(H, g, torch.tensor([1.0, 0.0], dtype=F64))
     with pytest.raises(ValueError, match="`H` must be positive definite"):
         step_limits(-H, g, torch.tensor([1.0], dtype=F64))
@@ -412,3 +412,64 @@ def test_closed_form_oracle_gives_the_same_run(logistic):
     c = gradient_descent(logistic, x0, 1.0, max_iters=5, oracle=logistic.value_and_gradient)
     torch.testing.assert_close(c.values, gradient_descent(logistic, x0, 1.0, max_iters=5).values)
     with pytest.raises(TypeError, match="`oracle` must be callable"): grad_norm_smooth(logistic, x0, oracle=3)
+
+
+# ----------------------------------------------------------------------------- bad-input probes
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_H2 = torch.diag(torch.tensor([4.0, 1.0], dtype=F64))
+_G2 = torch.tensor([2.0, -3.0], dtype=F64)
+_QUAD = lambda t: 0.5 * (t * torch.tensor([4.0, 1.0], dtype=t.dtype) * t).sum()
+_LOG = logistic_problem(n=20, dim=3, seed=0, device="cpu")
+_X0 = torch.zeros(3, dtype=F64)
+_BAD_H = [torch.ones(2, 3, dtype=F64), torch.ones(2, dtype=F64), torch.full((2, 2), NAN, dtype=F64),
+          torch.ones(2, 2, dtype=torch.long), "H"]
+_BAD_VEC = [torch.ones(3, dtype=F64), torch.full((2,), NAN, dtype=F64), torch.ones(2, 2, dtype=F64), "g"]
+_RUN = gradient_descent(_QUAD, torch.ones(2, dtype=F64), lr=0.25, max_iters=3)
+_BAD_X0 = [torch.ones(4, dtype=F64), torch.ones(3, 3, dtype=F64), torch.full((3,), NAN, dtype=F64),
+           torch.ones(3, dtype=torch.long), "x0"]
+_PROBLEM = dict(n=20, dim=3, conditioning=10.0, separation=2.0, reg=1e-3, seed=0, device="cpu", dtype=F64)
+_BAD_PROBLEM = dict(n=[*SIZES, 1, 2.5], dim=[*SIZES, 2.5], conditioning=[NAN, INF, 0.5, "flat"],
+                    separation=[NAN, INF, -1.0], reg=[NAN, INF, 0.0, -1.0], seed=[1.5, "zero"], device=[UNKNOWN],
+                    dtype=[torch.long, "float64"])
+
+PROBES = [
+    Probe(regularized_newton_step, dict(H=_H2, g=_G2, lam=1.0),
+          dict(H=_BAD_H, g=_BAD_VEC, lam=[NAN, INF, -1.0, "big"])),
+    Probe(value_and_gradient, dict(f=_QUAD, theta=torch.ones(2, dtype=F64)),
+          dict(f=["f", None], theta=[torch.ones(2, 2, dtype=F64), torch.full((2,), NAN, dtype=F64),
+                                     torch.ones(2, dtype=torch.long), "theta"])),
+    Probe(grad_norm_smooth, dict(f=_LOG, x0=_X0, hessian="exact", gamma0=1.0, max_iters=2, grad_tol=1e-10,
+                                 adaptive=True, accept_factor=1 / 8, max_trials=5, oracle=None),
+          dict(f=["f", None], x0=_BAD_X0, hessian=[UNKNOWN, 3, lambda x: torch.eye(2, dtype=F64)],
+               gamma0=[NAN, INF, 0.0, -1.0], max_iters=[*SIZES, 2.5], grad_tol=[NAN, -1.0],
+               adaptive=["yes", 1], accept_factor=[NAN, 0.0, -1.0], max_trials=[*SIZES, 2.5], oracle=["oracle", 3])),
+    Probe(gradient_descent, dict(f=_LOG, x0=_X0, lr=0.1, max_iters=2, grad_tol=1e-10, oracle=None),
+          dict(f=["f"], x0=_BAD_X0, lr=[NAN, INF, 0.0, -1.0], max_iters=[*SIZES, 2.5], grad_tol=[NAN, -1.0],
+               oracle=["oracle"])),
+    Probe(scale_features, dict(X=torch.ones(5, 3, dtype=F64), conditioning=10.0),
+          dict(X=[torch.ones(5, dtype=F64), torch.full((5, 3), NAN, dtype=F64), torch.ones(5, 3, dtype=torch.long),
+                  torch.ones(0, 3, dtype=F64), "X"], conditioning=[NAN, INF, 0.5, "x"])),
+    Probe(logistic_problem, dict(_PROBLEM), dict(_BAD_PROBLEM)),
+    Probe(softmax_problem, dict(**_PROBLEM, num_classes=3, reference_class=True),
+          dict(**_BAD_PROBLEM, num_classes=[*SIZES, 1, 2.5], reference_class=["yes", 1])),
+    Probe(plot_runs, dict(runs={"gd": _RUN}, f_star=0.0, title=None, floor=1e-16),
+          dict(runs=[[_RUN], {}, {"gd": "run"}], f_star=[NAN, INF, "zero"], floor=[NAN, 0.0, -1.0])),
+    Probe(compare_methods, dict(problem=_LOG, exact="exact", max_iters=2),
+          dict(problem=["problem", _QUAD], exact=[UNKNOWN, 3], max_iters=[*SIZES, 2.5])),
+    Probe(step_limits, dict(H=_H2, g=_G2, gammas=torch.tensor([1e-3, 1.0, 1e3], dtype=F64)),
+          dict(H=[*_BAD_H, torch.diag(torch.tensor([1.0, -2.0], dtype=F64))], g=_BAD_VEC,
+               gammas=[torch.tensor([1.0, -1.0], dtype=F64), torch.tensor([1.0, NAN], dtype=F64),
+                       torch.ones(2, 2, dtype=F64), torch.ones(0, dtype=F64), "gammas"])),
+    Probe(plot_step_limits, dict(gammas=torch.tensor([1.0, 2.0], dtype=F64), limits={"a": torch.ones(2, dtype=F64)}),
+          dict(gammas=["gammas", torch.tensor([1.0, -2.0], dtype=F64), torch.ones(2, 2, dtype=F64)],
+               limits=[[torch.ones(2)], {}, {"a": "values"}, {"a": torch.ones(3, dtype=F64)}])),
+    Probe(plot_gaps, dict(gaps={"a": torch.tensor([1.0, 0.1], dtype=F64)}, title=None, floor=1e-16),
+          dict(gaps=[[1.0], {}, {"a": "gaps"}, {"a": torch.tensor([1.0, NAN])}], floor=[NAN, 0.0, -1.0])),
+    Probe(conditioning_figure, dict(kappas=(1.0,), active=0, max_iters=2),
+          dict(kappas=[(), (0.5,), (NAN,), "kappas", 3.0], active=[-1, 1, 0.5], max_iters=[*SIZES, 2.5])),
+    Probe(smoothness_figure, dict(hessian="bohning", gamma0=1.0, conditioning=10.0, reg=1e-3, adaptive=True,
+                                  max_iters=2, device="cpu"),
+          dict(hessian=[UNKNOWN, 3], gamma0=[NAN, INF, 0.0, -1.0], conditioning=[NAN, 0.5], reg=[NAN, 0.0, -1.0],
+               adaptive=["yes"], max_iters=[*SIZES, 2.5], device=[UNKNOWN])),
+]

@@ -59,10 +59,15 @@ def test_gauss_newton_is_psd_and_hessian_is_not(small64):
     assert eH[0] < -1e-4
 
 
-def test_gauss_newton_rank_bound(small64):
-    s = gauss_newton_split(small64.model, small64.loss_fn, small64.X, small64.y)
-    # per-sample output Hessians of softmax-CE have rank C − 1, so rank G ≤ min(p, N (C − 1))
-    assert torch.linalg.matrix_rank(s.G_dense) <= min(s.H.size, len(small64.X) * 2)
+def test_gauss_newton_rank_is_n_times_c_minus_1(small64):
+    "On N = 20 samples, N(C − 1) = 40 < p = 171: the softmax output Hessians (rank C − 1 each) cap G's rank."
+    X, y = small64.X[:20], small64.y[:20]
+    G_ref = ref.gauss_newton(small64.model, F.cross_entropy, X, y)  # Jᵀ ∇²_z ℓ J from the linearised model
+    s = gauss_newton_split(small64.model, F.cross_entropy, X, y)
+    assert s.H.size > 20 * 2 and torch.allclose(s.G_dense, G_ref, atol=1e-14, rtol=0)
+    rank = lambda M: int(torch.linalg.matrix_rank(M, hermitian=True, rtol=1e-10))
+    assert rank(G_ref) == rank(s.G_dense) == 20 * (3 - 1)  # diag(p) instead of diag(p) − ppᵀ would give N·C = 60
+    assert rank(s.H_dense) > 20 * (3 - 1)  # the bound is G's, not H's: the residual adds rank
 
 
 def test_linear_softmax_model_has_no_residual(small64):
@@ -145,8 +150,22 @@ def test_width_adds_near_zero_eigenvalues_and_classes_add_outliers():
         for w in (16, 32):
             p = cluster_problem(num_classes=C, width=w, n=300, dtype=F64, device="cpu")
             specs[C, w] = hessian_spectrum(p.model, p.loss_fn, p.X, p.y)
-    for (C, w), s in specs.items(): assert s.num_outliers() in (C - 1, C), (C, w, s.top_eigenvalues[:C + 1])
+    for (C, w), s in specs.items(): assert s.num_outliers() == C - 1, (C, w, s.top_eigenvalues[:C + 1])
     for C in (3, 5): assert specs[C, 32].near_zero_fraction() > specs[C, 16].near_zero_fraction()
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_log_gap_counts_c_minus_1_on_fresh_networks(seed):
+    """Networks the chapter never trains (width 24, N = 200, 1,000 steps, seeds 6-8): C - 1 outliers for C = 3, 6, 9.
+
+    In this recipe seed 5 with C = 3 grows a third outlier (C, not C - 1) that both rules see; the seeds here do not."""
+    counts = {}
+    for C in (3, 6, 9):
+        p = cluster_problem(num_classes=C, width=24, n=200, steps=1000, seed=seed, dtype=F64, device="cpu")
+        ev = torch.linalg.eigvalsh(ref.model_hessian(p.model, p.loss_fn, p.X, p.y)).numpy()
+        counts[C] = (count_outliers(ev), count_outliers(ev, rule="linear-gap"))
+        assert counts[C][0] == C - 1, (seed, C, np.sort(ev)[::-1][:C + 2])
+    if seed == 8: assert counts[9][1] == 1  # one dominant outlier: the linear rule's blind spot
 
 
 # ----------------------------------------------------------------------------- PyHessian (optional reference)
@@ -175,6 +194,9 @@ def test_count_outliers_and_near_zero_fraction():
     assert count_outliers([0.0, 0.01, 0.02, 1.0, 1.1, 1.2]) == 3
     assert count_outliers(torch.tensor([3.0, 0.1, 0.05])) == 1
     assert count_outliers([10.0, 9.0, 1.0, 0.9], window=2) == 1
+    dominant = [5.0, 2.0, 1.8, 1.6, 0.01]
+    assert count_outliers(dominant) == 4 and count_outliers(dominant, rule="linear-gap") == 1
+    assert count_outliers([8.0, 4.2, 2.0, 0.5], min_rel=0.1) == 3 and count_outliers([8.0, 4.2, 2.0, 0.5]) == 2
     assert near_zero_fraction([0.0, 1e-5, 1.0, -1e-5]) == 0.75
     assert near_zero_fraction([0.0, 1.0], weights=[0.9, 0.1]) == pytest.approx(0.9)
 
@@ -306,3 +328,73 @@ def test_bad_input(small64):
     with pytest.raises(ValueError, match="`spectra` is empty"): spectra_figure({})
     with pytest.raises(ValueError, match="`n`"): image_problem(n=2, num_classes=4)
     with pytest.raises(TypeError, match="`spectrum`"): plot_slq_spectrum(np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- bad-input probes
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_M = mlp([4, 5, 3], seed=0, device="cpu", dtype=F64)
+_X = torch.randn(12, 4, generator=as_generator(0), dtype=F64)
+_Y = torch.arange(12) % 3
+_MODEL = dict(model=_M, loss_fn=F.cross_entropy, X=_X, y=_Y)
+_BAD_MODEL = dict(model=["net", nn.Sequential()], loss_fn=["cross_entropy", None],
+                  X=[torch.full((12, 4), NAN, dtype=F64), torch.ones(11, 4, dtype=F64), "X"],
+                  y=[torch.ones(11, dtype=torch.long), "y"])
+_SPEC = hessian_spectrum(_M, F.cross_entropy, _X, _Y, k=4)
+_SPLIT = gauss_newton_split(_M, F.cross_entropy, _X, _Y)
+_BAD_EIGS = [[1.0], [1.0, NAN], [1.0, INF], "abc", [], torch.ones(2, 2)[:0]]
+_BAD_SPECTRA = [[1.0, 2.0], {}, {"a": "abc"}, {"a": [1.0, NAN]}, "spectra"]
+
+PROBES = [
+    Probe(operator_spectrum, dict(op=torch.diag(torch.arange(1.0, 7.0, dtype=F64)), k=2, num_probes=2, num_iters=3,
+                                  exact=None, seed=0),
+          dict(op=["op", torch.ones(3, 4), torch.full((3, 3), NAN), torch.ones(3)], k=[*SIZES, 7, 1.5],
+               num_probes=[*SIZES, 2.5], num_iters=[*SIZES, 2.5], exact=["yes", 1], seed=[1.5, "zero", -1])),
+    Probe(count_outliers, dict(eigenvalues=[3.0, 2.0, 0.1], window=None, rule="log-gap", min_rel=0.3),
+          dict(eigenvalues=[*_BAD_EIGS, [0.0, -1.0]], window=[*SIZES, 1, 4, 2.5], rule=[UNKNOWN, 3],
+               min_rel=[NAN, INF, 0.0, -1.0, 1.5, "0.3"])),
+    Probe(near_zero_fraction, dict(eigenvalues=[0.0, 1.0], rel_tol=1e-3, weights=None),
+          dict(eigenvalues=_BAD_EIGS[1:], rel_tol=[NAN, INF, 0.0, -1.0, "small"],
+               weights=[[1.0], [NAN, 1.0], [-1.0, 2.0], [0.0, 0.0], "w"])),
+    Probe(hessian_spectrum, dict(**_MODEL, k=2, num_probes=2, num_iters=3, exact=None, seed=0, device=None),
+          dict(**_BAD_MODEL, k=[*SIZES, 1.5], num_probes=SIZES, num_iters=SIZES, exact=["yes", 1], seed=[1.5, "zero"],
+               device=[UNKNOWN, 3])),
+    Probe(cluster_problem, dict(num_classes=3, width=4, separation=3.0, steps=2, n=30, dim=3, loss="cross_entropy",
+                                lr=0.05, batch_size=None, seed=0, device="cpu", dtype=F64, progress=False),
+          dict(num_classes=[*SIZES, 1, 2.5], width=[*SIZES, 2.5], separation=[NAN, INF, -1.0, "far"],
+               steps=[-1, 2.5], n=[*SIZES, 2.5], dim=[*SIZES, 2.5], loss=[UNKNOWN, 3], lr=[NAN, INF, 0.0, -1.0],
+               batch_size=[*SIZES, 31, 2.5], seed=[1.5, "zero", -1], device=[UNKNOWN], dtype=[torch.long, "float64"],
+               progress=["yes", 3])),
+    Probe(residual_operator, dict(_MODEL), dict(_BAD_MODEL)),
+    Probe(gauss_newton_split, dict(**_MODEL, dense=None, device=None),
+          dict(**_BAD_MODEL, dense=["yes", 1], device=[UNKNOWN])),
+    Probe(loss_along_line, dict(model_a=_M, model_b=_M, loss_fn=F.cross_entropy, X=_X, y=_Y, num_points=3, extend=0.25),
+          dict(model_a=["net"], model_b=["net", mlp([4, 3], seed=0, device="cpu", dtype=F64)],
+               loss_fn=["cross_entropy"], X=[torch.full((12, 4), NAN, dtype=F64), torch.ones(11, 4, dtype=F64), "X"],
+               y=[torch.ones(11, dtype=torch.long), "y"], num_points=[*SIZES, 1, 2.5], extend=[NAN, INF, -0.1, "x"])),
+    Probe(symlog_bins, dict(eigenvalues=[-1.0, 0.0, 10.0], linthresh=0.01, num_bins=10),
+          dict(eigenvalues=_BAD_EIGS[1:], linthresh=[NAN, INF, 0.0, -1.0], num_bins=[*SIZES, 2.5])),
+    Probe(plot_spectra, dict(spectra={"a": _SPEC}, suptitle=None, ncols=None, rel_linthresh=1e-3, num_bins=10),
+          dict(spectra=_BAD_SPECTRA, ncols=[*SIZES, 1.5], rel_linthresh=[NAN, 0.0, -1.0],
+               num_bins=[*SIZES, 2.5])),
+    Probe(plot_top_eigenvalues, dict(spectra={1.0: _SPEC}, num_outliers=2, num_bulk=1, xlabel="x", title=None),
+          dict(spectra=[[_SPEC], {}, {1.0: "abc"}], num_outliers=[*SIZES, 5, 1.5], num_bulk=[-1, 3, 1.5])),
+    Probe(plot_gauss_newton_split, dict(split=_SPLIT, top=5, num_bins=10),
+          dict(split=["split", _SPEC, gauss_newton_split(**_MODEL, dense=False)], top=[*SIZES, 1000, 2.5],
+               num_bins=[*SIZES, 2.5])),
+    Probe(plot_line_paths, dict(paths={"a": LinePath(np.array([0.0, 1.0]), np.array([1.0, 1.0]))}, title=None),
+          dict(paths=[[1.0], {}, {"a": "path"}])),
+    Probe(spectra_figure, dict(spectra={"a": _SPEC, "b": _SPEC}, title=None, rel_linthresh=1e-3, num_bins=10),
+          dict(spectra=_BAD_SPECTRA, rel_linthresh=[NAN, 0.0, -1.0], num_bins=[*SIZES, 2.5])),
+    Probe(spectrum_figure, dict(num_classes=2, width=2, separation=3.0, steps=1, n=20, loss="cross_entropy", show="H",
+                                device="cpu", progress=False),
+          dict(num_classes=[*SIZES, 1], width=SIZES, separation=[NAN, -1.0], steps=[-1, 2.5], n=SIZES,
+               loss=[UNKNOWN], show=[UNKNOWN, 3], device=[UNKNOWN], progress=["yes"])),
+    Probe(image_problem, dict(n=8, num_classes=2, image_size=4, channels=1, width=2, steps=1, batch_size=4, lr=0.05,
+                              seed=0, device="cpu", progress=False),
+          dict(n=[*SIZES, 2.5], num_classes=[*SIZES, 1], image_size=[*SIZES, 2.5], channels=[*SIZES, 2.5],
+               width=[*SIZES, 2.5], steps=[*SIZES, 2.5], batch_size=[*SIZES, 2.5], lr=[NAN, INF, 0.0, -1.0],
+               seed=[1.5, "zero"], device=[UNKNOWN], progress=["yes"])),
+    Probe(plot_slq_spectrum, dict(spectrum=_SPEC, title=None, num_points=50),
+          dict(spectrum=["spectrum", np.zeros(3)], num_points=[*SIZES, 1, 2.5])),
+]

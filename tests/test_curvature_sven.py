@@ -323,3 +323,69 @@ def test_new_functions_name_bad_arguments(small_runs):
     with pytest.raises(ValueError, match="`k`"): sven_figure(k=0)
     with pytest.raises(TypeError, match="`seed`"): Sven(mlp([1, 2, 1], seed=0, device="cpu"), mse, seed=1.5)
     with pytest.raises(TypeError, match="`seed`"): truncated_svd(torch.ones(3, 3), 1, method="randomized", seed="a")
+
+
+# ----------------------------------------------------------------------------- bad-input probes
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_NET = mlp([1, 3, 1], activation="gelu", seed=0, device="cpu", dtype=F64)
+_XS = torch.linspace(-1, 1, 6, dtype=F64).unsqueeze(1)
+_YS = torch.sin(_XS)
+_DATA = dict(model=_NET, loss_fn=mse, X=_XS, y=_YS)
+_BAD_DATA = dict(model=["net", None], loss_fn=["mse", None],
+                 X=[torch.full((6, 1), NAN, dtype=F64), torch.ones(5, 1, dtype=F64), "X"],
+                 y=[torch.full((6, 1), NAN, dtype=F64), torch.ones(5, 1, dtype=F64), "y"])
+_MJ = torch.randn(4, 7, generator=as_generator(0), dtype=F64)
+_BAD_M = [torch.ones(4, dtype=F64), torch.full((4, 7), NAN, dtype=F64), torch.ones(4, 7, dtype=torch.long), "M"]
+_H1 = fit(mlp([1, 3, 1], seed=0, device="cpu", dtype=F64), _XS, _YS, "adam", epochs=1, batch_size=3, lr=0.01,
+          X_grid=_XS)
+_BAD_RUNS = [[_H1], {}, {"a": "run"}]
+
+PROBES = [
+    Probe(per_example_losses, dict(_DATA), dict(_BAD_DATA)),
+    Probe(effective_residuals, dict(losses=torch.tensor([4.0, 1.0, 0.0], dtype=F64), kappa=2.0),
+          dict(losses=[torch.tensor([-1.0]), torch.tensor([NAN]), torch.ones(2, 2), torch.tensor([1]), "losses"],
+               kappa=[NAN, INF, 0.0, -1.0, "two"])),
+    Probe(residual_jacobian, dict(**_DATA, kappa=2.0), dict(**_BAD_DATA, kappa=[NAN, 0.0, -1.0])),
+    Probe(truncated_svd, dict(M=_MJ, k=3, rtol=1e-3, method="exact", oversample=2, power_iters=1, seed=0, atol=1e-10),
+          dict(M=_BAD_M, k=[*SIZES, 2.5], rtol=[NAN, -0.1, 1.5], method=[UNKNOWN, 3], oversample=[-1, 2.5],
+               power_iters=[-1, 2.5], seed=[1.5, "zero"], atol=[NAN, -1.0]),
+          ),
+    Probe(sven_direction, dict(M=_MJ, r=torch.ones(4, dtype=F64), k=3, rtol=1e-3, method="exact"),
+          dict(M=_BAD_M, r=[torch.ones(5, dtype=F64), torch.full((4,), NAN, dtype=F64), "r"], k=[*SIZES, 2.5],
+               rtol=[NAN, -0.1, 1.5], method=[UNKNOWN])),
+    Probe(Sven, dict(model=_NET, loss_fn=mse, lr=0.1, k=4, rtol=1e-3, kappa=2.0, svd="exact", oversample=5,
+                     power_iters=1, seed=0),
+          dict(model=["net", nn.Sequential()], loss_fn=["mse"], lr=[NAN, INF, 0.0, -1.0], k=[*SIZES, 2.5],
+               rtol=[NAN, -0.1, 1.5], kappa=[NAN, 0.0, -1.0], svd=[UNKNOWN, 3], oversample=[-1, 2.5],
+               power_iters=[-1, 2.5], seed=[1.5, "zero"])),
+    Probe(regression_1d, dict(n=10, seed=0, device="cpu", dtype=F64),
+          dict(n=[*SIZES, 1, 2.5], seed=[1.5, "zero"], device=[UNKNOWN], dtype=[torch.long, "float64"])),
+    Probe(fit, dict(model=mlp([1, 3, 1], seed=0, device="cpu", dtype=F64), X=_XS, y=_YS, method="adam", epochs=1,
+                    batch_size=3, lr=0.01, loss_fn=mse, seed=0, X_val=None, y_val=None, X_grid=None, progress=False),
+          dict(model=["net"], X=[torch.full((6, 1), NAN, dtype=F64), torch.ones(5, 1, dtype=F64), "X"],
+               y=[torch.full((6, 1), NAN, dtype=F64), "y"], method=[UNKNOWN, 3], epochs=[*SIZES, 2.5],
+               batch_size=[*SIZES, 7, 2.5], lr=[NAN, INF, 0.0, -1.0], loss_fn=["mse"], seed=[1.5, "zero"],
+               X_val=[_XS, torch.full((6, 1), NAN, dtype=F64)], X_grid=["grid", torch.full((6, 1), NAN, dtype=F64)],
+               progress=["yes"])),
+    Probe(plot_histories, dict(runs={"a": _H1}, colors=None, titles=("a", "b"), highlight="Sven"),
+          dict(runs=_BAD_RUNS, colors=["red"], titles=[("a",), "ab"])),
+    Probe(plot_fits, dict(runs={"a": _H1}, X_grid=_XS, target=_YS, epoch=1, colors=None, title=None),
+          dict(runs=_BAD_RUNS, X_grid=["grid", torch.ones(4, 1, dtype=F64)], target=["target", torch.ones(4, 1)],
+               epoch=[NAN, -1.0], colors=["red"])),
+    Probe(spectra_along_training, dict(model=mlp([1, 3, 1], seed=0, device="cpu", dtype=F64), X=_XS, y=_YS,
+                                       epochs=(0, 1), batch=4, batch_size=3, loss_fn=mse, seed=0),
+          dict(model=["net"], X=[torch.full((6, 1), NAN, dtype=F64), "X"], y=[torch.ones(5, 1, dtype=F64), "y"],
+               epochs=[(), (-1,), (1.5,), "epochs"], batch=[*SIZES, 2.5], batch_size=[*SIZES, 2.5], loss_fn=["mse"],
+               seed=[1.5, "zero"])),
+    Probe(plot_jacobian_spectra, dict(spectra={0: torch.tensor([1.0, 0.1])}, rtol=1e-3, ks=(4,), title=None),
+          dict(spectra=[[torch.ones(2)], {}, {0: "sv"}, {0: torch.tensor([1.0, NAN])}], rtol=[NAN, 0.0, -1.0],
+               ks=[(0,), "k", (2.5,)])),
+    Probe(fits_figure, dict(runs={"a": _H1}, X_grid=_XS, target=_YS, epochs=range(2), highlight="Sven", title=None,
+                            max_points=10),
+          dict(runs=_BAD_RUNS, X_grid=["grid", torch.ones(4, 1, dtype=F64)], target=["target"],
+               epochs=[(), (-1,), "e"], max_points=[*SIZES, 1, 2.5])),
+    Probe(sven_figure, dict(k=2, rtol=1e-3, lr=0.1, batch_size=64, epochs=1, device="cpu", progress=False),
+          dict(k=[*SIZES, 2.5], rtol=[NAN, -0.1, 1.5], lr=[NAN, 0.0, -1.0], batch_size=[*SIZES, 513, 2.5],
+               epochs=[*SIZES, 2.5], device=[UNKNOWN], progress=["yes"])),
+]

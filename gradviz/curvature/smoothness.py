@@ -57,6 +57,7 @@ def value_and_gradient(
     theta: torch.Tensor,  # point θ
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "f(θ) and ∇f(θ) from a single reverse-mode pass."
+    if not callable(f): raise TypeError(f"`f` must be callable, got {type(f).__name__}")
     check_tensor("theta", theta, ndim=1, floating=True)
     return _value_grad(f, theta)
 
@@ -235,6 +236,7 @@ def scale_features(
 ) -> torch.Tensor:
     "Centre the columns of `X` and scale column j by κ^(−j/(d−1)), from 1 down to 1/κ."
     check_tensor("X", X, ndim=2, floating=True)
+    if len(X) < 2: raise ValueError(f"`X` needs at least 2 rows to be centred, got {len(X)}")
     kappa, d = check_float("conditioning", conditioning, minimum=1), X.shape[1]
     expo = torch.arange(d, dtype=X.dtype, device=X.device) / max(d - 1, 1)
     return (X - X.mean(0)) * kappa ** (-expo)
@@ -385,6 +387,8 @@ def plot_runs(
     "Six panels: f − f* vs iteration and vs seconds, γ_k, λ_k, trials per step, ‖∇f‖."
     check_type("runs", runs, Mapping)
     if not runs: raise ValueError("`runs` is empty: give at least one run")
+    for label, r in runs.items(): check_type(f"runs[{label!r}]`, an entry of `runs", r, SmoothnessRun)
+    f_star, floor = check_float("f_star", f_star), check_float("floor", floor, minimum=0, strict=True)
     fig, axes = subplots(2, 3, figsize=(11, 6))
     for (label, r), color in zip(runs.items(), PALETTE):
         gap = r.gaps(f_star).clamp_min(floor).numpy()
@@ -410,6 +414,7 @@ def compare_methods(
 ) -> dict[str, SmoothnessRun]:
     "The method with the exact Hessian, the fixed Böhning bound, weighted Gauss–Newton; gradient descent (η = 1/L)."
     check_type("problem", problem, (LogisticProblem, SoftmaxProblem))
+    if not callable(exact): check_choice("exact", exact, ("exact",))
     x0 = problem.X.new_zeros(problem.dim)
     return {"exact Hessian": grad_norm_smooth(problem, x0, exact),
             "Böhning bound (fixed)": grad_norm_smooth(problem, x0, "bohning", max_iters=max_iters),
@@ -424,7 +429,7 @@ def step_limits(
 ) -> dict[str, torch.Tensor]:
     "For each γ: cos(Δ, −g), ‖Δ‖/γ, and ‖Δ − Δ_Newton‖/‖Δ_Newton‖, with λ = ‖g‖/γ."
     check_tensor("gammas", gammas, ndim=1)
-    if not bool((gammas > 0).all()): raise ValueError("`gammas` must be positive")
+    if not len(gammas) or not bool((gammas > 0).all()): raise ValueError("`gammas` must be non-empty and positive")
     newton = regularized_newton_step(H, g, 0.0)
     if newton is None: raise ValueError("`H` must be positive definite for the Newton limit")
     steps = torch.stack([_solve_shifted(H, g, float(g.norm()) / float(gm)) for gm in gammas])
@@ -433,14 +438,29 @@ def step_limits(
             "‖Δ − Δ_Newton‖ / ‖Δ_Newton‖": (steps - newton).norm(dim=1) / newton.norm()}
 
 # %% ../../nbs/10_curvature/12_smoothness.ipynb #8fca321d
+def _curves(name: str, curves, length: int | None = None) -> dict[str, torch.Tensor]:
+    "A non-empty mapping label → finite 1-D tensor (of `length` entries if given), or an error naming `name`."
+    check_type(name, curves, Mapping)
+    if not curves: raise ValueError(f"`{name}` is empty")
+    out = {}
+    for label, c in curves.items():
+        if not isinstance(c, (torch.Tensor, np.ndarray, Sequence)) or isinstance(c, str):
+            raise TypeError(f"`{name}` values must be tensors or sequences of numbers, got {type(c).__name__}")
+        c = check_tensor(name, torch.as_tensor(c), ndim=1)
+        if length is not None and len(c) != length:
+            raise ValueError(f"`{name}`[{label!r}] has {len(c)} values, not {length}")
+        out[label] = c
+    return out
+
 def plot_step_limits(
     gammas: torch.Tensor,  # the γ values swept by `step_limits`
     limits: Mapping[str, torch.Tensor],  # its result: one curve per measure
     title: str | None = "Small γ: a normalised gradient step of length γ; large γ: Newton",  # the finding
 ) -> Figure:
     "The measures of `step_limits` against γ on a log axis."
-    check_type("limits", limits, Mapping)
-    if not limits: raise ValueError("`limits` is empty")
+    check_tensor("gammas", gammas, ndim=1)
+    if not len(gammas) or not bool((gammas > 0).all()): raise ValueError("`gammas` must be non-empty and positive")
+    limits = _curves("limits", limits, len(gammas))
     fig, ax = subplots(figsize=(6.5, 3.5))
     for (name, vals), color in zip(limits.items(), PALETTE):
         ax.semilogx(gammas.cpu(), vals.cpu(), color=color, label=name)
@@ -455,8 +475,7 @@ def plot_gaps(
     floor: float = 1e-16,  # gaps below this are drawn at it (machine precision)
 ) -> Figure:
     "Optimality gaps against the iteration on a log axis, one line per run."
-    check_type("gaps", gaps, Mapping)
-    if not gaps: raise ValueError("`gaps` is empty")
+    gaps, floor = _curves("gaps", gaps), check_float("floor", floor, minimum=0, strict=True)
     fig, ax = subplots(figsize=(6.5, 3.5))
     for (label, gap), color in zip(gaps.items(), PALETTE):
         ax.semilogy(torch.as_tensor(gap).clamp_min(floor).cpu(), color=color, label=label)
@@ -475,13 +494,15 @@ def conditioning_figure(
     max_iters: int = 300,  # iteration budget of the approximations and of gradient descent
 ) -> go.Figure:
     "A kernel-free slider over κ: f − f* of the four methods of `compare_methods` on the logistic problem."
+    check_type("kappas", kappas, Sequence)
+    kappas = [check_float("kappas", kappa, minimum=1) for kappa in kappas]
+    if not kappas: raise ValueError("`kappas` is empty")
     frames = {}
-    for i, kappa in enumerate(kappas):
-        prob = logistic_problem(conditioning=check_float(f"kappas[{i}]", kappa, minimum=1))
+    for kappa in kappas:
+        prob = logistic_problem(conditioning=kappa)
         runs = compare_methods(prob, functools.partial(prob.curvature, "exact"), max_iters)
         f_star = min(float(r.values.min()) for r in runs.values())
         frames[f"{kappa:g}"] = [_gap_trace(r, f_star, name, c) for (name, r), c in zip(runs.items(), PALETTE)]
-    if not frames: raise ValueError("`kappas` is empty")
     return slider_figure(frames, prefix="conditioning κ = ", active=active, log_y=True, y_range=(1e-16, 1),
                          x_title="iteration k", y_title="f(x_k) − f*",
                          title="As κ grows, gradient descent stalls; the exact-Hessian method does not notice")

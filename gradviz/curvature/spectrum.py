@@ -21,16 +21,17 @@ from torch import nn
 
 from .. import viz
 from ..autodiff import flat_objective, flatten_params, model_function, param_layout
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from ..core import (as_generator, check_choice, check_float, check_int, check_same_length, check_tensor, check_type,
+                          resolve_device)
 from ..data import gaussian_clusters, mlp, tiny_cnn, tiny_images, train
 from ..linalg import (GaussNewtonOperator, HessianOperator, SpectralDensity, SymmetricOperator, as_operator,
                             lanczos, slq_density)
 from ..viz import PALETTE, Explorer, slider_figure, small_multiples, subplots
 
 # %% auto #0
-__all__ = ['EXACT_MAX_PARAMS', 'HessianSpectrum', 'operator_spectrum', 'count_outliers', 'near_zero_fraction', 'hessian_spectrum',
-           'ClusterProblem', 'cluster_problem', 'GaussNewtonSplit', 'residual_operator', 'gauss_newton_split',
-           'LinePath', 'loss_along_line', 'symlog_bins', 'plot_spectra', 'plot_top_eigenvalues',
+__all__ = ['EXACT_MAX_PARAMS', 'OUTLIER_RULES', 'HessianSpectrum', 'operator_spectrum', 'count_outliers', 'near_zero_fraction',
+           'hessian_spectrum', 'ClusterProblem', 'cluster_problem', 'GaussNewtonSplit', 'residual_operator',
+           'gauss_newton_split', 'LinePath', 'loss_along_line', 'symlog_bins', 'plot_spectra', 'plot_top_eigenvalues',
            'plot_gauss_newton_split', 'plot_line_paths', 'spectra_figure', 'spectrum_figure', 'explore_spectrum',
            'image_problem', 'plot_slq_spectrum']
 
@@ -52,9 +53,9 @@ class HessianSpectrum:
     @property
     def lambda_max(self) -> float: return float(self.top_eigenvalues[0])
 
-    def num_outliers(self, window: int | None = None) -> int:
+    def num_outliers(self, window: int | None = None, rule: str = "log-gap") -> int:
         "Outliers among the top eigenvalues, by the largest eigen-gap (see `count_outliers`)."
-        return count_outliers(self.top_eigenvalues, window=window)
+        return count_outliers(self.top_eigenvalues, window=window, rule=rule)
 
     def near_zero_fraction(self, rel_tol: float = 1e-3) -> float:
         "Fraction of the spectrum with |λ| < rel_tol · λ_max (the density's mass there on the SLQ path)."
@@ -89,7 +90,12 @@ def operator_spectrum(
     seed: int | torch.Generator | None = None,  # for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
 ) -> HessianSpectrum:
     "The spectrum of a symmetric operator: exact for small p, Lanczos + SLQ otherwise."
-    op = as_operator(op)
+    if isinstance(op, torch.Tensor):
+        check_tensor("op", op, ndim=2)
+        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
+    elif not isinstance(op, SymmetricOperator):
+        raise TypeError(f"`op` must be a SymmetricOperator or a tensor, got {type(op).__name__}")
+    op, gen = as_operator(op), as_generator(seed)
     k = check_int("k", k, minimum=1, maximum=op.size)
     num_probes, num_iters = check_int("num_probes", num_probes, minimum=1), check_int("num_iters", num_iters, minimum=1)
     if exact is None: exact = op.size <= EXACT_MAX_PARAMS
@@ -98,26 +104,40 @@ def operator_spectrum(
         raise ValueError(f"`exact`=True needs p ≤ {EXACT_MAX_PARAMS} (got p = {op.size}); "
                          "use exact=False for Lanczos/SLQ")
     if exact: return _exact_spectrum(op, k)
-    return _lanczos_spectrum(op, max(k, 1), num_probes, num_iters, as_generator(seed))
+    return _lanczos_spectrum(op, max(k, 1), num_probes, num_iters, gen)
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #5833fe23
-def _as_values(name: str, values) -> np.ndarray:
-    "A flat float64 NumPy array of finite values, or a clear error naming `name`."
+OUTLIER_RULES = ("log-gap", "linear-gap")
+
+def _as_values(name: str, values, where: str = "") -> np.ndarray:
+    "A flat, non-empty float64 NumPy array of finite values, or a clear error naming `name` (and `where` in it)."
     if isinstance(values, torch.Tensor): values = values.detach().cpu().double().numpy()
     try: a = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as e: raise TypeError(f"`{name}` must be an array of numbers") from e
-    if not np.all(np.isfinite(a)): raise ValueError(f"`{name}` contains non-finite values")
+    except (TypeError, ValueError) as e: raise TypeError(f"`{name}`{where} must be an array of numbers") from e
+    if not len(a): raise ValueError(f"`{name}`{where} is empty")
+    if not np.all(np.isfinite(a)): raise ValueError(f"`{name}`{where} contains non-finite values")
     return a
+
+def _log_gaps(top: np.ndarray, min_rel: float) -> np.ndarray:
+    "log λ_k − log λ_{k+1} for every k whose λ_k ≥ min_rel·λ_1 (a non-positive λ_{k+1} makes an infinite gap)."
+    if top[0] <= 0: raise ValueError("`eigenvalues` has no positive value: the log-gap rule needs one")
+    m = max(1, min(int(np.sum(top >= min_rel * top[0])), len(top) - 1))
+    with np.errstate(divide="ignore"): return np.log(top[:m]) - np.log(np.clip(top[1:m + 1], 0, None))
 
 def count_outliers(
     eigenvalues,  # eigenvalues (any order): a full spectrum or just the top few
     window: int | None = None,  # look for the gap among the `window` largest (default min(40, all))
+    rule: str = "log-gap",  # "log-gap": largest ratio λ_k/λ_{k+1}; "linear-gap": largest difference λ_k − λ_{k+1}
+    min_rel: float = 0.3,  # log-gap only: cut below eigenvalues ≥ min_rel·λ_max only (deep-bulk ratios mean nothing)
 ) -> int:
     "How many eigenvalues sit above the largest gap between consecutive top eigenvalues."
     ev = np.sort(_as_values("eigenvalues", eigenvalues))[::-1]
     if len(ev) < 2: raise ValueError(f"`eigenvalues` needs at least 2 values, got {len(ev)}")
     window = min(40, len(ev)) if window is None else check_int("window", window, minimum=2, maximum=len(ev))
-    gaps = ev[: window - 1] - ev[1:window]
+    rule = check_choice("rule", rule, OUTLIER_RULES)
+    min_rel = check_float("min_rel", min_rel, minimum=0, maximum=1, strict=True)
+    top = ev[:window]
+    gaps = _log_gaps(top, min_rel) if rule == "log-gap" else top[:-1] - top[1:]
     return int(np.argmax(gaps)) + 1
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #f4be8700
@@ -131,14 +151,17 @@ def near_zero_fraction(
     rel_tol = check_float("rel_tol", rel_tol, minimum=0, strict=True)
     w = np.full(len(ev), 1.0 / len(ev)) if weights is None else _as_values("weights", weights)
     if len(w) != len(ev): raise ValueError(f"`weights` has {len(w)} entries but `eigenvalues` has {len(ev)}")
+    if np.any(w < 0) or not np.sum(w) > 0: raise ValueError("`weights` must be non-negative with a positive sum")
     return float(np.sum(w[np.abs(ev) < rel_tol * np.abs(ev).max()]) / np.sum(w))
 
 # %% ../../nbs/10_curvature/10_hessian_spectrum.ipynb #6bf262a6
-def _on_device(model: nn.Module, X: torch.Tensor, y: torch.Tensor, device) -> tuple:
+def _on_device(model: nn.Module, loss_fn, X: torch.Tensor, y: torch.Tensor, device) -> tuple:
     "Model and data on one device: `device` if given (the model is copied, never moved), else the model's."
     check_type("model", model, nn.Module)
+    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
     check_tensor("X", X)
     check_tensor("y", y)
+    check_same_length(X=X, y=y)
     first = next((p for p in model.parameters()), None)
     if first is None: raise ValueError("`model` has no parameters")
     dev = resolve_device(device, first)
@@ -158,7 +181,7 @@ def hessian_spectrum(
     device: str | torch.device | None = None,  # where to compute; None follows the model
 ) -> HessianSpectrum:
     "Top eigenvalues, spectral density and trace of the training-loss Hessian ∇²_θ L."
-    model, X, y = _on_device(model, X, y, device)
+    model, X, y = _on_device(model, loss_fn, X, y, device)
     op = HessianOperator.from_model(model, loss_fn, X, y)
     return operator_spectrum(op, k=k, num_probes=num_probes, num_iters=num_iters, exact=exact, seed=seed)
 
@@ -229,6 +252,7 @@ def residual_operator(
     y: torch.Tensor,  # targets
 ) -> HessianOperator:
     "R = Σᵢ (∂ℓ/∂zᵢ) ∇²_θ zᵢ: the Hessian of θ ↦ ⟨sg(∇_z ℓ), z(θ)⟩ with the output gradient held fixed."
+    model, X, y = _on_device(model, loss_fn, X, y, None)
     f, theta = flat_objective(model, loss_fn, X, y)
     net = model_function(model)
     with torch.enable_grad():
@@ -246,7 +270,7 @@ def gauss_newton_split(
     device: str | torch.device | None = None,  # where to compute; None follows the model
 ) -> GaussNewtonSplit:
     "The Hessian, its Gauss–Newton part G and residual part R (H = G + R), as operators and, for small models, dense."
-    model, X, y = _on_device(model, X, y, device)
+    model, X, y = _on_device(model, loss_fn, X, y, device)
     H = HessianOperator.from_model(model, loss_fn, X, y)
     G, R = GaussNewtonOperator(model, loss_fn, X, y), residual_operator(model, loss_fn, X, y)
     if dense is None: dense = H.size <= EXACT_MAX_PARAMS
@@ -280,6 +304,8 @@ def loss_along_line(
     extend: float = 0.25,  # also evaluate α in [−extend, 0) and (1, 1 + extend]
 ) -> LinePath:
     "The training loss on the straight line between two networks' parameters."
+    check_type("model_a", model_a, nn.Module)
+    check_type("model_b", model_b, nn.Module)
     if param_layout(model_a) != param_layout(model_b):
         raise ValueError("`model_a` and `model_b` must have the same parameters (names and shapes)")
     num_points, extend = check_int("num_points", num_points, minimum=2), check_float("extend", extend, minimum=0)
@@ -322,7 +348,7 @@ def _shared_symlog(spectra: Mapping[str, object], rel_linthresh: float) -> tuple
     "Each spectrum's eigenvalues, all of them pooled, and the linear threshold every panel or frame shares."
     check_type("spectra", spectra, Mapping)
     if not spectra: raise ValueError("`spectra` is empty")
-    vals = {k: _as_values(f"spectra[{k!r}]", v.eigenvalues if isinstance(v, HessianSpectrum) else v)
+    vals = {k: _as_values("spectra", v.eigenvalues if isinstance(v, HessianSpectrum) else v, f"[{k!r}]")
             for k, v in spectra.items()}
     everything = np.concatenate(list(vals.values()))
     return vals, everything, _linthresh(everything, check_float("rel_linthresh", rel_linthresh, minimum=0, strict=True))
@@ -361,8 +387,10 @@ def plot_top_eigenvalues(
     "The top eigenvalues of each spectrum against its setting: outliers as solid lines, the bulk edge dotted."
     check_type("spectra", spectra, Mapping)
     if not spectra: raise ValueError("`spectra` is empty")
-    num_outliers = check_int("num_outliers", num_outliers, minimum=1)
-    num_bulk = check_int("num_bulk", num_bulk, minimum=0)
+    for x, s in spectra.items(): check_type(f"spectra[{x!r}]`, an entry of `spectra", s, HessianSpectrum)
+    size = min(len(s.top_eigenvalues) for s in spectra.values())
+    num_outliers = check_int("num_outliers", num_outliers, minimum=1, maximum=size)
+    num_bulk = check_int("num_bulk", num_bulk, minimum=0, maximum=size - num_outliers)
     xs, fig, ax = list(spectra), *subplots()
     for j in range(num_outliers + num_bulk):
         outlier = j < num_outliers
@@ -381,6 +409,7 @@ def plot_gauss_newton_split(
     num_bins: int = 50,  # histogram bins
 ) -> Figure:
     "Left: top eigenvalues of G against those of H. Right: the spectra of H and of the residual R."
+    check_type("split", split, GaussNewtonSplit)
     if split.H_dense is None: raise ValueError("`split` has no dense matrices; build it with dense=True")
     eH, eG, eR = (torch.linalg.eigvalsh(M.double()).cpu().numpy()[::-1]
                   for M in (split.H_dense, split.G_dense, split.R_dense))
@@ -408,6 +437,7 @@ def plot_line_paths(
     "The training loss along straight lines between solutions, one curve per path (α = 0 and 1 marked)."
     check_type("paths", paths, Mapping)
     if not paths: raise ValueError("`paths` is empty")
+    for label, p in paths.items(): check_type(f"paths[{label!r}]`, an entry of `paths", p, LinePath)
     fig, ax = subplots()
     for i, (label, p) in enumerate(paths.items()):
         ax.plot(p.alphas, p.losses, color=PALETTE[i % len(PALETTE)], ls="-" if i == 0 else "--", label=label)
@@ -502,6 +532,7 @@ def image_problem(
     progress: bool | Callable = False,  # a bar over the training steps
 ) -> ClusterProblem:
     "Synthetic stripe images and a small CNN trained on them with minibatch SGD (cross-entropy)."
+    check_int("num_classes", num_classes, minimum=2)
     X, y = tiny_images(n=n, num_classes=num_classes, image_size=image_size, channels=channels, noise=0.5, seed=seed,
                        device=device)
     cnn = tiny_cnn(in_channels=channels, num_classes=num_classes, image_size=image_size, width=width, seed=seed,

@@ -117,11 +117,14 @@ def truncated_svd(
     rtol = check_float("rtol", rtol, minimum=0, maximum=1, strict=False)
     atol = check_float("atol", atol, minimum=0)
     method = check_choice("method", method, SVD_METHODS)
+    oversample = check_int("oversample", oversample, minimum=0)
+    power_iters = check_int("power_iters", power_iters, minimum=0)
+    gen = as_generator(seed)
     if method == "exact":
         U, S, Vh = torch.linalg.svd(M, full_matrices=False)
         U, S, Vh = U[:, :k], S[:k], Vh[:k]
     elif method == "gram": U, S, Vh = _gram_svd(M, k)
-    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, seed=seed)
+    else: U, S, Vh = randomized_svd(M, k, oversample=oversample, power_iters=power_iters, seed=gen)
     keep = (S >= rtol * S[0]) & (S > atol)
     return TruncatedSVD(U[:, keep], S[keep], Vh[keep])
 
@@ -224,6 +227,8 @@ def regression_1d(
 ) -> Regression1D:
     "The paper's toy data: x ~ U[−1, 1], y = e^{−10x²} sin 2x, standardised with the sample's mean and deviation."
     n, g = check_int("n", n, minimum=2), as_generator(seed)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating torch.dtype, got {dtype}")
     X = 2 * torch.rand(n, 1, generator=g, dtype=torch.float64, device=g.device) - 1
     raw = lambda x: torch.exp(-10 * x ** 2) * torch.sin(2 * x)
     mu, sd = raw(X).mean(), raw(X).std()
@@ -318,7 +323,9 @@ def fit(
     "Train `model` with one of four optimizers, recording losses and wall time after every epoch."
     check_type("model", model, nn.Module)
     method = check_choice("method", method, FIT_METHODS)
+    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
     check_tensor("X", X, floating=True)
+    if X_grid is not None: check_tensor("X_grid", X_grid, floating=True)
     check_tensor("y", y)
     n = check_same_length(X=X, y=y)
     epochs, lr = check_int("epochs", epochs, minimum=1), check_float("lr", lr, minimum=0, strict=True)
@@ -340,6 +347,19 @@ def _color(colors: Mapping[str, str] | None, name: str, i: int) -> str:
     "The colour of run `name`: from `colors` if it names one, else the house palette in order."
     return (colors or {}).get(name, PALETTE[i % len(PALETTE)])
 
+def _check_runs(runs: Mapping[str, History], name: str = "runs") -> Mapping[str, History]:
+    "A non-empty mapping label → `History`, or an error naming `name`."
+    check_type(name, runs, Mapping)
+    if not runs: raise ValueError(f"`{name}` is empty")
+    for label, h in runs.items(): check_type(f"{name}[{label!r}]`, an entry of `{name}", h, History)
+    return runs
+
+def _check_grid(X_grid: torch.Tensor, target: torch.Tensor) -> None:
+    "The grid and the target on it: finite tensors of one length, or an error naming the argument."
+    check_tensor("X_grid", X_grid)
+    check_tensor("target", target)
+    check_same_length(X_grid=X_grid, target=target)
+
 def plot_histories(
     runs: Mapping[str, History],  # label → training run
     colors: Mapping[str, str] | None = None,  # label → colour; default the house palette in order
@@ -347,8 +367,10 @@ def plot_histories(
     highlight: str | None = "Sven",  # runs whose label contains this are drawn thicker
 ) -> Figure:
     "Training loss per pass over the data (left) and per second of training (right), on log axes."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty")
+    _check_runs(runs)
+    if colors is not None: check_type("colors", colors, Mapping)
+    if isinstance(titles, str) or len(check_type("titles", titles, Sequence)) != 2:
+        raise ValueError("`titles` must be two strings, one per panel")
     fig, axes = subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, (name, h) in enumerate(runs.items()):
         style = dict(color=_color(colors, name, i), label=name, lw=2 if highlight and highlight in name else 1.3)
@@ -374,8 +396,10 @@ def plot_fits(
     title: str | None = None,  # the finding
 ) -> Figure:
     "Each run's fitted curve after about `epoch` passes, over the target."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty")
+    _check_runs(runs)
+    _check_grid(X_grid, target)
+    epoch = check_float("epoch", epoch, minimum=0)
+    if colors is not None: check_type("colors", colors, Mapping)
     xs = X_grid.reshape(-1).cpu().numpy()
     fig, ax = subplots(figsize=(7, 3.8))
     ax.plot(xs, target.reshape(-1).cpu().numpy(), color="k", lw=3, alpha=0.25, label="target")
@@ -401,8 +425,13 @@ def spectra_along_training(
     **options,  # passed to `Sven` (lr, k, rtol, …)
 ) -> dict[int, torch.Tensor]:
     "Singular values of the residual Jacobian on one fixed batch, after selected epochs of Sven training."
-    epochs = sorted(check_int(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(epochs))
+    check_type("epochs", epochs, Sequence)
+    epochs = sorted(check_int("epochs", e, minimum=0) for e in epochs)
     if not epochs: raise ValueError("`epochs` is empty")
+    check_tensor("X", X)
+    check_tensor("y", y)
+    check_same_length(X=X, y=y)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     opt, gen, spectra = Sven(model, loss_fn, **options), as_generator(seed), {}
     X_b, y_b = X[:check_int("batch", batch, minimum=1)], y[:batch]
     for epoch in range(epochs[-1] + 1):
@@ -420,6 +449,10 @@ def plot_jacobian_spectra(
     "σ_i/σ_1 against i on log axes, one line per epoch, with the rtol cut-off and marks at each k."
     check_type("spectra", spectra, Mapping)
     if not spectra: raise ValueError("`spectra` is empty")
+    for e, s in spectra.items(): check_tensor("spectra", s, ndim=1)
+    rtol = check_float("rtol", rtol, minimum=0, maximum=1, strict=True)
+    check_type("ks", ks, Sequence)
+    ks = [check_int("ks", k, minimum=1) for k in ks]
     fig, ax = subplots(figsize=(7, 3.8))
     cmap, size = matplotlib.colormaps["viridis"], max(len(s) for s in spectra.values())
     for i, (epoch, s) in enumerate(spectra.items()):
@@ -446,8 +479,10 @@ def fits_figure(
     max_points: int = 100,  # points per curve (the grid is thinned evenly to at most this many)
 ) -> go.Figure:
     "A kernel-free slider through the fitted curves, epoch by epoch, over the target."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty")
+    _check_runs(runs)
+    _check_grid(X_grid, target)
+    epochs = [check_int("epochs", e, minimum=0) for e in check_type("epochs", epochs, Sequence)]
+    if not epochs: raise ValueError("`epochs` is empty")
     stride = int(np.ceil(len(X_grid) / check_int("max_points", max_points, minimum=2)))
     xs, width = X_grid.reshape(-1).cpu().numpy()[::stride], lambda name: 3 if highlight and highlight in name else 1.5
     frames = {str(e): [go.Scatter(x=xs, y=h.predictions[_record_at(h, e, before=True)][::stride], mode="lines",
