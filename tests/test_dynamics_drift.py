@@ -226,7 +226,7 @@ def test_game_bad_input():
     with pytest.raises(ValueError, match="`mode`"): game_field(bilinear1, bilinear2, 1, 0.1, "sequential")
     with pytest.raises(ValueError, match="`split`"): game_gd_path(bilinear1, bilinear2, z, 2, 0.1, 3)
     with pytest.raises(ValueError, match="`split`"): interaction_terms(bilinear1, bilinear2, 0, z)
-    with pytest.raises(TypeError, match="`E`"): game_gradient(bilinear1, 5, 1)
+    with pytest.raises(TypeError, match="`L2`"): game_gradient(bilinear1, 5, 1)
     with pytest.raises(ValueError, match="`h`"): game_gd_path(bilinear1, bilinear2, z, 1, 0.0, 3)
 
 
@@ -403,3 +403,85 @@ def test_games_and_dal_figures():
     assert isinstance(fig, Figure) and len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
     with pytest.raises(ValueError, match="`runs`"): plot_dal({})
     with pytest.raises(TypeError, match="`runs`"): dal_comparison([("a", {})])
+
+
+def test_dal_claim_catapult_edge_of_stability_and_no_spikes():
+    runs = dal_comparison({k: DAL_RUNS[k] for k in ("fixed h = 1.0", "fixed h = 0.5", "DAL, p = 2")}, steps=150,
+                          record_every=25, device="cpu")
+    f1, f05, d2 = runs["fixed h = 1.0"], runs["fixed h = 0.5"], runs["DAL, p = 2"]
+    jumps = f1.loss[1:] / f1.loss[:-1]
+    assert f1.sharpness[0] > 2.0 and jumps.max() > 3 and int(np.argmax(jumps)) < 5  # the catapult, at the start
+    assert np.all(np.abs(f1.sharpness[1:] - 2.0) < 0.15)  # then the sharpness sits at 2/h
+    assert np.all(np.diff(f05.loss) <= 0) and np.all(np.diff(d2.loss) <= 0)  # no increase at all
+    assert d2.sharpness[1:].min() > 2 / d2.lr.mean() and d2.lr.max() == 5.0 and d2.lr.min() < 0.3
+
+
+# ---------- bad-input probes ----------
+
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+
+def _half_square(th): return 0.5 * (th ** 2).sum()
+
+
+_TH = torch.tensor([1.0, -0.5], dtype=D)
+_BAD_TH = [torch.tensor([NAN, 1.0], dtype=D), torch.ones(2, 2, dtype=D), torch.ones(2, dtype=torch.long), "theta"]
+_POS = [0.0, -1.0, NAN, INF]
+_ERRS = dict(h=np.array([0.1, 0.05]), ngf=np.array([1e-2, 2.5e-3]), igr=np.array([1e-3, 1.25e-4]))
+_GRID = grid_derivatives("valley", 5)
+_XS = np.linspace(0, 1, 5)
+_GDRUN = run_gd(_half_square, _TH, 2)
+
+PROBES = [
+    Probe(ngf_field, dict(E=_half_square), dict(E=["E", None])),
+    Probe(gd_path, dict(E=_half_square, theta0=_TH, h=0.1, steps=3),
+          dict(E=["E"], theta0=_BAD_TH, h=_POS, steps=[-1, 1.5])),
+    Probe(integrate_flow, dict(field=ngf_field(_half_square), theta0=_TH, t_end=0.5),
+          dict(field=["f"], theta0=_BAD_TH[:2], t_end=_POS, t_eval=[[2.0], [[0.1]], [NAN], []], rtol=_POS, atol=_POS,
+               method=[UNKNOWN], max_evals=SIZES)),
+    Probe(modified_loss, dict(E=_half_square, h=0.1), dict(E=["E"], h=[-1.0, NAN])),
+    Probe(igr_field, dict(E=_half_square, h=0.1), dict(E=["E"], h=[-1.0, NAN])),
+    Probe(pf_coefficient, dict(x=0.5), dict(x=["x", torch.tensor([1 + 1j]), torch.tensor([1]), NAN, INF,
+                                              torch.tensor([0.5, NAN], dtype=D)])),
+    Probe(principal_flow_field, dict(E=_half_square, h=0.1), dict(E=["E"], h=_POS)),
+    Probe(local_errors, dict(E=_half_square, theta0=_TH, hs=[0.1, 0.05]),
+          dict(E=["E"], theta0=_BAD_TH[:2], hs=[[0.1], [0.0, 0.1], [NAN, 0.1]]), named={"hs": r"hs(\[0\])?"}),
+    Probe(fit_order, dict(hs=[0.1, 0.05], errors=[1e-2, 2.5e-3]),
+          dict(hs=[[0.1], [-0.1, 0.05], [NAN, 0.1]], errors=[[1.0], [0.0, 1.0], [NAN, 1.0]])),
+    Probe(game_gradient, dict(L1=bilinear1, L2=bilinear2, split=1), dict(L1=["L"], L2=[None], split=[0, -1, 1.5])),
+    Probe(interaction_terms, dict(L1=bilinear1, L2=bilinear2, split=1, z=_TH),
+          dict(L1=["L"], L2=["L"], split=[0, 2, 1.5], z=_BAD_TH)),
+    Probe(game_field, dict(L1=bilinear1, L2=bilinear2, split=1, h=0.1),
+          dict(L1=["L"], L2=["L"], split=[0, -1], h=[-1.0, NAN], mode=[UNKNOWN], interaction=[NAN, "x"])),
+    Probe(game_gd_path, dict(L1=bilinear1, L2=bilinear2, z0=_TH, split=1, h=0.1, steps=3),
+          dict(L1=["L"], z0=_BAD_TH, split=[0, 2], h=_POS, steps=[-1, 1.5], mode=[UNKNOWN],
+               cancel_interaction=[NAN, "x"])),
+    Probe(dal_lr, dict(E=_half_square, theta=_TH),
+          dict(E=["E"], theta=_BAD_TH, c=_POS, power=[-1.0, NAN], max_lr=[0.0, -1.0, NAN])),
+    Probe(run_gd, dict(E=_half_square, theta0=_TH, steps=2),
+          dict(E=["E"], theta0=_BAD_TH, steps=SIZES, lr=_POS, rule=[UNKNOWN], c=[0.0, NAN], power=[-1.0],
+               max_lr=[0.0, NAN], record_every=SIZES, seed=[-1, "s"])),
+    Probe(plot_orders, dict(errs=_ERRS), dict(errs=["errs", {"h": _ERRS["h"]}])),
+    Probe(grid_derivatives, dict(landscape="valley", n=5), dict(landscape=[UNKNOWN, 3], n=[1, 0, -1, 2.5])),
+    Probe(grid_flow, dict(grid=_GRID, flow="NGF", h=0.1),
+          dict(grid=["grid"], flow=[UNKNOWN], h=[-1.0, NAN], mode=[UNKNOWN])),
+    Probe(streamlines, dict(xs=_XS, ys=_XS, U=np.ones((5, 5)), V=np.ones((5, 5))),
+          dict(xs=[_XS[::-1], np.array([0.0]), np.r_[_XS[:4], NAN]], ys=[np.zeros(5)],
+               U=[np.ones((4, 5)), np.full((5, 5), NAN)], V=[np.ones(5)], seeds=SIZES, steps=SIZES, step_size=_POS)),
+    Probe(flow_trajectories, dict(landscape="valley", h=0.3, start=(1.5, 0.3), steps=2, flows=("NGF",)),
+          dict(landscape=[UNKNOWN], h=_POS, start=[(1.0,), "ab", (NAN, 0.3)], steps=SIZES, flows=[(UNKNOWN,)],
+               mode=[UNKNOWN], rtol=[0.0, NAN], max_evals=[0])),
+    Probe(three_flows_figure, dict(landscape="valley", h=0.3, steps=2),
+          dict(landscape=[UNKNOWN, "bilinear game"], h=_POS, steps=SIZES)),
+    Probe(coefficient_figure, dict(hl=(0.3,)), dict(hl=[[NAN], ["x"], [INF]]), named={"hl": r"hl\[0\]"}),
+    Probe(drift_figure, dict(landscape="valley", h=0.3, steps=2),
+          dict(landscape=[UNKNOWN], h=_POS, x0=[NAN, "x"], y0=[INF], stream=[UNKNOWN], mode=[UNKNOWN], steps=SIZES,
+               rtol=[0.0], max_evals=[0])),
+    Probe(plot_games, dict(h=0.1, steps=5), dict(h=_POS, steps=SIZES)),
+    Probe(dal_comparison, dict(runs={"a": dict(lr=0.5)}, hidden=(4,), n=8, steps=2, record_every=1, device="cpu"),
+          dict(runs=["runs", {"a": "lr"}], hidden=[(0,), "x", (2.5,)], n=[1, -1], steps=SIZES, record_every=SIZES,
+               dtype=[torch.long, "float64"], seed=[-1])),
+    Probe(plot_dal, dict(runs={"a": _GDRUN}), dict(runs=[{}, "runs", {"a": "run"}])),
+    Probe(drift_slider_figure, dict(hs=(0.1,), landscape="quadratic", steps=2),
+          dict(hs=[[0.0], [NAN]], landscape=[UNKNOWN, "bilinear game"], steps=SIZES), named={"hs": r"hs\[0\]"}),
+]

@@ -12,10 +12,11 @@ from matplotlib.figure import Figure
 from gradviz.data import concentric_rings, mlp
 from gradviz.dynamics.node_reg import (
     DOPRI5_A, DOPRI5_B, DOPRI5_C, DOPRI5_E, STABILITY_SIZE, NeuralODE, NODERun, ODEClassifier, ODESolution, StepErrors,
-    dopri5_step, error_norm, explore_node_reg, local_regularizer, node_classifier, node_reg_figure, odeint_dopri5,
-    plot_flows, plot_nfe_history, plot_step_errors, plot_step_profile, plot_tradeoff, sample_time, sampled_estimates,
-    step_errors, step_profile_slider_figure, train_node)
+    adjoint_backward, dopri5_step, error_norm, explore_node_reg, local_regularizer, node_classifier, node_reg_figure,
+    odeint_adjoint, odeint_dopri5, flow_paths, plot_flows, plot_nfe_history, plot_step_errors, plot_step_profile,
+    plot_tradeoff, sample_time, sampled_estimates, step_errors, step_profile_frames, step_profile_slider_figure, train_node)
 from gradviz.viz import Explorer
+from reference import fd_gradient, flat_loss, require_ref
 
 F64 = torch.float64
 
@@ -292,6 +293,118 @@ def test_train_node_follows_its_device_and_takes_a_progress_callable():
     assert seen and next(run.model.parameters()).device.type == "cpu"
 
 
+# ---------------------------------------------------------------- the adjoint method
+
+def test_adjoint_closed_form_with_and_without_a_jump():
+    a = torch.tensor(-0.7, dtype=F64, requires_grad=True)
+    f, z0, ts, c = (lambda t, z: a * z), torch.tensor([1.5], dtype=F64), 0.4, 2.0
+    with torch.no_grad(): z1 = odeint_dopri5(f, z0, atol=1e-10, rtol=1e-10).z
+    r = adjoint_backward(f, [a], z1, torch.ones(1, dtype=F64), atol=1e-10, rtol=1e-10, jumps={ts: torch.tensor([c], dtype=F64)})
+    # L = z(1) + c z(t*):  ∂L/∂z0 = e^a + c e^{a t*},  ∂L/∂a = z0 (e^a + c t* e^{a t*})
+    assert abs(r.grad_z0.item() - (math.exp(-0.7) + c * math.exp(-0.7 * ts))) < 1e-8
+    assert abs(r.grads[0].item() - 1.5 * (math.exp(-0.7) + c * ts * math.exp(-0.7 * ts))) < 1e-8
+    assert abs(r.z0.item() - 1.5) < 1e-8  # z integrated backwards returns to z(0)
+    r0 = adjoint_backward(f, [a], z1, torch.ones(1, dtype=F64), atol=1e-10, rtol=1e-10)
+    assert abs(r0.grad_z0.item() - math.exp(-0.7)) < 1e-8 and abs(r0.grads[0].item() - 1.5 * math.exp(-0.7)) < 1e-8
+
+
+def _tiny_node(gradient, **kw):
+    return NeuralODE(mlp([2, 6, 2], "tanh", seed=3, device="cpu", dtype=F64), atol=1e-10, rtol=1e-10, gradient=gradient, **kw)
+
+
+_XT = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+_YT = torch.randn(5, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
+
+
+def _grads(node, X):
+    X = X.clone().requires_grad_(True)
+    zT, pen = node(X)
+    loss = ((zT - _YT) ** 2).sum() + pen
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, [X, *node.field.parameters()])])
+
+
+def test_adjoint_matches_finite_differences_on_a_tiny_model():
+    node = _tiny_node("adjoint").eval()
+    g = _grads(node, _XT)[_XT.numel():]
+    f, theta = flat_loss(_tiny_node("backprop").eval(), lambda out, y: ((out[0] - y) ** 2).sum(), _XT, _YT)
+    fd = fd_gradient(f, theta, eps=1e-5)
+    assert (g - fd).norm() / fd.norm() < 1e-6
+
+
+@pytest.mark.parametrize("regularize", ["none", "unbiased", "biased"])
+def test_adjoint_matches_backprop_through_the_solver_with_the_local_regulariser(regularize):
+    ga = _grads(_tiny_node("adjoint", regularize=regularize, weight=0.5, seed=4), _XT)
+    gb = _grads(_tiny_node("backprop", regularize=regularize, weight=0.5, seed=4), _XT)
+    assert (ga - gb).norm() / gb.norm() < 1e-7  # inputs and parameters; both runs sample the same t*
+
+
+def test_adjoint_jump_equals_differentiating_through_the_state_at_t_star():
+    net = mlp([2, 6, 2], "tanh", seed=5, device="cpu", dtype=F64)
+    names, shapes = [n for n, _ in net.named_parameters()], [p.shape for p in net.parameters()]
+    theta0 = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    ts, v, z0 = 0.35, torch.randn(5, 2, generator=torch.Generator().manual_seed(2), dtype=F64), _XT
+
+    def loss(theta):  # L = Σ z(1)² + Σ v·z(t*), by two tight solves split at t*
+        ps = dict(zip(names, (c.view(s) for c, s in zip(theta.split([math.prod(s) for s in shapes]), shapes))))
+        f = lambda t, z: torch.func.functional_call(net, ps, (z,))
+        zs = odeint_dopri5(f, z0, 0.0, ts, atol=1e-11, rtol=1e-11).z
+        return (odeint_dopri5(f, zs, ts, 1.0, atol=1e-11, rtol=1e-11).z ** 2).sum() + (v * zs).sum()
+
+    f = lambda t, z: net(z)
+    with torch.no_grad(): z1 = odeint_dopri5(f, z0, atol=1e-11, rtol=1e-11).z
+    r = adjoint_backward(f, list(net.parameters()), z1, 2 * z1, atol=1e-11, rtol=1e-11, jumps={ts: v})
+    g = torch.cat([x.reshape(-1) for x in r.grads])
+    fd = fd_gradient(loss, theta0, eps=1e-5)
+    assert (g - fd).norm() / fd.norm() < 1e-6
+    without = torch.cat([x.reshape(-1) for x in adjoint_backward(f, list(net.parameters()), z1, 2 * z1, atol=1e-11,
+                                                                  rtol=1e-11).grads])
+    assert (without - fd).norm() / fd.norm() > 1e-2  # the jump matters
+
+
+def test_adjoint_gap_to_backprop_shrinks_with_the_tolerance():
+    gaps = []
+    for tol in (1e-4, 1e-6, 1e-8):
+        node = lambda g: NeuralODE(mlp([2, 6, 2], "tanh", seed=3, device="cpu", dtype=F64), atol=tol, rtol=tol, t1=5.0, gradient=g)
+        ga, gb = _grads(node("adjoint"), _XT), _grads(node("backprop"), _XT)
+        gaps.append(float((ga - gb).norm() / gb.norm()))
+    assert gaps[0] > 10 * gaps[1] > 100 * gaps[2] and all(g < 30 * t for g, t in zip(gaps, (1e-4, 1e-6, 1e-8)))
+
+
+def test_adjoint_records_the_backward_solve_and_refuses_the_global_regulariser():
+    seen = []
+    a = torch.tensor(-1.0, dtype=F64, requires_grad=True)
+    sol = odeint_adjoint(lambda t, z: a * z, ONE, [a], on_backward=seen.append)
+    sol.z.sum().backward()
+    assert len(seen) == 1 and seen[0].nfe > 0 and abs(a.grad.item() - math.exp(-1.0)) < 1e-5
+    with pytest.raises(ValueError, match="`gradient`"): NeuralODE(torch.nn.Tanh(), regularize="global", gradient="adjoint")
+
+
+@pytest.mark.ref
+def test_adjoint_matches_torchdiffeq():
+    tde = require_ref("torchdiffeq")
+    net = mlp([2, 6, 2], "tanh", seed=3, device="cpu", dtype=F64)
+
+    class Field(torch.nn.Module):
+        def __init__(self): super().__init__(); self.net = net
+        def forward(self, t, z): return self.net(z)
+
+    z1 = tde.odeint_adjoint(Field(), _XT, torch.tensor([0.0, 1.0], dtype=F64), rtol=1e-10, atol=1e-10, method="dopri5")[-1]
+    ref = torch.cat([g.reshape(-1) for g in torch.autograd.grad(((z1 - _YT) ** 2).sum(), list(net.parameters()))])
+    ours = _grads(_tiny_node("adjoint").eval(), _XT)[_XT.numel():]
+    assert (ours - ref).norm() / ref.norm() < 1e-7
+
+
+def test_the_nfe_cut_is_the_same_trained_by_backprop_or_by_the_adjoint():
+    kw = dict(steps=100, n=128, tol=1e-6, device="cpu")
+    runs = {(g, w): train_node(w, "unbiased" if w else "none", gradient=g, **kw) for g in ("backprop", "adjoint") for w in (0.0, 0.3)}
+    for g in ("backprop", "adjoint"):
+        base, reg = runs[g, 0.0], runs[g, 0.3]
+        assert reg.test_nfe <= 0.5 * base.test_nfe and base.accuracy >= 0.99 and reg.accuracy >= 0.95
+    for w in (0.0, 0.3): assert abs(runs["adjoint", w].test_nfe - runs["backprop", w].test_nfe) <= 6
+    bwd = {w: float(runs["adjoint", w].backward_nfe.double().mean()) for w in (0.0, 0.3)}
+    assert bwd[0.3] < 0.5 * bwd[0.0] and torch.isnan(runs["backprop", 0.3].backward_nfe).all()
+
+
 # ---------------------------------------------------------------- bad input
 
 ONE = torch.ones(1, dtype=F64)
@@ -333,3 +446,65 @@ ONE = torch.ones(1, dtype=F64)
 ])
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match): call()
+
+
+# ---------------------------------------------------------------- bad-input probes
+
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_A = torch.tensor(-0.5, dtype=F64, requires_grad=True)
+_SOL = odeint_dopri5(_decay, ONE)
+_RUN = train_node(0.3, "unbiased", steps=2, tol=1e-3, n=16, device="cpu")
+_X, _Y = concentric_rings(6, seed=1, device="cpu", dtype=F64)
+_T3, _NAN3 = torch.ones(3, dtype=F64), torch.full((3,), NAN, dtype=F64)
+_NAN1 = torch.full((1,), NAN, dtype=F64)
+_TOL = [0.0, -1.0, NAN, INF]
+_RUNS_BAD = [{}, [1], {"a": "run"}]
+
+PROBES = [
+    Probe(error_norm, dict(error=_T3, z0=_T3, z1=_T3, atol=1e-6, rtol=1e-6),
+          dict(error=[_NAN3, "e"], z0=[torch.ones(4, dtype=F64), _NAN3], z1=[torch.ones(2, dtype=F64)], atol=_TOL,
+               rtol=_TOL)),
+    Probe(dopri5_step, dict(f=_decay, t=0.0, z=ONE, h=0.1),
+          dict(f=["f"], t=[NAN, INF, "0"], z=[_NAN1, torch.ones(1, dtype=torch.long), "z"], h=_TOL,
+               k1=[torch.ones(2, dtype=F64), _NAN1])),
+    Probe(odeint_dopri5, dict(f=_decay, z0=ONE),
+          dict(f=[None], z0=[_NAN1, [1.0]], t0=[NAN], t1=[0.0, -1.0, INF], atol=_TOL, rtol=_TOL,
+               first_step=[0.0, -0.1, NAN], max_steps=SIZES + [1.5], keep_graph=["yes"])),
+    Probe(sample_time, dict(solution=_SOL), dict(solution=["sol", None], sampling=[UNKNOWN], seed=[-1, 0.5, "s"])),
+    Probe(local_regularizer, dict(f=_decay, solution=_SOL, t_star=0.5),
+          dict(f=["f"], solution=["sol"], t_star=[NAN, -1.0, 2.0, "t"], reg_type=[UNKNOWN])),
+    Probe(adjoint_backward, dict(f=lambda t, z: _A * z, params=[_A], z1=ONE, grad_z1=ONE),
+          dict(f=["f"], params=["p", [torch.ones(1, dtype=torch.long)], [3.0]], z1=[_NAN1, "z"],
+               grad_z1=[torch.ones(2, dtype=F64), _NAN1], t0=[NAN], t1=[0.0, INF], atol=_TOL, rtol=_TOL,
+               jumps=[{2.0: ONE}, {0.5: torch.ones(2, dtype=F64)}, {0.5: _NAN1}, [1]])),
+    Probe(odeint_adjoint, dict(f=lambda t, z: _A * z, z0=ONE, params=[_A]),
+          dict(f=["f"], z0=[_NAN1, "z"], params=["p", ["x"]], t1=[0.0, NAN], atol=_TOL, rtol=_TOL, on_backward=["x"])),
+    Probe(NeuralODE, dict(field=torch.nn.Tanh()),
+          dict(field=["net", None], regularize=[UNKNOWN], reg_type=[UNKNOWN], weight=[-1.0, NAN], atol=_TOL,
+               rtol=_TOL, t0=[NAN], t1=[0.0, INF], seed=[-1, 0.5], gradient=[UNKNOWN])),
+    Probe(ODEClassifier, dict(ode=NeuralODE(torch.nn.Tanh()), readout=torch.nn.Linear(3, 1)),
+          dict(ode=["ode", torch.nn.Tanh()], readout=["r"], augment=[-1, 1.5])),
+    Probe(node_classifier, dict(dim=2, augment=1, hidden=4, device="cpu"),
+          dict(dim=SIZES, augment=[-1, 0.5], hidden=SIZES, seed=[-1, "s"], dtype=["float64", torch.long],
+               regularize=[UNKNOWN], weight=[NAN])),
+    Probe(train_node, dict(weight=0.0, regularize="none", steps=1, tol=1e-3, n=8, device="cpu"),
+          dict(weight=[-1.0, NAN], regularize=[UNKNOWN], reg_type=[UNKNOWN], tol=_TOL, steps=SIZES, lr=[0.0, NAN],
+               n=[1, -1], hidden=SIZES, augment=[-1], seed=[-1, "s"], gradient=[UNKNOWN])),
+    Probe(step_errors, dict(hs=[0.1, 0.2]), dict(hs=[[0.0], [NAN], [-0.1], "x"], lam=[NAN, INF, "l"]),
+          named={"hs": r"hs\[0\]"}),
+    Probe(plot_step_errors, dict(errors=step_errors([0.1, 0.2])), dict(errors=[(1, 2, 3), "e"])),
+    Probe(sampled_estimates, dict(f=_decay, solution=_SOL, num_samples=3),
+          dict(f=["f"], solution=["sol"], num_samples=SIZES, seed=[-1])),
+    Probe(plot_nfe_history, dict(runs={"a": _RUN}), dict(runs=_RUNS_BAD)),
+    Probe(plot_tradeoff, dict(runs={0.0: _RUN}), dict(runs=_RUNS_BAD + [{-1.0: _RUN}, {NAN: _RUN}, {"w": _RUN}])),
+    Probe(plot_step_profile, dict(runs={"a": _RUN}), dict(runs=_RUNS_BAD, last=[-1, 1.5])),
+    Probe(flow_paths, dict(run=_RUN, X=_X), dict(run=["run"], X=[torch.ones(3, dtype=F64), torch.ones(3, 3, dtype=F64),
+                                                                torch.full((3, 2), NAN, dtype=F64)], num_times=[1, -1])),
+    Probe(plot_flows, dict(runs={"a": _RUN}, X=_X, y=_Y),
+          dict(runs=_RUNS_BAD, X=[torch.full((6, 2), NAN, dtype=F64), "X"], y=[torch.zeros(5), torch.full((6,), 2.0)])),
+    Probe(step_profile_frames, dict(runs={"a": _RUN}), dict(runs=["runs", {"a": "run"}])),
+    Probe(step_profile_slider_figure, dict(runs={"a": _RUN}), dict(runs=_RUNS_BAD)),
+    Probe(node_reg_figure, dict(run=_RUN, baseline=_RUN), dict(run=["run"], baseline=[None], last=[-1, 2.5])),
+    Probe(explore_node_reg, dict(steps=2, device="cpu"), dict(runs=["runs", {(0.1,): "run"}], steps=SIZES)),
+]

@@ -39,8 +39,8 @@ __all__ = ['Field', 'LANDSCAPES', 'FLOWS', 'FLOW_COLOURS', 'DAL_RUNS', 'ngf_fiel
 # %% ../../nbs/20_dynamics/20_drift.ipynb #b6d11e12
 Field = Callable[[torch.Tensor], torch.Tensor]
 
-def _check_objective(E) -> Callable:
-    if not callable(E): raise TypeError(f"`E` must be callable, got {type(E).__name__}")
+def _check_objective(E, name: str = "E") -> Callable:
+    if not callable(E): raise TypeError(f"`{name}` must be callable, got {type(E).__name__}")
     return E
 
 def _check_theta(theta, name: str = "theta") -> torch.Tensor:
@@ -97,7 +97,8 @@ def _check_t_eval(t_eval, t_end: float) -> np.ndarray | None:
     "The report times as a 1-D array in [0, t_end]; None for the solver's own steps."
     if t_eval is None: return None
     t_eval = np.asarray(t_eval, dtype=float)
-    if t_eval.ndim != 1 or t_eval.min() < 0 or t_eval.max() > t_end * (1 + 1e-12):
+    bad = t_eval.ndim != 1 or not len(t_eval) or not np.isfinite(t_eval).all()
+    if bad or t_eval.min() < 0 or t_eval.max() > t_end * (1 + 1e-12):
         raise ValueError(f"`t_eval` must be a 1-D array of times in [0, t_end={t_end:g}]")
     return np.clip(t_eval, 0, t_end)
 
@@ -157,9 +158,12 @@ def pf_coefficient(
     x: torch.Tensor | float,  # hλ, real (any shape)
 ) -> torch.Tensor:
     "log(1 − x)/x on the principal branch, as a complex tensor: −1 at x = 0, −∞ at x = 1, Im = π/x for x > 1."
+    if not (torch.is_tensor(x) or isinstance(x, (int, float))) or isinstance(x, bool):
+        raise TypeError(f"`x` must be a real number or tensor, got {type(x).__name__}")
     x = torch.as_tensor(x, dtype=torch.float64) if not torch.is_tensor(x) else x
     if x.is_complex() or not x.is_floating_point():
         raise TypeError(f"`x` must be a real floating tensor, got {x.dtype}")
+    check_tensor("x", x)  # finite: x = 1 is the one pole, and it is handled
     xc = x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
     small = x.abs() < 1e-4
     safe = torch.where(small, torch.ones_like(xc), xc)
@@ -215,6 +219,7 @@ def fit_order(
     hs, errors = np.asarray(hs, dtype=float), np.asarray(errors, dtype=float)
     if hs.shape != errors.shape or hs.ndim != 1 or len(hs) < 2:
         raise ValueError("`hs` and `errors` must be 1-D of equal length ≥ 2")
+    if not (np.isfinite(hs).all() and np.isfinite(errors).all()): raise ValueError("`hs` and `errors` must be finite")
     if (hs <= 0).any() or (errors <= 0).any(): raise ValueError("`hs` and `errors` must be positive to take logarithms")
     return float(np.polyfit(np.log(hs), np.log(errors), 1)[0])
 
@@ -230,8 +235,9 @@ def game_gradient(
     split: int,  # number of coordinates of player 1
 ) -> Field:
     "The players' own gradients F(z) = (∇_φL₁, ∇_ψL₂): a game's 'gradient'; −F is its simultaneous NGF."
-    _check_objective(L1)
-    _check_objective(L2)
+    _check_objective(L1, "L1")
+    _check_objective(L2, "L2")
+    split = check_int("split", split, minimum=1)
     return lambda z: torch.cat([grad(L1)(z)[:split], grad(L2)(z)[split:]])
 
 def interaction_terms(
@@ -259,8 +265,8 @@ def game_field(
     interaction: float = 1.0,  # multiplier on the interaction terms (1: GD's drift, 0: without them)
 ) -> Field:
     "The first-order modified flow of simultaneous or alternating GD in a two-player game."
-    _check_objective(L1)
-    _check_objective(L2)
+    _check_objective(L1, "L1")
+    _check_objective(L2, "L2")
     h, mode = check_float("h", h, minimum=0), check_choice("mode", mode, _MODES)
     interaction, sign = check_float("interaction", interaction), 1.0 if mode == "simultaneous" else -1.0
     F = game_gradient(L1, L2, split)
@@ -359,6 +365,8 @@ def run_gd(
     check_tensor("theta0", theta0, ndim=1, floating=True)
     steps, every = check_int("steps", steps, minimum=1), check_int("record_every", record_every, minimum=1)
     rule, lr = check_choice("rule", rule, ("fixed", "dal")), check_float("lr", lr, minimum=0, strict=True)
+    c, power = check_float("c", c, minimum=0, strict=True), check_float("power", power, minimum=0)
+    max_lr = check_float("max_lr", max_lr, minimum=0, strict=True) if max_lr != math.inf else max_lr
     seed = core.as_seed(seed)
     theta, losses, lrs, rec, diverged = theta0.detach(), [], [], [], False
     for t in range(steps + 1):
@@ -531,6 +539,13 @@ def streamlines(
     "Streamlines through a lattice of seeds, traced both ways on the field at unit speed, stopping where it vanishes."
     seeds, steps = check_int("seeds", seeds, minimum=1), check_int("steps", steps, minimum=1)
     step_size = check_float("step_size", step_size, minimum=0, strict=True)
+    for name, g in (("xs", xs), ("ys", ys)):
+        g = np.asarray(g, dtype=float)
+        if g.ndim != 1 or len(g) < 2 or not np.isfinite(g).all() or not (np.diff(g) > 0).all():
+            raise ValueError(f"`{name}` must be an increasing 1-D grid of at least two finite values")
+    for name, W in (("U", U), ("V", V)):
+        if np.shape(W) != (len(ys), len(xs)) or not np.isfinite(W).all():
+            raise ValueError(f"`{name}` must be a finite array of shape (len(ys), len(xs)) = {(len(ys), len(xs))}")
     box = (xs[0], xs[-1], ys[0], ys[-1])
     vel = _unit_velocity(xs, ys, U, V, 0.02 * np.hypot(U, V).max())  # stop near fixed points instead of circling them
     ds = step_size * max(box[1] - box[0], box[3] - box[2])
@@ -589,8 +604,8 @@ def flow_trajectories(
     _landscape(landscape)
     check_choice("mode", mode, _MODES)
     h, steps = check_float("h", h, minimum=0, strict=True), check_int("steps", steps, minimum=1)
-    start = tuple(float(v) for v in start)
-    if len(start) != 2: raise ValueError(f"`start` must be an (x, y) pair, got {start}")
+    if isinstance(start, str) or len(start) != 2: raise ValueError(f"`start` must be an (x, y) pair, got {start!r}")
+    start = tuple(check_float("start", v) for v in start)
     out = {"GD": _gd_iterates(landscape, h, start, steps, mode)}
     for flow in core.progress(flows, progress, desc="integrating flows"):
         path = _flow_path(landscape, h, start, steps, check_choice("flows", flow, FLOWS), mode, float(rtol), max_evals)
@@ -736,6 +751,7 @@ def drift_figure(
 ) -> go.Figure:
     "GD against its flows on one landscape: streamlines, paths from (x0, y0), and the PF coefficient at hλᵢ."
     land, stream = _landscape(landscape), check_choice("stream", stream, FLOWS)
+    x0, y0 = check_float("x0", x0), check_float("y0", y0)
     flows = tuple(f for f, on in zip(FLOWS, (ngf, igr, pf)) if on)
     data = [_contour_trace(grid_derivatives(landscape)), *_coefficient_curves(xaxis="x2", yaxis="y2"),
             *_drift_traces(landscape, h, (x0, y0), steps, flows, stream, mode, rtol, max_evals, progress)]
@@ -801,6 +817,12 @@ def dal_comparison(
 ) -> dict[str, GDRun]:
     "Full-batch GD runs of one regression problem, each with its own step rule, from the same start."
     check_type("runs", runs, Mapping)
+    for label, kw in runs.items():
+        if not isinstance(kw, Mapping):
+            raise TypeError(f"`runs` must map labels to `run_gd` arguments, got {type(kw).__name__} for {label!r}")
+    hidden = [check_int("hidden", w, minimum=1) for w in check_type("hidden", hidden, (list, tuple))]
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating-point torch.dtype, got {dtype!r}")
     s = core.as_seed(seed)
     X, y, _ = teacher_student(n=check_int("n", n, minimum=2), dim=4, hidden=(16,), activation="tanh", noise=0.0, seed=s,
                               dtype=dtype, device=device)
@@ -817,6 +839,9 @@ def plot_dal(
     "Loss, step size (raw and a 25-step mean) and sharpness against 2/(mean step), one colour per run."
     check_type("runs", runs, Mapping)
     if not runs: raise ValueError("`runs` is empty: give at least one run")
+    for label, r in runs.items():
+        if not isinstance(r, GDRun):
+            raise TypeError(f"`runs` must map labels to GDRun, got {type(r).__name__} for {label!r}")
     fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11.5, 3.5))
     for col, (name, r) in zip(PALETTE * 2, runs.items()):
         w = min(25, len(r.lr))

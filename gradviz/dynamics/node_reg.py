@@ -8,7 +8,7 @@ Docs: https://gradviz.github.io/gradviz/20_dynamics/node_reg.html.md"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -24,12 +24,12 @@ from ..data import concentric_rings, mlp, train
 from ..viz import PALETTE, Explorer, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['DOPRI5_C', 'DOPRI5_A', 'DOPRI5_B', 'DOPRI5_E', 'STABILITY_SIZE', 'SAMPLINGS', 'REG_TYPES', 'REGULARIZE', 'error_norm',
-           'DopriStep', 'dopri5_step', 'ODESolution', 'odeint_dopri5', 'sample_time', 'LocalRegularizer',
-           'local_regularizer', 'NeuralODE', 'ODEClassifier', 'node_classifier', 'NODERun', 'train_node', 'StepErrors',
-           'step_errors', 'plot_step_errors', 'sampled_estimates', 'plot_nfe_history', 'plot_tradeoff',
-           'plot_step_profile', 'flow_paths', 'plot_flows', 'step_profile_frames', 'step_profile_slider_figure',
-           'node_reg_figure', 'explore_node_reg']
+__all__ = ['DOPRI5_C', 'DOPRI5_A', 'DOPRI5_B', 'DOPRI5_E', 'STABILITY_SIZE', 'SAMPLINGS', 'REG_TYPES', 'REGULARIZE', 'GRADIENTS',
+           'error_norm', 'DopriStep', 'dopri5_step', 'ODESolution', 'odeint_dopri5', 'sample_time', 'LocalRegularizer',
+           'local_regularizer', 'AdjointResult', 'adjoint_backward', 'odeint_adjoint', 'NeuralODE', 'ODEClassifier',
+           'node_classifier', 'NODERun', 'train_node', 'StepErrors', 'step_errors', 'plot_step_errors',
+           'sampled_estimates', 'plot_nfe_history', 'plot_tradeoff', 'plot_step_profile', 'flow_paths', 'plot_flows',
+           'step_profile_frames', 'step_profile_slider_figure', 'node_reg_figure', 'explore_node_reg']
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #3ad02dd9
 DOPRI5_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)  # stage times c_i (fractions of h)
@@ -55,7 +55,13 @@ def error_norm(
     rtol: float,  # relative tolerance
 ) -> torch.Tensor:
     "The scaled RMS error E = rms(ẽ / (atol + rtol·max(|z0|, |z1|))) that the step-size control compares with 1."
-    return _rms(error / (atol + rtol * torch.maximum(z0.abs(), z1.abs())))
+    shape = tuple(check_tensor("error", error, floating=True).shape)
+    check_tensor("z0", z0, shape=shape, floating=True)
+    check_tensor("z1", z1, shape=shape, floating=True)
+    atol, rtol = check_float("atol", atol, minimum=0, strict=True), check_float("rtol", rtol, minimum=0, strict=True)
+    return _error_norm(error, z0, z1, atol, rtol)
+
+def _error_norm(error, z0, z1, atol, rtol): return _rms(error / (atol + rtol * torch.maximum(z0.abs(), z1.abs())))
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #b199a9b3
 @dataclass(frozen=True, eq=False)
@@ -73,7 +79,7 @@ class DopriStep:
 
     def error_norm(self, atol: float, rtol: float) -> torch.Tensor:
         "The scaled error E of this step (accept when E < 1)."
-        return error_norm(self.error, self.z0, self.z1, atol, rtol)
+        return _error_norm(self.error, self.z0, self.z1, atol, rtol)
 
     def stiffness(self) -> torch.Tensor:
         "ρ = rms(k7 − k6) / rms(z1 − g6): an estimate of the dominant eigenvalue magnitude of ∂f/∂z (0 if g6 = z1)."
@@ -173,13 +179,14 @@ def _next_factor(err: float, rejected_before: bool) -> float:
         return min(1.0, factor) if rejected_before else factor
     return max(_MIN_FACTOR, _SAFETY * err ** -0.2)
 
-def _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps):
+def _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps, keep_graph=False):
     _check_field(f)
     check_tensor("z0", z0, floating=True)
     t0, t1 = check_float("t0", t0), check_float("t1", t1)
     if not t1 > t0: raise ValueError(f"`t1` must be > `t0` ({t0:g}), got {t1:g}")
     atol, rtol = check_float("atol", atol, minimum=0, strict=True), check_float("rtol", rtol, minimum=0, strict=True)
     if first_step is not None: first_step = check_float("first_step", first_step, minimum=0, strict=True)
+    check_type("keep_graph", keep_graph, bool)
     return t0, t1, atol, rtol, first_step, check_int("max_steps", max_steps, minimum=1)
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #ac5dab94
@@ -230,7 +237,7 @@ def odeint_dopri5(
     keep_graph: bool = False,  # also return the global regularisers Σ E_j h_j and Σ ρ_j/c with gradients
 ) -> ODESolution:
     "Solve z' = f(t, z) on [t0, t1] with adaptive Dormand–Prince 5(4), counting every evaluation of f."
-    t0, t1, atol, rtol, h, max_steps = _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps)
+    t0, t1, atol, rtol, h, max_steps = _check_solve_args(f, z0, t0, t1, atol, rtol, first_step, max_steps, keep_graph)
     nfe = [0]
     def fc(t, z):  # f, counted
         nfe[0] += 1
@@ -294,8 +301,107 @@ def local_regularizer(
     else: value = step.stiffness() / STABILITY_SIZE
     return LocalRegularizer(value, t_star, j, step)
 
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #b8e506c3
+@dataclass(frozen=True, eq=False)
+class AdjointResult:
+    "The adjoint's backward solve: ∂L/∂z(t0), ∂L/∂θ, the state it reconstructed at t0, and what it cost."
+    grad_z0: torch.Tensor  # a(t0) = ∂L/∂z(t0)
+    grads: tuple[torch.Tensor, ...]  # ∂L/∂θ, one tensor per parameter, accumulated along the backward solve
+    z0: torch.Tensor  # z(t0) reconstructed by integrating z backwards from z(t1)
+    nfe: int  # evaluations of the augmented field (each one f and one vector–Jacobian product)
+    num_steps: int  # accepted steps of the backward solve, all segments together
+
+def _augmented(f, params: list, t1: float, shape: tuple) -> Callable:
+    "The augmented field in reversed time τ = t1 − t for s = (z, a, g), flattened: (−f, aᵀ∂f/∂z, aᵀ∂f/∂θ)."
+    n = math.prod(shape)
+    def field(tau, s):
+        with torch.enable_grad():
+            z = s[:n].reshape(shape).detach().requires_grad_(True)
+            fz = f(t1 - tau, z)
+            vjp = torch.autograd.grad(fz, (z, *params), s[n:2 * n].reshape(shape), allow_unused=True)
+        vjp = [torch.zeros_like(x) if v is None else v for v, x in zip(vjp, (z, *params))]
+        return torch.cat([-fz.detach().reshape(-1), *(v.reshape(-1) for v in vjp)])
+    return field
+
+def _check_jumps(jumps, t0: float, t1: float, shape: tuple) -> dict:
+    "Jumps as {t: Δa}: each time in [t0, t1], each Δa a finite tensor shaped like z."
+    check_type("jumps", jumps, Mapping)
+    return {check_float("jumps", t, minimum=t0, maximum=t1): check_tensor("jumps", da, shape=shape, floating=True)
+            for t, da in jumps.items()}
+
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #9f8e135c
+def _check_params(params) -> list:
+    params = list(check_type("params", params, (list, tuple)))
+    for i, p in enumerate(params):
+        if not isinstance(p, torch.Tensor) or not p.is_floating_point():
+            raise TypeError(f"`params` must hold floating-point tensors, got {type(p).__name__} at position {i}")
+    return params
+
+def adjoint_backward(
+    f: Callable[[float, torch.Tensor], torch.Tensor],  # vector field f(t, z) of the forward solve
+    params: Sequence[torch.Tensor],  # the parameters θ that f uses (leaf tensors), in the order of `grads`
+    z1: torch.Tensor,  # z(t1), the end of the forward solve
+    grad_z1: torch.Tensor,  # ∂L/∂z(t1), the adjoint's final value a(t1)
+    t0: float = 0.0, t1: float = 1.0,  # the interval of the forward solve
+    atol: float = 1e-6, rtol: float = 1e-6,  # tolerances of the backward solve
+    jumps: Mapping[float, torch.Tensor] | None = None,  # {t: ∂L/∂z(t)} for loss terms at inner times: a jumps there
+) -> AdjointResult:
+    "∂L/∂z(t0) and ∂L/∂θ by integrating (z, a, g) backwards from t1 with `odeint_dopri5`, split at the jumps."
+    f, params = _check_field(f), _check_params(params)
+    shape, n = tuple(check_tensor("z1", z1, floating=True).shape), z1.numel()
+    check_tensor("grad_z1", grad_z1, shape=shape, floating=True)
+    t0, t1, atol, rtol, _, _ = _check_solve_args(f, z1, t0, t1, atol, rtol, None, 1)
+    jumps, sizes = _check_jumps(jumps or {}, t0, t1, shape), [p.numel() for p in params]
+    field = _augmented(f, params, t1, shape)
+    s = torch.cat([z1.detach().reshape(-1), grad_z1.detach().reshape(-1), z1.new_zeros(sum(sizes))])
+    tau, nfe, steps = 0.0, 0, 0
+    with torch.no_grad():
+        for t in sorted(jumps, reverse=True) + [None]:  # the backward solve meets the latest jump first
+            stop = t1 - (t0 if t is None else t)
+            if stop > tau:
+                sol = odeint_dopri5(field, s, tau, stop, atol, rtol)
+                s, tau, nfe, steps = sol.z, stop, nfe + sol.nfe, steps + sol.num_steps
+            if t is not None: s[n:2 * n] += jumps[t].detach().reshape(-1)  # a(t⁻) = a(t⁺) + ∂L/∂z(t)
+    g = s[2 * n:].split(sizes)
+    return AdjointResult(s[n:2 * n].reshape(shape), tuple(x.reshape(p.shape) for x, p in zip(g, params)),
+                         s[:n].reshape(shape), nfe, steps)
+
+# %% ../../nbs/20_dynamics/23_node_reg.ipynb #55f947ea
+class _AdjointSolve(torch.autograd.Function):
+    "z(t1) from a graph-free forward solve; its backward is `adjoint_backward`."
+    @staticmethod
+    def forward(ctx, spec: dict, z0: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        sol = odeint_dopri5(spec["f"], z0, spec["t0"], spec["t1"], spec["atol"], spec["rtol"])
+        ctx.spec, ctx.params, ctx.z1, spec["solution"] = spec, params, sol.z, sol
+        return sol.z.clone()
+
+    @staticmethod
+    def backward(ctx, grad_z1: torch.Tensor):
+        s = ctx.spec
+        r = adjoint_backward(s["f"], ctx.params, ctx.z1, grad_z1, s["t0"], s["t1"], s["atol"], s["rtol"])
+        if s["on_backward"] is not None: s["on_backward"](r)
+        return (None, r.grad_z0, *r.grads)
+
+def odeint_adjoint(
+    f: Callable[[float, torch.Tensor], torch.Tensor],  # vector field f(t, z)
+    z0: torch.Tensor,  # initial state
+    params: Sequence[torch.Tensor],  # the parameters f uses: the ones that get gradients
+    t0: float = 0.0, t1: float = 1.0,  # the interval
+    atol: float = 1e-6, rtol: float = 1e-6,  # tolerances of the forward and the backward solve
+    on_backward: Callable[[AdjointResult], None] | None = None,  # called with the backward solve's result
+) -> ODESolution:
+    "`odeint_dopri5` whose `z` back-propagates by the adjoint method: no graph through the solver's steps."
+    params = _check_params(params)
+    t0, t1, atol, rtol, _, _ = _check_solve_args(f, z0, t0, t1, atol, rtol, None, 1)
+    if on_backward is not None and not callable(on_backward):
+        raise TypeError(f"`on_backward` must be callable or None, got {type(on_backward).__name__}")
+    spec = dict(f=f, t0=t0, t1=t1, atol=atol, rtol=rtol, on_backward=on_backward)
+    z1 = _AdjointSolve.apply(spec, z0, *params)
+    return replace(spec["solution"], z=z1)
+
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #d788e2a4
 REGULARIZE = ("none", "unbiased", "biased", "global")
+GRADIENTS = ("backprop", "adjoint")
 
 class NeuralODE(nn.Module):
     "z' = f_θ(z) on [t0, t1] by adaptive Dormand–Prince, returning (z(t1), w·R) with R a solver-heuristic regulariser."
@@ -308,6 +414,7 @@ class NeuralODE(nn.Module):
         atol: float = 1e-6, rtol: float = 1e-6,  # solver tolerances
         t0: float = 0.0, t1: float = 1.0,  # integration interval
         seed: int | torch.Generator = 0,  # seed of the module's own generator for t* (an int or a torch.Generator)
+        gradient: str = "backprop",  # "backprop" through the solver's steps, or "adjoint" (`odeint_adjoint`)
     ):
         super().__init__()
         self.field = check_type("field", field, nn.Module)
@@ -318,6 +425,10 @@ class NeuralODE(nn.Module):
         self.rtol = check_float("rtol", rtol, minimum=0, strict=True)
         self.t0, self.t1 = check_float("t0", t0), check_float("t1", t1)
         if not self.t1 > self.t0: raise ValueError(f"`t1` must be > `t0` ({t0:g}), got {t1:g}")
+        self.gradient = check_choice("gradient", gradient, GRADIENTS)
+        if gradient == "adjoint" and regularize == "global":
+            raise ValueError("`gradient`='adjoint' cannot differentiate the global regulariser (it needs the solver's "
+                             "stages); use a local one or gradient='backprop'")
         self.generator = core.as_generator(seed)  # t* comes from here, never from torch's global generator
         self.history: list[dict] = []
         self.last: dict = {}
@@ -326,12 +437,20 @@ class NeuralODE(nn.Module):
         "The vector field as the solver sees it, f(t, z) = f_θ(z)."
         return self.field(z)
 
+    def _solve(self, z0: torch.Tensor, active: bool, entry: dict) -> ODESolution:
+        "The forward solve: through `odeint_adjoint` when asked (its backward NFE lands in `entry`), else backprop."
+        if self.gradient == "adjoint" and torch.is_grad_enabled():
+            params = [p for p in self.field.parameters() if p.requires_grad]
+            return odeint_adjoint(self.rhs, z0, params, self.t0, self.t1, self.atol, self.rtol,
+                                  on_backward=lambda r: entry.update(backward_nfe=r.nfe))
+        return odeint_dopri5(self.rhs, z0, self.t0, self.t1, self.atol, self.rtol,
+                             keep_graph=active and self.regularize == "global")
+
     def forward(self, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "(z(t1), w·R): the final state and the weighted regulariser (0 outside training or with regularize='none')."
         check_tensor("z0", z0, floating=True)
-        active = self.training and self.regularize != "none"
-        sol = odeint_dopri5(self.rhs, z0, self.t0, self.t1, self.atol, self.rtol,
-                            keep_graph=active and self.regularize == "global")
+        active, entry = self.training and self.regularize != "none", dict(backward_nfe=None)
+        sol = self._solve(z0, active, entry)
         reg, t_star, reg_nfe = None, None, 0
         if active and self.regularize == "global":
             reg = sol.reg_error if self.reg_type == "error" else sol.reg_stiffness
@@ -341,7 +460,8 @@ class NeuralODE(nn.Module):
             reg, reg_nfe = local.value, local.nfe
         penalty = z0.new_zeros(()) if reg is None else self.weight * reg
         self.last = dict(solution=sol, t_star=t_star, reg=None if reg is None else float(reg.detach()))
-        if self.training: self.history.append(dict(nfe=sol.nfe, reg=self.last["reg"], t_star=t_star, reg_nfe=reg_nfe))
+        entry.update(nfe=sol.nfe, reg=self.last["reg"], t_star=t_star, reg_nfe=reg_nfe)
+        if self.training: self.history.append(entry)
         return sol.z, penalty
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #1efebf4e
@@ -364,11 +484,13 @@ def node_classifier(
     seed: int | torch.Generator = 0,  # seed for the weights and for t* (an int or a torch.Generator)
     device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
     dtype: torch.dtype = torch.float64,  # parameter dtype (float64 keeps tolerances of 1e-6 clear of round-off)
-    **ode_kwargs,  # passed to `NeuralODE`: regularize, reg_type, weight, atol, rtol, t0, t1
+    **ode_kwargs,  # passed to `NeuralODE`: regularize, reg_type, weight, atol, rtol, t0, t1, gradient
 ) -> ODEClassifier:
     "A seeded augmented neural-ODE binary classifier."
     dim, augment = check_int("dim", dim, minimum=1), check_int("augment", augment, minimum=0)
     hidden = check_int("hidden", hidden, minimum=1)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"`dtype` must be a floating-point torch.dtype, got {dtype!r}")
     width, s = dim + augment, core.as_seed(seed)
     field = mlp([width, hidden, width], "tanh", seed=s, device=device, dtype=dtype)
     readout = mlp([width, 1], seed=s + 1, device=device, dtype=dtype)
@@ -387,6 +509,15 @@ class NODERun:
     test_nfe: int  # NFE of the held-out evaluation solve (prediction cost)
     test_solution: ODESolution  # that solve (step grid for the h(t) pictures)
     settings: dict  # the arguments of `train_node`
+    backward_nfe: torch.Tensor | None = None  # NFE of the adjoint's backward solve per iteration (nan with backprop)
+
+def _check_runs(runs, empty: bool = False) -> Mapping:
+    "`runs` as a mapping of label → `NODERun` (non-empty unless `empty`), or an error naming `runs`."
+    check_type("runs", runs, Mapping)
+    if not runs and not empty: raise ValueError("`runs` is empty: give at least one run")
+    for label, r in runs.items():
+        if not isinstance(r, NODERun): raise TypeError(f"`runs`[{label!r}] must be a NODERun, got {type(r).__name__}")
+    return runs
 
 def _rings(n, seed, device, dtype):
     "The rings data with float labels."
@@ -406,6 +537,7 @@ def train_node(
     seed: int | torch.Generator = 0,  # seed for data, weights and t* (an int or a torch.Generator)
     progress: bool | Callable = False,  # a bar over the iterations, or a wrapper such as `Explorer.progress`
     device: str | torch.device | None = None,  # where to train; `default_device()` if None (fastest: a CPU)
+    gradient: str = "backprop",  # "backprop" through the solver's steps, or "adjoint" (`odeint_adjoint`)
 ) -> NODERun:
     "Train a neural-ODE classifier on concentric rings with the chosen regulariser and record NFE along the way."
     steps, s = check_int("steps", steps, minimum=1), core.as_seed(seed)
@@ -413,7 +545,7 @@ def train_node(
     Xt, yt = _rings(1024, s + 1, X.device, torch.float64)
     tol = check_float("tol", tol, minimum=0, strict=True)
     model = node_classifier(2, augment, hidden, s, X.device, regularize=regularize, reg_type=reg_type,
-                            weight=weight, atol=tol, rtol=tol)
+                            weight=weight, atol=tol, rtol=tol, gradient=gradient)
     loss_fn = lambda out, target: F.binary_cross_entropy_with_logits(out[0], target) + out[1]
     losses = train(model, loss_fn, X, y, steps=steps, lr=lr, optimizer="adam", progress=progress)
     model.eval()
@@ -424,7 +556,7 @@ def train_node(
                    record("t_star"), losses,
                    float(((logits > 0).to(yt) == yt).double().mean()), sol.nfe, sol,
                    dict(weight=weight, regularize=regularize, reg_type=reg_type, tol=tol, steps=steps, lr=lr, n=n,
-                        hidden=hidden, augment=augment, seed=s))
+                        hidden=hidden, augment=augment, seed=s, gradient=gradient), record("backward_nfe"))
 
 # %% ../../nbs/20_dynamics/23_node_reg.ipynb #9e705aa0
 class StepErrors(NamedTuple):
@@ -469,6 +601,7 @@ def sampled_estimates(
     seed: int | torch.Generator = 0,  # seed for the draws (an int or a torch.Generator)
 ) -> dict[str, float]:
     "The global Σ E_j h_j next to the mean one-point estimates (weighted and plain) over `num_samples` draws per mode."
+    f, solution = _check_field(f), check_type("solution", solution, ODESolution)
     num_samples = check_int("num_samples", num_samples, minimum=1)
     g, span, N = core.as_generator(seed), float(solution.times[-1] - solution.times[0]), solution.num_steps
     out = {"global Σ E_j h_j": float((solution.errors * solution.steps).sum())}
@@ -490,8 +623,7 @@ def plot_nfe_history(
     title: str | None = None,  # the finding
 ) -> Figure:
     "NFE of the training solve at each iteration, one line per run."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    _check_runs(runs)
     fig, ax = subplots(figsize=(7, 3.8))
     for (label, r), color in zip(runs.items(), PALETTE * 3):
         ax.plot(np.arange(len(r.nfe)), r.nfe.numpy(), color=color, label=label, lw=1.5,
@@ -505,8 +637,8 @@ def plot_tradeoff(
     title: str | None = None,  # the finding
 ) -> Figure:
     "Prediction NFE and held-out accuracy against the regularisation weight w (w = 0 drawn at the left edge)."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    _check_runs(runs)
+    for w in runs: check_float("runs", w, minimum=0)  # the keys are weights w ≥ 0
     ws = sorted(runs)
     pos = [w if w > 0 else min([v for v in ws if v > 0] or [1.0]) / 10 for w in ws]
     fig, ax = subplots(figsize=(6, 3.6))
@@ -526,8 +658,7 @@ def plot_step_profile(
     title: str | None = None,  # the finding
 ) -> Figure:
     "Accepted step size h against t for each run's held-out solve (rejected attempts as crosses), t* marked as ticks."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    _check_runs(runs)
     last = check_int("last", last, minimum=0)
     fig, ax = subplots(figsize=(7, 3.6))
     ticks = []
@@ -557,7 +688,8 @@ def flow_paths(
     num_times: int = 41,  # time points on [t0, t1]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "Times (T,) and states (T, n, d+a) of the learned flow from X, by dense output of one evaluation-mode solve."
-    check_tensor("X", X, ndim=2, floating=True)
+    check_type("run", run, NODERun)
+    check_tensor("X", X, shape=(None, run.test_solution.z.shape[-1] - run.model.augment), floating=True)
     num_times = check_int("num_times", num_times, minimum=2)
     ode = run.model.ode
     with torch.no_grad():
@@ -572,8 +704,10 @@ def plot_flows(
     title: str | None = None,  # the finding
 ) -> Figure:
     "For each run: paths in the (z1, z2) plane and the extra coordinate z3 against t, coloured by class."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    _check_runs(runs)
+    check_tensor("X", X, ndim=2, floating=True)
+    check_tensor("y", y, shape=(len(X),))
+    if not bool(((y == 0) | (y == 1)).all()): raise ValueError("`y` must hold labels 0 and 1")
     fig, axes = subplots(len(runs), 2, figsize=(8, 3.2 * len(runs)), squeeze=False)
     cls = [PALETTE[0], PALETTE[1]]
     for (label, r), (ax_p, ax_t) in zip(runs.items(), axes):
@@ -593,7 +727,7 @@ def step_profile_frames(
     runs: Mapping[str, NODERun],  # frame label → run
 ) -> dict[str, list]:
     "Plotly traces per run for `slider_figure`: accepted h(t) as a step line, labelled with NFE and accuracy."
-    check_type("runs", runs, Mapping)
+    _check_runs(runs, empty=True)
     frames = {}
     for label, r in runs.items():
         s = r.test_solution
@@ -608,8 +742,7 @@ def step_profile_slider_figure(
     title: str = "Larger w: fewer, larger steps (legend: NFE and accuracy)",  # the finding
 ) -> go.Figure:
     "A kernel-free slider over runs: the accepted step sizes h(t) of each run's held-out solve, on a log scale."
-    check_type("runs", runs, Mapping)
-    if not runs: raise ValueError("`runs` is empty: give at least one run")
+    _check_runs(runs)
     return slider_figure(step_profile_frames(runs), title=title, x_title="t", y_title="accepted step size h",
                          log_y=True)
 
@@ -661,6 +794,7 @@ def explore_node_reg(
     device: str | torch.device | None = None,  # where new runs train; `default_device()` if None
 ) -> Explorer:
     "A live panel: w (log, one significant digit), tolerance, sampling mode and regulariser type → `node_reg_figure`."
+    if runs is not None: _check_runs(runs, empty=True)
     cache, steps = dict(runs or {}), check_int("steps", steps, minimum=1)
     def get(w, tol, sampling, reg_type, progress) -> NODERun:
         on = sampling != "none"
