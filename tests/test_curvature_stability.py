@@ -9,17 +9,23 @@ import reference as ref
 import torch
 from matplotlib.figure import Figure
 
+from probe import INF, NAN, SIZES, UNKNOWN, Probe
+
 from gradviz.core import as_generator
-from gradviz.data import mlp
+from gradviz.data import count_parameters, mlp, train
+from gradviz.autodiff import flatten_params
 from gradviz.linalg import HessianOperator
 from gradviz.viz import Explorer
 from gradviz.curvature.stability import (
-    DiagonalLinearNet, DiagonalRuns, MinimumReport, Recording, Sharpness, SparseProblem, ThresholdCurve, batch_weights,
-    diagonal_net_trace, expected_sq_norm, explore_stability, half_mse, minima_figure, minimum_report, path_norm,
-    plot_mean_square, plot_recordings, plot_step_size_sweep, plot_threshold_curve, second_moment_operator,
-    sharpness_measures, simulate_linearised_sgd, single_sample_threshold, span_coordinates, sparse_problem,
-    stability_figure, stability_margin, stability_radius, stability_threshold, threshold_curve, trace_bound,
-    train_diagonal_nets, train_recording)
+    DiagonalLinearNet, DiagonalRuns, Interpolation1D, MinimumReport, Recording, ReluMinimum, ReluRuns, Sharpness,
+    SparseProblem, StepSizeSummary, ThresholdCurve, batch_weights, by_step_size, diagonal_net_trace, expected_sq_norm,
+    explore_stability, half_mse, interpolation_problem, minima_figure, minimum_report, path_norm, plot_mean_square,
+    plot_recordings, plot_relu_fits, plot_relu_sweep, plot_step_size_sweep, plot_threshold_curve, relu_minimum_report,
+    second_moment_operator, sharpness_measures, simulate_linearised_sgd, single_sample_threshold, span_coordinates,
+    sparse_problem, stability_figure, stability_margin, stability_radius, stability_threshold, threshold_curve,
+    trace_bound, train_diagonal_nets, train_recording, train_relu_nets)
+
+F64 = torch.float64
 
 
 def data(n=10, d=14, seed=0, scale_rows=True):
@@ -384,3 +390,246 @@ def test_follows_input_device_and_dtype():
     assert T.dtype == torch.float32 and T.device == X.device
     v = simulate_linearised_sgd(X, 0.1, 2, steps=3, runs=4)
     assert v.dtype == torch.float32 and v.device == X.device
+
+
+# ---------------------------------------------------------------- the chapter's claims at small settings
+def test_diagonal_sweep_sgd_sparser_and_better_gd_flat():
+    "SGD (B = 1): larger η gives a smaller ‖β‖₁ and test error, tr H ≤ 2/η; GD: ‖β‖₁ flat across η."
+    prob = sparse_problem(device="cpu")
+    with torch.no_grad():
+        gd = train_diagonal_nets(prob.X, prob.y, [0.05, 0.35], None, steps=5000, seed=0)
+        sgd = train_diagonal_nets(prob.X, prob.y, [0.01, 0.06], 1, steps=20000, seed=0)
+    gd_rep, sgd_rep = minimum_report(gd, prob, num_probes=4), minimum_report(sgd, prob, 1, num_probes=4)
+    assert sgd_rep[1].l1 < sgd_rep[0].l1 and sgd_rep[1].test < 0.1 * sgd_rep[0].test
+    assert max(r.l1 for r in gd_rep) < 1.06 * min(r.l1 for r in gd_rep)
+    assert all(r.trace <= 2 / r.lr for r in sgd_rep) and all(r.sharpness <= 2 / r.lr for r in gd_rep)
+    assert gd_rep[1].trace > 2 / gd_rep[1].lr   # GD's minimum at η = 0.35 is far outside SGD's trace cap
+
+
+def test_gd_edge_of_stability_pins_sharpness_at_two_over_eta():
+    X = torch.randn(32, 4, generator=as_generator(0), dtype=F64)
+    y = torch.tanh(X @ torch.randn(4, 1, generator=as_generator(1), dtype=F64))
+    net = mlp([4, 32, 1], "relu", seed=1, dtype=F64, device="cpu")
+    rec = train_recording(net, half_mse, X, y, 0.5, steps=1500, record_every=100, num_probes=2)
+    late = rec.sharpness[rec.steps >= 750]
+    assert abs(float(late.mean()) * 0.5 / 2 - 1) < 0.1 and float(rec.sharpness[0]) < 0.9 * 2 / 0.5
+
+
+def test_interpolation_problem():
+    prob = interpolation_problem(n=12, frequency=2.0, n_test=50, device="cpu")
+    assert isinstance(prob, Interpolation1D) and prob.x.shape == (12,) and prob.x_test.shape == (50,)
+    torch.testing.assert_close(prob.y, torch.sin(2 * math.pi * prob.x), rtol=0, atol=1e-15)
+    gaps = prob.x.diff()
+    assert bool((gaps > 0.8 * 2 / 11).all() and (gaps < 1.2 * 2 / 11).all())
+    again = interpolation_problem(n=12, frequency=2.0, n_test=50, seed=as_generator(0), device="cpu")
+    torch.testing.assert_close(again.x, prob.x)
+    assert interpolation_problem(n=4, dtype=torch.float32, device="cpu").x.dtype == torch.float32
+
+
+def test_train_relu_nets_gd_is_autograd_sgd_from_the_same_initialisation():
+    prob = interpolation_problem(n=8, device="cpu")
+    start = train_relu_nets(prob.x, prob.y, [0.1, 0.05], steps=0, width=6, repeats=2, seed=3)
+    runs = train_relu_nets(prob.x, prob.y, [0.1, 0.05], steps=30, width=6, repeats=2, seed=3)
+    assert isinstance(runs, ReluRuns) and runs.lrs.tolist() == [0.1, 0.1, 0.05, 0.05] and runs.repeat.tolist() == [0, 1, 0, 1]
+    for e in range(4):
+        net = start.net(e)
+        train(net, half_mse, prob.x[:, None], prob.y, steps=30, lr=float(runs.lrs[e]))
+        torch.testing.assert_close(flatten_params(net), flatten_params(runs.net(e)), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(runs.net(e)(prob.x[:, None]).detach().reshape(-1), runs(prob.x)[e])
+    torch.testing.assert_close(flatten_params(start.net(0)), flatten_params(start.net(2)))   # same init for every η
+    assert count_parameters(runs.net(0)) == 3 * 6 + 1
+
+
+def test_train_relu_nets_sgd_step_is_a_single_sample_step():
+    prob = interpolation_problem(n=6, device="cpu")
+    start = train_relu_nets(prob.x, prob.y, [0.2], 1, steps=0, width=5, seed=4)
+    one = flatten_params(train_relu_nets(prob.x, prob.y, [0.2], 1, steps=1, width=5, seed=4).net(0))
+    candidates = []
+    for i in range(6):
+        net = start.net(0)
+        train(net, half_mse, prob.x[i:i + 1, None], prob.y[i:i + 1], steps=1, lr=0.2)
+        candidates.append(flatten_params(net))
+    assert min(float((c - one).abs().max()) for c in candidates) < 1e-12
+    assert train_relu_nets(prob.x, prob.y, [0.01, 80.0], 2, steps=50, width=5).diverged.tolist() == [False, True]
+
+
+@pytest.fixture(scope="module")
+def relu_small():
+    prob = interpolation_problem(n=6, n_test=40, device="cpu")
+    runs = train_relu_nets(prob.x, prob.y, [0.05, 0.1], None, steps=200, width=8, repeats=2, seed=1)
+    return prob, runs
+
+
+def test_relu_minimum_report_against_dense_reference(relu_small):
+    prob, runs = relu_small
+    rep = relu_minimum_report(runs, prob)
+    X = prob.x[:, None]
+    for e, r in enumerate(rep):
+        net = runs.net(e)
+        eig = torch.linalg.eigvalsh(ref.model_hessian(net, half_mse, X, prob.y))
+        assert isinstance(r, ReluMinimum) and r.lr == float(runs.lrs[e]) and r.repeat == int(runs.repeat[e])
+        assert abs(r.sharpness - float(eig[-1])) < 1e-9 * float(eig[-1]) and abs(r.trace - float(eig.sum())) < 1e-9 * r.trace
+        assert abs(r.frobenius - float(eig.norm())) < 1e-9 * r.frobenius
+        assert abs(r.gn_trace - float(ref.gauss_newton(net, half_mse, X, prob.y).trace())) < 1e-9 * r.gn_trace
+        w, b, a = (t.detach() for t in (net[0].weight[:, 0], net[0].bias, net[2].weight[0]))
+        manual = sum(abs(float(a[k])) * math.hypot(float(w[k]), float(b[k])) for k in range(8))
+        assert r.path_norm == pytest.approx(manual, rel=1e-12)
+        loss = 0.5 * float((net(X).detach().reshape(-1) - prob.y).square().mean())
+        test = float((net(prob.x_test[:, None]).detach().reshape(-1) - prob.y_test).square().mean())
+        assert r.train_loss == pytest.approx(loss, rel=1e-10) and r.test == pytest.approx(test, rel=1e-10)
+        grads = ref.per_sample_grads_loop(net, lambda out, t: out.sum(), X, prob.y)   # rows ∇_θ f(xᵢ)
+        assert r.eta_star == pytest.approx(stability_threshold(grads, 6), rel=1e-9)
+    one = relu_minimum_report(runs, prob, batch_size=1)
+    assert all(2 / o.eta_star >= o.trace * (1 - 1e-9) for o in one)   # tr H ≤ 2/η*(1)
+    est = relu_minimum_report(runs, prob, exact=False, num_probes=64, seed=0)
+    for r, s in zip(rep, est):
+        assert abs(s.sharpness - r.sharpness) < 1e-6 * r.sharpness and abs(s.trace - r.trace) < 0.3 * r.trace
+
+
+def test_relu_minimum_report_marks_diverged_runs():
+    prob = interpolation_problem(n=6, device="cpu")
+    runs = train_relu_nets(prob.x, prob.y, [0.01, 80.0], steps=50, width=5)
+    ok, bad = relu_minimum_report(runs, prob)
+    assert math.isfinite(ok.trace) and math.isnan(bad.trace) and math.isnan(bad.path_norm)
+
+
+def test_by_step_size_against_numpy(relu_small):
+    prob, runs = relu_small
+    rep = relu_minimum_report(runs, prob)
+    s = by_step_size(rep, "path_norm")
+    assert isinstance(s, StepSizeSummary) and s.lrs.tolist() == [0.05, 0.1]
+    for i, lr in enumerate((0.05, 0.1)):
+        vals = np.array([r.path_norm for r in rep if r.lr == lr])
+        assert s.mean[i] == pytest.approx(vals.mean()) and s.low[i] == vals.min() and s.high[i] == vals.max()
+
+
+def test_relu_claim_sgd_caps_the_trace_not_the_test_error():
+    "The chapter's finding at η = 0.1 on n = 20, width 100: SGD's minima have under half GD's trace, a slightly lower"
+    " path norm in every pair, no better test error; every minimum is stable for the method that found it."
+    prob = interpolation_problem(device="cpu")
+    with torch.no_grad():
+        gd = train_relu_nets(prob.x, prob.y, [0.1], None, steps=4000, repeats=2, seed=0)
+        sgd = train_relu_nets(prob.x, prob.y, [0.1], 1, steps=4000, repeats=2, seed=0)
+    g, s = relu_minimum_report(gd, prob), relu_minimum_report(sgd, prob)
+    assert all(r.sharpness <= 2 / r.lr and r.lr <= r.eta_star for r in g)
+    assert all(r.trace <= 2 / r.lr and r.lr <= r.eta_star for r in s)
+    assert np.mean([r.trace for r in s]) < 0.5 * np.mean([r.trace for r in g])
+    assert all(b.path_norm < a.path_norm < 1.15 * b.path_norm for a, b in zip(g, s))
+    assert np.mean([r.test for r in s]) > np.mean([r.test for r in g])
+    assert all(r.eta_star < 0.1 for r in relu_minimum_report(gd, prob, batch_size=1))   # GD's minima: unstable for SGD
+
+
+def test_relu_figures(relu_small):
+    prob, runs = relu_small
+    fig = plot_relu_fits({"GD": runs, "again": runs}, prob, [0.05, 0.1], repeat=1, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 and len(fig.axes[0].lines) == 1 + 2 + 1
+    rep = relu_minimum_report(runs, prob)
+    fig = plot_relu_sweep({"GD": rep, "SGD": rep[:2]}, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 3 and fig.axes[2].lines[-1].get_label().startswith("2/η")
+
+
+# ---------------------------------------------------------------- bad input: one probe per public function
+_X = torch.randn(6, 4, generator=as_generator(0), dtype=F64)
+_XNAN = torch.full((6, 4), NAN, dtype=F64)
+_BAD_X = [torch.zeros(6, 4, dtype=F64), _XNAN, torch.ones(6), torch.ones(6, 4, dtype=torch.long), torch.ones(0, 4), "X"]
+_PROB = sparse_problem(n=6, d=4, k=1, n_test=5, device="cpu")
+_DRUNS = train_diagonal_nets(_PROB.X, _PROB.y, [0.05], None, steps=3)
+_IP = interpolation_problem(n=6, n_test=9, device="cpu")
+_RRUNS = train_relu_nets(_IP.x, _IP.y, [0.05], None, steps=3, width=4)
+_RREP = relu_minimum_report(_RRUNS, _IP)
+_NET = mlp([4, 3, 1], "relu", seed=0, dtype=F64, device="cpu")
+_Y1 = torch.ones(6, 1, dtype=F64)
+_REC = train_recording(mlp([4, 3, 1], "relu", seed=0, dtype=F64, device="cpu"), half_mse, _X, _Y1, 0.1, steps=2,
+                       record_every=1, num_probes=2)
+_CURVE = threshold_curve(_X, [1, 6])
+
+PROBES = [
+    Probe(batch_weights, dict(n=20, batch_size=5, replacement=False),
+          dict(n=[*SIZES, 2.5, "20"], batch_size=[*SIZES, 21, 2.5], replacement=["yes", 1])),
+    Probe(span_coordinates, dict(X=_X), dict(X=_BAD_X)),
+    Probe(second_moment_operator, dict(X=_X, lr=0.1, batch_size=2, replacement=False, max_dim=50),
+          dict(X=_BAD_X, lr=[NAN, INF, -1.0, "0.1"], batch_size=[*SIZES, 7], replacement=["yes"],
+               max_dim=[*SIZES, 3, 2.5])),
+    Probe(stability_radius, dict(X=_X, lr=0.1, batch_size=2, replacement=False),
+          dict(X=_BAD_X, lr=[NAN, INF, -1.0], batch_size=[*SIZES, 7], replacement=["yes"])),
+    Probe(stability_margin, dict(X=_X, lr=0.1, batch_size=2, replacement=False),
+          dict(X=_BAD_X, lr=[NAN, INF, -1.0], batch_size=[*SIZES, 7], replacement=["yes"])),
+    Probe(stability_threshold, dict(X=_X, batch_size=2, replacement=False, lr_grid=None, tol=1e-12),
+          dict(X=_BAD_X, batch_size=[*SIZES, 7, 2.5], replacement=["yes"], tol=[NAN, 0.0, -1.0, "tight"],
+               lr_grid=[[], [NAN], [-1.0], [1e6], "grid", 0.1])),
+    Probe(single_sample_threshold, dict(X=_X), dict(X=_BAD_X)),
+    Probe(trace_bound, dict(X=_X, batch_size=2, replacement=False),
+          dict(X=_BAD_X, batch_size=[*SIZES, 7], replacement=["yes"])),
+    Probe(sharpness_measures, dict(op=_X.T @ _X, exact=None, num_probes=4, seed=0),
+          dict(op=["H", torch.ones(3, 4, dtype=F64), torch.full((3, 3), NAN, dtype=F64)], exact=["yes", 1],
+               num_probes=[*SIZES, 1, 2.5], seed=[1.5, "zero", -1])),
+    Probe(simulate_linearised_sgd, dict(X=_X, lr=0.1, batch_size=2, steps=3, runs=4, replacement=False, seed=0),
+          dict(X=_BAD_X, lr=[NAN, INF, -1.0], batch_size=[*SIZES, 7], steps=[*SIZES, 2.5], runs=[*SIZES, 2.5],
+               replacement=["yes"], seed=[1.5, "zero", -1])),
+    Probe(expected_sq_norm, dict(X=_X, lr=0.1, batch_size=2, steps=3, replacement=False),
+          dict(X=_BAD_X, lr=[NAN, INF, -1.0], batch_size=[*SIZES, 7], steps=[*SIZES, 2.5], replacement=["yes"])),
+    Probe(threshold_curve, dict(X=_X, batch_sizes=[1, 2], replacement=False),
+          dict(X=_BAD_X, batch_sizes=[[], [0], [7], [1.5], 3, "12"], replacement=["yes"])),
+    Probe(plot_threshold_curve, dict(curve=_CURVE, title=None), dict(curve=["curve", {"B": 1}])),
+    Probe(plot_mean_square, dict(X=_X, runs={(1, 0.9): torch.ones(4, 2, dtype=F64)}, replacement=False, title=None),
+          dict(X=_BAD_X, runs=[{}, "runs", {1: torch.ones(4, 2)}, {(1, 0.9): "v"}, {(1, 0.9): torch.ones(4)}],
+               replacement=["yes"])),
+    Probe(DiagonalLinearNet, dict(dim=3, init_scale=0.1, device=None, dtype=F64),
+          dict(dim=[*SIZES, 2.5], init_scale=[NAN, INF, 0.0, -1.0], device=[UNKNOWN], dtype=[torch.long, "float64"])),
+    Probe(diagonal_net_trace, dict(X=_X, u=torch.ones(4, dtype=F64), v=torch.ones(4, dtype=F64)),
+          dict(X=_BAD_X[1:], u=[torch.ones(3, dtype=F64), torch.full((4,), NAN, dtype=F64), "u"],
+               v=[torch.ones(3, dtype=F64), torch.full((4,), NAN, dtype=F64), "v"])),
+    Probe(half_mse, dict(out=torch.ones(3, 1), y=torch.ones(3)),
+          dict(out=["out", torch.ones(4)], y=["y", torch.ones(4)])),
+    Probe(train_diagonal_nets, dict(X=_PROB.X, y=_PROB.y, lrs=[0.1], batch_size=None, steps=2, init_scale=0.1, seed=0,
+                                    progress=False),
+          dict(X=[_XNAN, torch.ones(6), "X"], y=[torch.ones(5, dtype=F64), torch.full((6,), NAN, dtype=F64), "y"],
+               lrs=[[], [NAN], [0.0], [-1.0], 0.1, "lr"], batch_size=[*SIZES, 7, 2.5], steps=[*SIZES, 2.5],
+               init_scale=[NAN, 0.0, -1.0], seed=[1.5, "zero", -1], progress=["bar", 3])),
+    Probe(sparse_problem, dict(n=6, d=4, k=1, n_test=5, seed=0, device="cpu", dtype=F64),
+          dict(n=[*SIZES, 2.5], d=[*SIZES, 2.5], k=[-1, 5, 2.5], n_test=[*SIZES, 2.5], seed=[1.5, "zero", -1],
+               device=[UNKNOWN, 3], dtype=[torch.long, "float64"])),
+    Probe(minimum_report, dict(runs=_DRUNS, problem=_PROB, batch_size=None, num_probes=2, seed=0),
+          dict(runs=["runs", _RRUNS], problem=["problem", _IP], batch_size=[*SIZES, 7, 2.5], num_probes=[*SIZES, 1],
+               seed=[1.5, "zero", -1])),
+    Probe(plot_step_size_sweep, dict(reports={"GD": minimum_report(_DRUNS, _PROB, num_probes=2)}, l1_star=None, title=None),
+          dict(reports=[{}, {"GD": []}, "reports", {"GD": ["r"]}, {"GD": _RREP}], l1_star=[NAN, "five"])),
+    Probe(train_recording, dict(model=mlp([4, 3, 1], "relu", seed=0, dtype=F64, device="cpu"), loss_fn=half_mse, X=_X,
+                                y=_Y1, lr=0.1, steps=1, batch_size=None, record_every=1, num_probes=2, norm_fn=None,
+                                seed=0, progress=False),
+          dict(model=["net"], loss_fn=["mse", None], X=[_XNAN, "X"], y=[torch.ones(5, 1, dtype=F64), "y"],
+               lr=[NAN, INF, 0.0, -1.0], steps=[*SIZES, 2.5], batch_size=[*SIZES, 7], record_every=[*SIZES, 2.5],
+               num_probes=[*SIZES, 1], norm_fn=["norm"], seed=[1.5, "zero", -1], progress=["bar", 3])),
+    Probe(path_norm, dict(net=_NET), dict(net=["net", mlp([4, 3, 3, 1], seed=0, device="cpu"), mlp([4, 3, 2], seed=0, device="cpu")])),
+    Probe(plot_recordings, dict(recordings={0.1: _REC}, title=None),
+          dict(recordings=[{}, "recordings", {0.1: "rec"}, {0.0: _REC}, {"lr": _REC}])),
+    Probe(interpolation_problem, dict(n=6, frequency=1.0, n_test=9, seed=0, device="cpu", dtype=F64),
+          dict(n=[*SIZES, 1, 2.5], frequency=[NAN, INF, -1.0, "one"], n_test=[*SIZES, 1, 2.5], seed=[1.5, "zero", -1],
+               device=[UNKNOWN, 3], dtype=[torch.long, "float64"])),
+    Probe(train_relu_nets, dict(x=_IP.x, y=_IP.y, lrs=[0.1], batch_size=None, steps=1, width=3, repeats=1, seed=0,
+                                progress=False),
+          dict(x=[torch.ones(6, 1, dtype=F64), torch.full((6,), NAN, dtype=F64), torch.ones(6, dtype=torch.long), "x"],
+               y=[torch.ones(5, dtype=F64), torch.full((6,), NAN, dtype=F64), "y"],
+               lrs=[[], [NAN], [0.0], [-1.0], 0.1, "lr"], batch_size=[*SIZES, 7, 2.5], steps=[-1, 2.5],
+               width=[*SIZES, 2.5], repeats=[*SIZES, 2.5], seed=[1.5, "zero", -1], progress=["bar", 3])),
+    Probe(relu_minimum_report, dict(runs=_RRUNS, problem=_IP, batch_size=None, exact=None, num_probes=2, seed=0),
+          dict(runs=["runs", _DRUNS], problem=["problem", _PROB], batch_size=[*SIZES, 7, 2.5], exact=["yes", 1],
+               num_probes=[*SIZES, 1], seed=[1.5, "zero", -1])),
+    Probe(by_step_size, dict(reports=_RREP, field="path_norm"),
+          dict(reports=[[], "reports", [1.0], minimum_report(_DRUNS, _PROB, num_probes=2)], field=[UNKNOWN, "repeat", 3])),
+    Probe(plot_relu_fits, dict(runs={"GD": _RRUNS}, problem=_IP, lrs=[0.05], repeat=0, title=None),
+          dict(runs=[{}, "runs", {"GD": "runs"}, {"GD": _DRUNS}], problem=["problem", _PROB], lrs=[[], [0.3], [NAN], 0.05],
+               repeat=[-1, 1, 2.5])),
+    Probe(plot_relu_sweep, dict(reports={"GD": _RREP}, title=None),
+          dict(reports=[{}, {"GD": []}, "reports", {"GD": ["r"]}])),
+    Probe(minima_figure, dict(reports={"GD": minimum_report(_DRUNS, _PROB, num_probes=2)}, beta_star=_PROB.beta_star,
+                              colors=None, title=None),
+          dict(reports=[{}, {"GD": []}, "reports", {"GD": _RREP}], beta_star=["b", torch.ones(3, dtype=F64),
+                                                                            torch.full((4,), NAN, dtype=F64)],
+               colors=["red", [3]])),
+    Probe(stability_figure, dict(lr=0.05, batch_size=1, init_scale=0.1, n=8, d=6, method="SGD", steps=2, device="cpu",
+                                 progress=False),
+          dict(lr=[NAN, INF, 0.0, -1.0, "0.05"], batch_size=[*SIZES, 2.5], init_scale=[NAN, 0.0, -1.0],
+               n=[*SIZES, 2.5], d=[*SIZES, 2.5], method=[UNKNOWN, 3], steps=[*SIZES, 2.5], device=[UNKNOWN, 3],
+               progress=["bar", 3])),
+]

@@ -18,8 +18,10 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .. import core, viz
-from ..autodiff import flatten_params
-from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type
+from ..autodiff import flat_model, flatten_params, jacobian
+from ..core import (as_generator, check_choice, check_float, check_int, check_same_length, check_tensor,
+                          check_type)
+from ..data import mlp
 from ..linalg import (DenseOperator, FunctionOperator, HessianOperator, SymmetricOperator, hutchinson_trace,
                             lanczos)
 from ..viz import PALETTE, Explorer, slider_figure, subplots
@@ -30,8 +32,10 @@ __all__ = ['batch_weights', 'span_coordinates', 'second_moment_operator', 'stabi
            'simulate_linearised_sgd', 'expected_sq_norm', 'ThresholdCurve', 'threshold_curve', 'plot_threshold_curve',
            'plot_mean_square', 'DiagonalLinearNet', 'diagonal_net_trace', 'half_mse', 'DiagonalRuns',
            'train_diagonal_nets', 'SparseProblem', 'sparse_problem', 'MinimumReport', 'minimum_report',
-           'plot_step_size_sweep', 'Recording', 'train_recording', 'path_norm', 'plot_recordings', 'minima_figure',
-           'stability_figure', 'explore_stability']
+           'plot_step_size_sweep', 'Recording', 'train_recording', 'path_norm', 'plot_recordings', 'Interpolation1D',
+           'interpolation_problem', 'ReluRuns', 'train_relu_nets', 'ReluMinimum', 'relu_minimum_report',
+           'StepSizeSummary', 'by_step_size', 'plot_relu_fits', 'plot_relu_sweep', 'minima_figure', 'stability_figure',
+           'explore_stability']
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #972e5899
 def batch_weights(
@@ -48,7 +52,26 @@ def batch_weights(
     return (n - B) / (B * n * (n - 1)), n * (B - 1) / (B * (n - 1))
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #5f109af6
+def _check_sequence(name: str, values) -> list:
+    "`values` as a non-empty list (a sequence, array or tensor), or an error naming `name`."
+    if isinstance(values, (torch.Tensor, np.ndarray)): values = values.tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"`{name}` must be a sequence, got {type(values).__name__}")
+    if not len(values): raise ValueError(f"`{name}` is empty")
+    return list(values)
+
+def _check_rates(name: str, values) -> list[float]:
+    "A non-empty sequence of finite positive step sizes, or an error naming `name`."
+    return [check_float(name, v, minimum=0, strict=True) for v in _check_sequence(name, values)]
+
+def _check_dtype(dtype) -> torch.dtype:
+    "`dtype` if it is a floating-point torch dtype, else an error naming `dtype`."
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"`dtype` must be a floating-point torch.dtype, got {dtype!r}")
+    return dtype
+
 def _check_gradients(X) -> torch.Tensor:
+    "Per-sample gradients as a non-empty, finite, floating, not all-zero (n, p) tensor."
     check_tensor("X", X, ndim=2, floating=True)
     if X.shape[0] < 1 or X.shape[1] < 1: raise ValueError(f"`X` must be non-empty, got shape {tuple(X.shape)}")
     if not bool(X.abs().sum() > 0):
@@ -135,8 +158,7 @@ def stability_threshold(
     return _bisect(lambda lr: stability_margin(X, lr, batch_size, replacement) <= 1, hi * (1 + 1e-9), tol)
 
 def _grid_threshold(X, batch_size, replacement, lr_grid) -> float:
-    grid = sorted(check_float(f"lr_grid[{i}]", v, minimum=0, strict=True) for i, v in enumerate(lr_grid))
-    if not grid: raise ValueError("`lr_grid` is empty")
+    grid = sorted(_check_rates("lr_grid", lr_grid))
     stable = [lr for lr in grid if stability_radius(X, lr, batch_size, replacement) <= 1 + 1e-12]
     if not stable: raise ValueError(f"`lr_grid` has no stable step size (smallest {grid[0]:g}); extend it downwards")
     return stable[-1]
@@ -170,13 +192,16 @@ def sharpness_measures(
     seed: int | torch.Generator | None = None,  # for Lanczos and the probes (None: `DEFAULT_SEED`)
 ) -> Sharpness:
     "λ_max(H), tr(H) and ‖H‖_F: dense for small problems, else Lanczos and Hutchinson."
-    if isinstance(op, torch.Tensor): op = DenseOperator(op)
+    if isinstance(op, torch.Tensor):
+        check_tensor("op", op, ndim=2, floating=True)
+        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
+        op = DenseOperator(op)
     check_type("op", op, SymmetricOperator)
+    num_probes, g = check_int("num_probes", num_probes, minimum=2), as_generator(seed)
     exact = op.size <= 500 if exact is None else check_type("exact", exact, bool)
     if exact:
         eig = torch.linalg.eigvalsh(op.dense(max_size=3000))
         return Sharpness(float(eig[-1]), float(eig.sum()), float(eig.norm()))
-    g = as_generator(seed)
     top = float(lanczos(op, 1, seed=g)[0][0])
     squared = FunctionOperator(lambda v: op._apply(op._apply(v)), op.size, op.dtype, op.device)
     tr, sq = hutchinson_trace(op, num_probes, seed=g), hutchinson_trace(squared, num_probes, seed=g)
@@ -195,6 +220,7 @@ def simulate_linearised_sgd(
     "‖v_t‖² of `runs` independent linearised SGD runs v ← (I − ηH_S)v from random unit v₀, shape (steps+1, runs)."
     lr = check_float("lr", lr, minimum=0)
     steps, runs = check_int("steps", steps, minimum=1), check_int("runs", runs, minimum=1)
+    check_type("replacement", replacement, bool)
     A, _ = span_coordinates(X)
     n, r = A.shape
     B = check_int("batch_size", batch_size, minimum=1, maximum=n)
@@ -240,8 +266,8 @@ def threshold_curve(
     replacement: bool = False,  # sample batches with replacement
 ) -> ThresholdCurve:
     "The exact 2/η*(B) and its trace bound for each batch size, with λ_max, tr H and ‖H‖_F of H = XᵀX/n."
-    bs = [check_int(f"batch_sizes[{i}]", B, minimum=1) for i, B in enumerate(batch_sizes)]
-    if not bs: raise ValueError("`batch_sizes` is empty")
+    n = _check_gradients(X).shape[0]
+    bs = [check_int("batch_sizes", B, minimum=1, maximum=n) for B in _check_sequence("batch_sizes", batch_sizes)]
     lam = span_coordinates(X)[1]
     return ThresholdCurve(bs, [2 / stability_threshold(X, B, replacement) for B in bs],
                           [trace_bound(X, B, replacement) for B in bs],
@@ -274,6 +300,11 @@ def plot_mean_square(
     "Mean (solid) and median (dotted) ‖v_t‖² of simulated runs, with the exact mean E‖v_t‖² (dashed)."
     check_type("runs", runs, Mapping)
     if not runs: raise ValueError("`runs` is empty")
+    _check_gradients(X)
+    for key, v in runs.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError(f"`runs` keys must be (B, η/η*) pairs, got {key!r}")
+        check_tensor("runs", v, ndim=2)
     fig, ax = subplots()
     for i, ((B, frac), v) in enumerate(runs.items()):
         color, steps = PALETTE[i % len(PALETTE)], v.shape[0] - 1
@@ -292,6 +323,7 @@ class DiagonalLinearNet(nn.Module):
         super().__init__()
         check_int("dim", dim, minimum=1)
         a = check_float("init_scale", init_scale, minimum=0, strict=True)
+        dtype, device = _check_dtype(dtype), None if device is None else core.resolve_device(device)
         self.u = nn.Parameter(torch.full((dim,), a, device=device, dtype=dtype))
         self.v = nn.Parameter(torch.full((dim,), a, device=device, dtype=dtype))
     @property
@@ -301,13 +333,17 @@ class DiagonalLinearNet(nn.Module):
 # %% ../../nbs/10_curvature/11_stability.ipynb #cc663b1f
 def diagonal_net_trace(X: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "tr G = (4/n) Σᵢⱼ xᵢⱼ²(uⱼ² + vⱼ²) for one net (u, v of shape (d,)) or many (shape (E, d))."
-    check_tensor("X", X, ndim=2, floating=True)
+    _check_gradients(X)
+    check_tensor("u", u, ndim=(1, 2))
     check_tensor("u", u, shape=(*u.shape[:-1], X.shape[1]))
     check_tensor("v", v, shape=tuple(u.shape))
     return 4 * ((u * u + v * v) * X.square().mean(0)).sum(-1)
 
 def half_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     "L = (1/2n) Σᵢ (outᵢ − yᵢ)², the loss whose Hessian at interpolation is G = (1/n) Σ gᵢgᵢᵀ."
+    check_tensor("out", out, finite=False)  # shapes only: the loss may run inside torch.func transforms (vmap)
+    if check_tensor("y", y, finite=False).numel() != out.numel():
+        raise ValueError(f"`y` has {y.numel()} values but `out` has {out.numel()}")
     return 0.5 * (out.reshape(-1) - y.reshape(-1)).square().mean()
 
 # %% ../../nbs/10_curvature/11_stability.ipynb #b03eeb38
@@ -351,9 +387,7 @@ def train_diagonal_nets(
     check_tensor("y", y, shape=(X.shape[0],))
     n, d = X.shape
     B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
-    lr = torch.tensor([check_float(f"lrs[{i}]", v, minimum=0, strict=True) for i, v in enumerate(lrs)],
-                      dtype=X.dtype, device=X.device)
-    if not len(lr): raise ValueError("`lrs` is empty")
+    lr = torch.tensor(_check_rates("lrs", lrs), dtype=X.dtype, device=X.device)
     a, g = check_float("init_scale", init_scale, minimum=0, strict=True), as_generator(seed, device=X.device)
     u = torch.full((len(lr), d), a, dtype=X.dtype, device=X.device)
     v, alive = u.clone(), torch.ones(len(lr), dtype=torch.bool, device=X.device)
@@ -385,7 +419,7 @@ def sparse_problem(
 ) -> SparseProblem:
     "x ~ N(0, I) and y = ⟨β*, x⟩ with β* = k ones: the sparse regression problem of the chapter."
     n, d, n_test = check_int("n", n, minimum=1), check_int("d", d, minimum=1), check_int("n_test", n_test, minimum=1)
-    k, g = check_int("k", k, minimum=0, maximum=d), as_generator(seed)
+    k, g, dtype = check_int("k", k, minimum=0, maximum=d), as_generator(seed), _check_dtype(dtype)
     beta = torch.zeros(d, dtype=torch.float64)
     beta[:k] = 1
     X = torch.randn(n, d, generator=g, dtype=torch.float64)
@@ -435,7 +469,7 @@ def minimum_report(
 ) -> list[MinimumReport]:
     "Sharpness, trace, Frobenius norm, ‖β‖₁, test error and exact threshold η*(B) of every minimum in `runs`."
     check_type("runs", runs, DiagonalRuns)
-    n = problem.X.shape[0]
+    n = check_type("problem", problem, SparseProblem).X.shape[0]
     B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
     return [_report_one(runs, e, problem, B, num_probes, seed) for e in range(len(runs.lrs))]
 
@@ -448,6 +482,9 @@ def plot_step_size_sweep(
     "Test error, ‖β‖₁ and curvature (tr H and λ_max against 2/η) of the minima found at each step size."
     check_type("reports", reports, Mapping)
     if not reports or not all(reports.values()): raise ValueError("`reports` is empty: give a non-empty sweep")
+    for rep in reports.values():
+        for r in rep: check_type("reports", r, MinimumReport)
+    if l1_star is not None: check_float("l1_star", l1_star, minimum=0)
     fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11, 3.4))
     for (name, rep), col in zip(reports.items(), PALETTE):
         lr = [r.lr for r in rep]
@@ -512,6 +549,10 @@ def train_recording(
     every = check_int("record_every", record_every, minimum=1)
     n = check_tensor("X", X, floating=True).shape[0]
     B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
+    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
+    if norm_fn is not None and not callable(norm_fn):
+        raise TypeError(f"`norm_fn` must be callable, got {type(norm_fn).__name__}")
+    check_same_length(X=X, y=check_tensor("y", y))
     norm_fn = norm_fn or (lambda m: float(flatten_params(m).norm()))
     s = core.as_seed(seed)
     g, params, rows = as_generator(s, device=X.device), [p for p in model.parameters() if p.requires_grad], []
@@ -530,6 +571,7 @@ def path_norm(
     check_type("net", net, nn.Sequential)
     if len(net) != 3 or not (isinstance(net[0], nn.Linear) and isinstance(net[2], nn.Linear)):
         raise ValueError("`net` must be Linear → activation → Linear")
+    if net[2].out_features != 1: raise ValueError(f"`net` must have one output, got {net[2].out_features}")
     with torch.no_grad():
         first = net[0].weight if net[0].bias is None else torch.cat([net[0].weight, net[0].bias[:, None]], 1)
         return float((net[2].weight.abs().reshape(-1) * first.norm(dim=1)).sum())
@@ -542,6 +584,9 @@ def plot_recordings(
     "Sharpness (with 2/η dotted), trace and loss along each recorded run."
     check_type("recordings", recordings, Mapping)
     if not recordings: raise ValueError("`recordings` is empty")
+    for lr, r in recordings.items():
+        check_float("recordings", lr, minimum=0, strict=True)
+        check_type("recordings", r, Recording)
     fig, (ax1, ax2, ax3) = subplots(1, 3, figsize=(11, 3.4))
     for i, (lr, r) in enumerate(recordings.items()):
         color = PALETTE[i % len(PALETTE)]
@@ -557,6 +602,238 @@ def plot_recordings(
     if title: fig.suptitle(title)
     return fig
 
+# %% ../../nbs/10_curvature/11_stability.ipynb #8bcb1d0d
+class Interpolation1D(NamedTuple):
+    "1-D regression on [−1, 1] with a dense test grid; unpacks as `x, y, x_test, y_test`."
+    x: torch.Tensor  # training inputs, shape (n,)
+    y: torch.Tensor  # targets sin(πνx), shape (n,)
+    x_test: torch.Tensor  # an even grid on [−1, 1], shape (n_test,)
+    y_test: torch.Tensor  # the target on the grid
+
+def interpolation_problem(
+    n: int = 20,  # training points
+    frequency: float = 1.0,  # ν in the target sin(πνx)
+    n_test: int = 401,  # points of the test grid
+    seed: int | torch.Generator = 0,  # seed for the jitter of the inputs (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the data live; `default_device()` if None
+    dtype: torch.dtype = torch.float64,  # floating-point dtype
+) -> Interpolation1D:
+    "n points on an even grid over [−1, 1], each moved by up to a tenth of the spacing, and targets sin(πνx)."
+    n, n_test = check_int("n", n, minimum=2), check_int("n_test", n_test, minimum=2)
+    nu, g, dtype = check_float("frequency", frequency, minimum=0), as_generator(seed), _check_dtype(dtype)
+    jitter = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * (0.4 / (n - 1))
+    x = (torch.linspace(-1, 1, n, dtype=torch.float64) + jitter).clamp(-1, 1)
+    xt, dev = torch.linspace(-1, 1, n_test, dtype=torch.float64), core.resolve_device(device)
+    data = (x, torch.sin(math.pi * nu * x), xt, torch.sin(math.pi * nu * xt))
+    return Interpolation1D(*(t.to(device=dev, dtype=dtype) for t in data))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #e110dc3e
+@dataclass(frozen=True, eq=False)
+class ReluRuns:
+    "Two-layer ReLU nets f(x) = Σₖ aₖ relu(wₖx + bₖ) + c, one row per run (step size × initialisation)."
+    lrs: torch.Tensor  # (E,) step size η of each run
+    repeat: torch.Tensor  # (E,) which initialisation, 0 … repeats − 1
+    w: torch.Tensor  # (E, K) input weights
+    b: torch.Tensor  # (E, K) hidden biases
+    a: torch.Tensor  # (E, K) output weights
+    c: torch.Tensor  # (E,) output bias
+    batch_size: int  # B used in training
+    train_loss: torch.Tensor  # (E,) final full-batch loss L = (1/2n) Σᵢ (f(xᵢ) − yᵢ)² (nan if diverged)
+    diverged: torch.Tensor  # (E,) bool
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        "Every run's outputs on the inputs `x` of shape (m,), shape (E, m)."
+        check_tensor("x", x, ndim=1, floating=True)
+        return _relu_forward((self.w, self.b, self.a, self.c), x.expand(len(self.lrs), -1))[1]
+
+    def net(self, e: int) -> nn.Sequential:
+        "Run `e` as `mlp([1, K, 1], 'relu')`, for the Hessian and path-norm tools."
+        e = check_int("e", e, minimum=0, maximum=len(self.lrs) - 1)
+        net = mlp([1, self.w.shape[1], 1], "relu", device=self.w.device, dtype=self.w.dtype)
+        with torch.no_grad():
+            for p, v in zip(net.parameters(), (self.w[e, :, None], self.b[e], self.a[e, None], self.c[e, None])):
+                p.copy_(v)
+        return net
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #eddddba0
+def _relu_forward(params, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Pre-activations (E, m, K) and outputs (E, m) of E nets, each on its own inputs x of shape (E, m)."
+    w, b, a, c = params
+    h = x[..., None] * w[:, None, :] + b[:, None, :]
+    return h, (h.clamp_min(0) * a[:, None, :]).sum(-1) + c[:, None]
+
+def _relu_step(params, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor) -> list[torch.Tensor]:
+    "One SGD step of every net on its own batch (x, y) of shape (E, B): the gradient of L written out."
+    h, out = _relu_forward(params, x)
+    r = out - y
+    d = (h > 0) * r[..., None] * params[2][:, None, :]
+    grads = ((d * x[..., None]).mean(1), d.mean(1), (h.clamp_min(0) * r[..., None]).mean(1), r.mean(1))
+    return [p - lr.reshape(-1, *[1] * (p.ndim - 1)) * g for p, g in zip(params, grads)]
+
+def _relu_inits(width: int, repeats: int, g: torch.Generator, like: torch.Tensor) -> list[torch.Tensor]:
+    "w, b, a, c of `repeats` nets `mlp([1, width, 1], 'relu')`, each from the next seed drawn from `g`."
+    nets = [mlp([1, width, 1], "relu", seed=core.as_seed(g), device=like.device, dtype=like.dtype)
+            for _ in range(repeats)]
+    w, b, a, c = (torch.stack([p.detach().reshape(-1) for p in ps]) for ps in zip(*(n.parameters() for n in nets)))
+    return [w, b, a, c[:, 0]]
+
+def _batch(E: int, n: int, B: int, g: torch.Generator) -> torch.Tensor:
+    "For each of E runs, B distinct indices out of n drawn uniformly, shape (E, B)."
+    if B == 1: return torch.randint(0, n, (E, 1), generator=g, device=g.device)
+    return torch.rand(E, n, generator=g, device=g.device).argsort(1)[:, :B]
+
+def train_relu_nets(
+    x: torch.Tensor,  # training inputs, shape (n,)
+    y: torch.Tensor,  # targets, shape (n,)
+    lrs: Sequence[float],  # step sizes η
+    batch_size: int | None = None,  # B; None = n (gradient descent)
+    steps: int = 5000,  # SGD steps (0: the initial nets)
+    width: int = 100,  # hidden units K
+    repeats: int = 1,  # initialisations per step size, the same ones for every η
+    seed: int | torch.Generator = 0,  # seed for initialisations and batches (an int or a torch.Generator)
+    progress: bool | Callable = False,  # a bar over the steps (True, or a callable such as `Explorer.progress`)
+) -> ReluRuns:
+    "Train one two-layer ReLU net per (step size, initialisation) on L = (1/2n) Σ (f(xᵢ) − yᵢ)², all at once."
+    n = check_tensor("x", x, ndim=1, floating=True).shape[0]
+    check_tensor("y", y, shape=(n,), floating=True)
+    B = n if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
+    lr = torch.tensor(_check_rates("lrs", lrs), dtype=x.dtype, device=x.device)
+    R, K, g = check_int("repeats", repeats, minimum=1), check_int("width", width, minimum=1), as_generator(seed)
+    params = [p.repeat(len(lr), *[1] * (p.ndim - 1)) for p in _relu_inits(K, R, g, x)]
+    lr_e, E = lr.repeat_interleave(R), len(lr) * R
+    xs, ys, alive = x.expand(E, -1), y.expand(E, -1), torch.ones(E, dtype=torch.bool, device=x.device)
+    for _ in core.progress(range(check_int("steps", steps, minimum=0)), progress, desc="training"):
+        idx = _batch(E, n, B, g).to(x.device) if B < n else None
+        params = _relu_step(params, xs if idx is None else x[idx], ys if idx is None else y[idx], lr_e * alive)
+        alive &= torch.stack([p.reshape(E, -1).isfinite().all(1) & (p.reshape(E, -1).abs().amax(1) < 1e6)
+                              for p in params]).all(0)
+        params = [torch.where(alive.reshape(-1, *[1] * (p.ndim - 1)), p, torch.nan) for p in params]
+    loss = 0.5 * (_relu_forward(params, xs)[1] - y).square().mean(1)
+    return ReluRuns(lr_e, torch.arange(R, device=x.device).repeat(len(lr)), *params, B, loss, ~alive)
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #e96fde98
+@dataclass(frozen=True)
+class ReluMinimum:
+    "One trained two-layer ReLU net: step size, fit, Hessian sizes, path norm and exact stability threshold."
+    lr: float  # the step size η that found it
+    repeat: int  # which initialisation
+    train_loss: float  # L = (1/2n) Σᵢ (f(xᵢ) − yᵢ)²
+    test: float  # mean squared error against the target on the test grid
+    sharpness: float  # λ_max(H)
+    trace: float  # tr H
+    frobenius: float  # ‖H‖_F
+    gn_trace: float  # tr G = (1/n) Σᵢ ‖∇_θ f(xᵢ)‖², what SGD's stability caps (= tr H at interpolation)
+    path_norm: float  # Σₖ |aₖ|·‖(wₖ, bₖ)‖
+    eta_star: float  # the largest linearly stable step size η*(B) for the batch size asked about
+
+def _relu_report(runs: ReluRuns, e: int, prob: Interpolation1D, B: int, exact, num_probes: int, seed) -> ReluMinimum:
+    "Run `e`: Hessian sizes from the Hessian operator, tr G and η*(B) from the per-sample gradients."
+    lr, rep, loss = float(runs.lrs[e]), int(runs.repeat[e]), float(runs.train_loss[e])
+    if bool(runs.diverged[e]): return ReluMinimum(lr, rep, *[math.nan] * 8)
+    net, X = runs.net(e), prob.x[:, None]
+    test = float((runs(prob.x_test)[e] - prob.y_test).square().mean())
+    m = sharpness_measures(HessianOperator.from_model(net, half_mse, X, prob.y), exact, num_probes, seed)
+    J = jacobian(*flat_model(net, X))
+    return ReluMinimum(lr, rep, loss, test, m.sharpness, m.trace, m.frobenius, float(J.square().sum()) / len(X),
+                       path_norm(net), stability_threshold(J, B))
+
+def relu_minimum_report(
+    runs: ReluRuns,  # trained nets
+    problem: Interpolation1D,  # the data they were trained on
+    batch_size: int | None = None,  # B for the threshold η*(B); None: the batch size they were trained with
+    exact: bool | None = None,  # dense Hessian eigenvalues; None: exact when the net has ≤ 500 parameters
+    num_probes: int = 32,  # Hutchinson probes when not exact
+    seed: int | torch.Generator = 0,  # seed for Lanczos and the probes (an int or a torch.Generator)
+) -> list[ReluMinimum]:
+    "Fit, test error, λ_max, tr H, ‖H‖_F, tr G, path norm and η*(B) of every net in `runs` (nan where it diverged)."
+    check_type("runs", runs, ReluRuns)
+    check_type("problem", problem, Interpolation1D)
+    n = check_same_length(x=problem.x, y=problem.y)
+    B = runs.batch_size if batch_size is None else check_int("batch_size", batch_size, minimum=1, maximum=n)
+    if exact is not None: check_type("exact", exact, bool)
+    num_probes, seed = check_int("num_probes", num_probes, minimum=2), as_generator(seed)
+    return [_relu_report(runs, e, problem, B, exact, num_probes, seed) for e in range(len(runs.lrs))]
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #fd1661e1
+@dataclass(frozen=True)
+class StepSizeSummary:
+    "One field of a sweep's reports, summarised over the runs at each step size."
+    lrs: np.ndarray  # the step sizes η, increasing
+    mean: np.ndarray  # mean over the runs at that η
+    low: np.ndarray  # smallest value
+    high: np.ndarray  # largest value
+
+def by_step_size(
+    reports: Sequence[ReluMinimum],  # reports of a sweep, several per step size
+    field: str,  # the field to summarise, such as "path_norm" or "test"
+) -> StepSizeSummary:
+    "Mean, minimum and maximum of `field` over the runs at each step size."
+    if not isinstance(reports, Sequence) or not reports: raise ValueError("`reports` must be a non-empty sequence")
+    for r in reports: check_type("reports", r, ReluMinimum)
+    check_choice("field", field, [f for f, v in vars(reports[0]).items() if isinstance(v, float) and f != "lr"])
+    lrs = np.array(sorted({r.lr for r in reports}))
+    vals = [np.array([getattr(r, field) for r in reports if r.lr == lr]) for lr in lrs]
+    return StepSizeSummary(lrs, *(np.array([f(v) for v in vals]) for f in (np.mean, np.min, np.max)))
+
+# %% ../../nbs/10_curvature/11_stability.ipynb #1f1ebed2
+def plot_relu_fits(
+    runs: Mapping[str, ReluRuns],  # method label → its trained nets
+    problem: Interpolation1D,  # the data and the target
+    lrs: Sequence[float],  # one panel per step size (each method must have trained at it)
+    repeat: int = 0,  # which initialisation to draw
+    title: str | None = None,  # the finding
+) -> Figure:
+    "The functions learned by each method at each step size, with the data and the target."
+    check_type("runs", runs, Mapping)
+    check_type("problem", problem, Interpolation1D)
+    if not runs: raise ValueError("`runs` is empty")
+    for r in runs.values(): check_type("runs", r, ReluRuns)
+    lrs = _check_rates("lrs", lrs)
+    check_int("repeat", repeat, minimum=0, maximum=min(int(r.repeat.max()) for r in runs.values()))
+    fig, axes = subplots(1, len(lrs), figsize=(3.6 * len(lrs), 3.2), squeeze=False)
+    for ax, lr in zip(axes[0], lrs):
+        ax.plot(problem.x_test.cpu(), problem.y_test.cpu(), color="0.6", ls="--", lw=1, label="target")
+        for (name, r), col in zip(runs.items(), PALETTE):
+            e = [i for i in range(len(r.lrs)) if abs(float(r.lrs[i]) - lr) < 1e-12 and int(r.repeat[i]) == repeat]
+            if not e: raise ValueError(f"`lrs`: {name} has no run at η = {lr} with repeat {repeat}")
+            ax.plot(problem.x_test.cpu(), r(problem.x_test)[e[0]].cpu(), color=col, lw=1.3, label=name)
+        ax.plot(problem.x.cpu(), problem.y.cpu(), "k.", ms=5, label="data")
+        ax.set(xlabel="x", ylabel="f(x)", title=f"η = {lr:g}")
+    axes[0][0].legend(fontsize=8)
+    if title: fig.suptitle(title)
+    return fig
+
+def plot_relu_sweep(
+    reports: Mapping[str, Sequence[ReluMinimum]],  # method label → reports of its runs, several per step size
+    title: str | None = None,  # the finding
+) -> Figure:
+    "Path norm, test error and λ_max, tr H against 2/η of the minima at each step size: mean and range over runs."
+    check_type("reports", reports, Mapping)
+    if not reports or not all(reports.values()): raise ValueError("`reports` is empty: give a non-empty sweep")
+    for rep in reports.values():
+        for r in rep: check_type("reports", r, ReluMinimum)
+    fig, axes = subplots(1, 3, figsize=(11, 3.4))
+    panels = ((0, "path_norm", "o-", "{}"), (1, "test", "o-", "{}"), (2, "trace", "o-", "tr H, {}"),
+              (2, "sharpness", "s--", "λ_max, {}"))
+    for (name, rep), col in zip(reports.items(), PALETTE):
+        for i, field, fmt, label in panels:
+            s = by_step_size(rep, field)
+            axes[i].errorbar(s.lrs, s.mean, yerr=[s.mean - s.low, s.high - s.mean], fmt=fmt, color=col, ms=4,
+                             capsize=2, label=label.format(name))
+    lrs = np.unique(np.concatenate([by_step_size(rep, "trace").lrs for rep in reports.values()]))
+    grid = np.geomspace(lrs.min(), lrs.max(), 50)
+    axes[2].plot(grid, 2 / grid, "k:", label="2/η (caps λ_max for GD, tr H for SGD)")
+    for ax, ylabel, name in zip(axes, ("Σₖ |aₖ|‖(wₖ, bₖ)‖", "test MSE", "curvature"),
+                                ("path norm", "test error", "what stability caps")):
+        ax.set(xscale="log", xlabel="step size η", ylabel=ylabel, title=name)
+        ax.set_xticks(lrs, [f"{v:g}" for v in lrs], minor=False)
+        ax.minorticks_off()
+    axes[1].set_yscale("log")
+    axes[2].set(yscale="log", ylim=(None, 12 / lrs.min()))  # headroom above 2/η for the legend
+    for ax, kw in zip(axes, ({}, {}, dict(fontsize=7, loc="upper right"))): ax.legend(**kw)
+    if title: fig.suptitle(title)
+    return fig
+
 # %% ../../nbs/10_curvature/11_stability.ipynb #aa83f00f
 def minima_figure(
     reports: Mapping[str, Sequence[MinimumReport]],  # method label → one report per step size, in slider order
@@ -567,6 +844,13 @@ def minima_figure(
     "A kernel-free slider through the weights β of each minimum, drawn against β*."
     check_type("reports", reports, Mapping)
     if not reports or not all(reports.values()): raise ValueError("`reports` is empty: give a non-empty sweep")
+    d = check_tensor("beta_star", beta_star, ndim=1).shape[0]
+    for rep in reports.values():
+        for r in rep:
+            if check_type("reports", r, MinimumReport).beta.shape != (d,):
+                raise ValueError(f"`beta_star` has {d} entries but the reports' weights have {r.beta.shape[0]}")
+    if colors is not None and (isinstance(colors, str) or not all(isinstance(c, str) for c in colors)):
+        raise TypeError(f"`colors` must be a sequence of colour names, got {colors!r}")
     colors, x = list(colors) if colors is not None else list(PALETTE), np.arange(1, len(beta_star) + 1)
     frames = {f"{name} {r.lr:.2f}": [go.Bar(x=x, y=r.beta.cpu().numpy(), marker_color=col,
                                             name=f"{name}, η = {r.lr:.2f}: ‖β‖₁ = {r.l1:.2f}, "
@@ -611,6 +895,7 @@ def stability_figure(
 ) -> Figure:
     "Train a diagonal net on a fresh sparse problem: its weights (left), its curvature against 2/η and 2/η*(B) (right)."
     check_choice("method", method, ("SGD", "GD"))
+    lr, batch_size = check_float("lr", lr, minimum=0, strict=True), check_int("batch_size", batch_size, minimum=1)
     prob = sparse_problem(n, d, k=min(5, d), seed=0, device=device)
     B = n if method == "GD" else min(batch_size, n)
     runs = train_diagonal_nets(prob.X, prob.y, [lr], B, steps=steps, init_scale=init_scale, seed=0, progress=progress)
