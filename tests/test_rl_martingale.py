@@ -333,3 +333,84 @@ def test_bad_input_names_the_argument(small):
     with pytest.raises(ValueError, match="`repeats`"): seed_study(0, 10, (5,))
     with pytest.raises(ValueError, match="`method`"): martingale_figure("SARSA")
     with pytest.raises(ValueError, match="`n_show`"): plot_quadratic_variation(p, true_value, lambda t, x: 2 * x, (10,), n_show=0)
+
+
+# --- bad-input probes (run by tests/test_bad_input.py) ----------------------------------------
+
+from probe import INF, NAN, SIZES, UNKNOWN, Probe  # noqa: E402
+
+_P = simulate_diffusion(20, 8, seed=0, device="cpu")
+_phi, _base = quadratic_family(_P)
+_F64 = torch.float64
+_nan = torch.tensor([0.0, NAN], dtype=_F64)
+_POS = [0.0, -1.0, NAN, INF, "1"]
+_NONNEG = [-1.0, NAN, INF, "1"]
+_REAL = [NAN, INF, "0"]
+_study = {"ML": torch.zeros(4, 2, dtype=_F64), "LSTD": torch.ones(4, 2, dtype=_F64)}
+_KS4 = (10, 20, 40, 80)
+_rates = convergence_rates({"ML": torch.rand(4, 2, dtype=_F64, generator=torch.Generator().manual_seed(0))}, _KS4)
+_PB = dict(phi=_phi, base=_base, dt=_P.dt)  # a valid linear problem
+_BAD_PB = dict(phi=[_phi[0], _phi.numpy(), _phi.int(), torch.full_like(_phi, NAN)],
+               base=[_base[:, :-1], _base.numpy(), torch.full_like(_base, NAN)], dt=_POS,
+               rewards=[torch.zeros(20, 9, dtype=_F64), torch.full((20, 8), NAN, dtype=_F64), "r"])
+_SGD = dict(lr=_POS, epochs=SIZES + [2.5], batch_size=SIZES, seed=[-1, "0", 1.5])
+_SEQ = [(), 5, "ab"]
+
+PROBES = [
+    Probe(exact_transition, dict(dt=0.1), dict(dt=_POS, sigma=_NONNEG, kappa=_REAL)),
+    Probe(simulate_diffusion, dict(n_paths=4, n_steps=4, device="cpu"),
+          dict(n_paths=SIZES + [2.5], n_steps=SIZES, T=_POS, sigma=_NONNEG, kappa=_REAL, x0_mean=_REAL,
+               x0_std=_NONNEG, base_steps=[0, 6, 2.5], seed=[-1, "0", 1.5], device=[3, "no-such-device"])),
+    Probe(coarsen, dict(paths=_P, n_steps=4), dict(paths=["paths", _P.X], n_steps=SIZES + [3, 2.5])),
+    Probe(quadratic_family, dict(paths=_P), dict(paths=["paths", _P.X])),
+    Probe(true_value, dict(t=torch.zeros(3, dtype=_F64), x=torch.zeros(3, dtype=_F64)),
+          dict(t=[torch.tensor([1.5], dtype=_F64), _nan, "0", NAN], x=[_nan, "x", INF], T=_POS, sigma=_NONNEG,
+               kappa=_REAL)),
+    Probe(theta_star_brownian, dict(), dict(sigma=_NONNEG)),
+    Probe(family_value, dict(theta=torch.zeros(2, dtype=_F64), phi=_phi, base=_base),
+          dict(theta=[torch.zeros(3, dtype=_F64), [0.0, 0.0], _nan, torch.zeros(2, 1, dtype=_F64)],
+               phi=[_phi.numpy(), torch.full_like(_phi, NAN), _phi.int()],
+               base=[_base[:, :-1], _base.numpy(), torch.full_like(_base, NAN)])),
+    Probe(returns_to_go, dict(base=_base, dt=_P.dt), dict(base=_BAD_PB["base"][1:] + [_base[0]], dt=_POS,
+                                                        rewards=_BAD_PB["rewards"])),
+    Probe(martingale_loss, dict(theta=torch.zeros(2, dtype=_F64), **_PB),
+          dict(theta=[torch.zeros(3, dtype=_F64), _nan], **_BAD_PB)),
+    Probe(fit_martingale_loss, dict(**_PB), dict(**_BAD_PB, solver=[UNKNOWN], **_SGD)),
+    Probe(td_test_functions, dict(phi=_phi, dt=_P.dt), dict(phi=_BAD_PB["phi"], dt=_POS, lam=[-0.1, 1.5, NAN, "0"])),
+    Probe(td_errors, dict(theta=torch.zeros(2, dtype=_F64), **_PB),
+          dict(theta=[torch.zeros(3, dtype=_F64), _nan], **_BAD_PB)),
+    Probe(fit_lstd, dict(**_PB), dict(**_BAD_PB, lam=[-0.1, 1.5, NAN], device=[3, "no-such-device"])),
+    Probe(fit_td, dict(**_PB), dict(**_BAD_PB, lam=[-0.1, 1.5, NAN], **_SGD)),
+    Probe(fit_gtd, dict(**_PB), dict(**_BAD_PB, lam=[-0.1, 1.5], **_SGD, lr_w=_POS + [1.5])),
+    Probe(fit_mstde, dict(**_PB), dict(**_BAD_PB)),
+    Probe(realized_quadratic_variation, dict(values=_base), dict(values=[_base[0], _base.numpy(), torch.full_like(_base, NAN)])),
+    Probe(predicted_quadratic_variation, dict(grad_x=_base, sigma=1.0, dt=0.1),
+          dict(grad_x=[_base[0], _base.numpy(), torch.full_like(_base, NAN)], sigma=_NONNEG, dt=_POS)),
+    Probe(mesh_study, dict(paths=_P, n_steps=(4, 8)),
+          dict(paths=["paths"], n_steps=_SEQ + [(0,), (3,)], methods=[("SARSA",), "ML", ()], family=["family"])),
+    Probe(plot_parameters_vs_dt, dict(study=_study, n_steps=_KS4),
+          dict(study=["study", {}, {"ML": torch.zeros(3, 2, dtype=_F64)}, {"ML": "x"}], n_steps=_SEQ + [(0, 1, 2, 3)],
+               T=_POS, truth=[torch.zeros(3, dtype=_F64), "x", _nan], title=[3])),
+    Probe(plot_quadratic_variation, dict(paths=_P, value_fn=true_value, grad_x_fn=lambda t, x: 2 * x, n_steps=(4, 8)),
+          dict(paths=["paths"], value_fn=["f"], grad_x_fn=[3], n_steps=_SEQ + [(3,)], n_show=SIZES + [21],
+               show_paths=["paths"], title=[3])),
+    Probe(convergence_rates, dict(study=_study, n_steps=_KS4),
+          dict(study=["study", {}, {"ML": torch.zeros(3, 2, dtype=_F64)}], n_steps=_SEQ + [(10, 20, 40, 0), (10, 20, 30, 40)],
+               T=_POS)),
+    Probe(plot_convergence, dict(rates=_rates), dict(rates=[{}, "rates", {"ML": "rate"}], title=[3])),
+    Probe(continuous_limits, dict(), dict(T=_POS, sigma=_NONNEG, kappa=_REAL, x0_var=_NONNEG, n_grid=SIZES + [2, 2.5])),
+    Probe(value_traces, dict(thetas={"ML": torch.zeros(2, dtype=_F64)}),
+          dict(thetas=["thetas", {"ML": torch.zeros(3, dtype=_F64)}, {"ML": _nan}], T=_POS, sigma=_NONNEG, kappa=_REAL,
+               x_max=_POS)),
+    Probe(mesh_slider_figure, dict(study=_study, n_steps=_KS4),
+          dict(study=["study", {}, {"ML": torch.zeros(3, 2, dtype=_F64)}], n_steps=_SEQ, T=_POS)),
+    Probe(fit_method, dict(method="LSTD", **_PB),
+          dict(method=[UNKNOWN], phi=_BAD_PB["phi"], base=_BAD_PB["base"], dt=_POS, lam=[-0.1, 1.5, NAN],
+               seed=[-1, "0"])),
+    Probe(martingale_figure, dict(n_steps=4, n_paths=10, device="cpu"),
+          dict(method=[UNKNOWN], n_steps=SIZES, n_paths=SIZES, kappa=_REAL, sigma=_NONNEG, lam=[-0.1, 1.5, NAN],
+               seed=[-1, "0"])),
+    Probe(seed_study, dict(repeats=1, n_paths=10, n_steps=(2, 4), device="cpu"),
+          dict(repeats=SIZES, n_paths=SIZES, n_steps=_SEQ + [(0,)], methods=[("SARSA",), "ML"], kappa=_REAL,
+               seed=[-1, "0"], progress=["yes"])),
+]

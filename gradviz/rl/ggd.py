@@ -8,7 +8,7 @@ Docs: https://gradviz.github.io/gradviz/30_rl/ggd_td.html.md"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -18,6 +18,7 @@ import scipy.special
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import core
@@ -25,12 +26,14 @@ from ..core import check_choice, check_float, check_int, check_tensor, check_typ
 from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
-__all__ = ['NOISE_FAMILIES', 'NOISE_SHAPE', 'FAMILY_LABELS', 'LOSSES', 'SLIDER_BETAS', 'ggd_nll', 'ggd_variance', 'ggd_kurtosis',
-           'ggd_entropy', 'sample_ggd', 'GGDFit', 'fit_ggd_shape', 'excess_kurtosis', 'effective_batch_size',
-           'BIEVWeights', 'biev_weights', 'NoisyChain', 'noisy_chain', 'family_groups', 'Transitions',
-           'sample_transitions', 'head_beta', 'head_variance', 'td_loss', 'TDRun', 'train_td_critic',
+__all__ = ['NOISE_FAMILIES', 'NOISE_SHAPE', 'FAMILY_LABELS', 'LOSSES', 'AC_NOISES', 'SLIDER_BETAS', 'ggd_nll', 'ggd_variance',
+           'ggd_kurtosis', 'ggd_entropy', 'sample_ggd', 'GGDFit', 'fit_ggd_shape', 'excess_kurtosis',
+           'effective_batch_size', 'BIEVWeights', 'biev_weights', 'NoisyChain', 'noisy_chain', 'family_groups',
+           'Transitions', 'sample_transitions', 'head_beta', 'head_variance', 'td_loss', 'TDRun', 'train_td_critic',
            'unit_variance_alpha', 'ggd_density', 'plot_ggd_shapes', 'plot_ggd_moments', 'plot_learned_beta', 'MeanSD',
-           'rmse_table', 'plot_rmse', 'ggd_shape_traces', 'ggd_shape_slider_figure', 'ggd_td_figure', 'explore_ggd_td']
+           'rmse_table', 'plot_rmse', 'TaskStep', 'PointTask', 'point_task', 'reward_noise', 'rollout_return',
+           'ACStudy', 'train_actor_critic', 'ReturnGap', 'return_gap', 'plot_returns', 'ggd_shape_traces',
+           'ggd_shape_slider_figure', 'ggd_td_figure', 'explore_ggd_td']
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #d9f2bf87
 def _positive(name: str, v, like: torch.Tensor | None = None, device=None) -> torch.Tensor:
@@ -43,6 +46,13 @@ def _positive(name: str, v, like: torch.Tensor | None = None, device=None) -> to
     dev = like.device if like is not None else resolve_device(device)
     return torch.tensor(v, dtype=like.dtype if like is not None else torch.float64, device=dev)
 
+def _broadcasts(name: str, v, shape: torch.Size) -> None:
+    "An error naming `name` unless the tensor `v` (numbers always do) broadcasts against `shape`."
+    if not isinstance(v, torch.Tensor): return
+    try: torch.broadcast_shapes(v.shape, shape)
+    except RuntimeError:
+        raise ValueError(f"`{name}` of shape {tuple(v.shape)} does not broadcast against {tuple(shape)}") from None
+
 def ggd_nll(
     delta: torch.Tensor,  # TD errors (or any samples) δ, floating tensor
     beta: float | torch.Tensor,  # shape β > 0 (number or tensor broadcasting against δ)
@@ -52,6 +62,8 @@ def ggd_nll(
     "−log p(δ; μ, α, β) of the generalised Gaussian, elementwise: (|δ−μ|/α)^β − log β + log Γ(1/β) + log 2α."
     delta = check_tensor("delta", delta, floating=True)
     b, a = _positive("beta", beta, delta), _positive("alpha", alpha, delta)
+    loc = check_tensor("loc", loc, floating=True) if isinstance(loc, torch.Tensor) else check_float("loc", loc)
+    for name, v in (("beta", b), ("alpha", a), ("loc", loc)): _broadcasts(name, v, delta.shape)
     z = (delta - loc).abs() / a
     return z.pow(b) - torch.log(b) + torch.lgamma(1 / b) + math.log(2) + torch.log(a)
 
@@ -122,6 +134,14 @@ def _mean_ggd_nll(absx: np.ndarray, beta: float, alpha: float | None) -> float:
     a = _alpha_hat(absx, beta) if alpha is None else alpha
     return float(np.mean((absx / a) ** beta) - np.log(beta) + scipy.special.gammaln(1 / beta) + np.log(2 * a))
 
+def _check_range(name: str, r) -> tuple[float, float]:
+    "An increasing pair of positive finite numbers, or an error naming `name`."
+    if isinstance(r, (str, bytes)) or not isinstance(r, Sequence) or len(r) != 2:
+        raise TypeError(f"`{name}` must be a pair (low, high), got {r!r}")
+    lo, hi = (check_float(f"{name}[{i}]", v, minimum=0, strict=True) for i, v in enumerate(r))
+    if lo >= hi: raise ValueError(f"`{name}` must be increasing, got {r}")
+    return lo, hi
+
 def fit_ggd_shape(
     samples: torch.Tensor,  # 1-D floating tensor of draws
     alpha: float | None = 1.0,  # fixed scale α (the paper's α = 1), or None to fit it too
@@ -132,8 +152,7 @@ def fit_ggd_shape(
     x = check_tensor("samples", samples, ndim=1, floating=True)
     if len(x) < 2: raise ValueError(f"`samples` needs at least 2 values, got {len(x)}")
     if alpha is not None: alpha = check_float("alpha", alpha, minimum=0, strict=True)
-    lo, hi = (check_float(f"beta_range[{i}]", v, minimum=0, strict=True) for i, v in enumerate(beta_range))
-    if lo >= hi: raise ValueError(f"`beta_range` must be increasing, got {beta_range}")
+    lo, hi = _check_range("beta_range", beta_range)
     absx = np.abs(x.detach().cpu().double().numpy() - check_float("loc", loc))
     r = scipy.optimize.minimize_scalar(lambda lb: _mean_ggd_nll(absx, float(np.exp(lb)), alpha),
                                        bounds=(math.log(lo), math.log(hi)), method="bounded", options=dict(xatol=1e-9))
@@ -158,7 +177,8 @@ def effective_batch_size(
 ) -> torch.Tensor:
     "(Σ w)² / Σ w²: the number of equally weighted samples with the same variance of a weighted mean."
     w = check_tensor("weights", weights, floating=True)
-    if bool((w < 0).any()): raise ValueError("`weights` must be non-negative")
+    if w.ndim == 0 or bool((w < 0).any()): raise ValueError("`weights` must be non-negative, with a batch dimension")
+    if not bool((w.sum(-1) > 0).all()): raise ValueError("`weights` must have a positive sum along the batch")
     return w.sum(-1) ** 2 / (w**2).sum(-1)
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #e0253515
@@ -250,6 +270,12 @@ class NoisyChain:
         eye = torch.eye(self.num_states, dtype=torch.float64, device=P.device)
         return torch.linalg.solve(eye - self.gamma * P, self.mean_rewards)
 
+def _as_float64(name: str, v) -> torch.Tensor:
+    "A sequence of numbers or a tensor as a float64 tensor, or an error naming `name`."
+    if isinstance(v, (str, bytes)): raise TypeError(f"`{name}` must be numbers, got a string")
+    try: return torch.as_tensor(v, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError): raise TypeError(f"`{name}` must be numbers, got {v!r}") from None
+
 def _families(noise) -> tuple[str, ...]:
     "The per-state family names, checked."
     if isinstance(noise, str) or not isinstance(noise, Sequence):
@@ -271,7 +297,7 @@ def noisy_chain(
     shape = check_float("shape", shape, minimum=0, strict=True)
     N, dev = len(noise), resolve_device(device)
     ramp = 1 + 0.2 * torch.arange(N, dtype=torch.float64) / (N - 1)
-    V = check_tensor("values", ramp if values is None else torch.as_tensor(values, dtype=torch.float64), shape=(N,))
+    V = check_tensor("values", ramp if values is None else _as_float64("values", values), shape=(N,))
     P = NoisyChain(torch.zeros(N, dtype=torch.float64, device=dev), noise, alpha, gamma, shape).transition_matrix()
     mu = (torch.eye(N, dtype=torch.float64, device=dev) - gamma * P) @ V.to(dev)
     return NoisyChain(mu, noise, alpha, gamma, shape)
@@ -324,13 +350,27 @@ def sample_transitions(
 LOSSES = ("mse", "gaussian", "ggd", "ggd+biev")
 _SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(h + this) = 1 at h = 0
 
-def head_beta(h: torch.Tensor, beta_max: float = 20.0) -> torch.Tensor:
-    "β = softplus(h) (1 at h = 0), clamped to [0.2, β_max]."
+def _head_beta(h: torch.Tensor, beta_max: float) -> torch.Tensor:
+    "β = softplus(h) clamped to [0.2, β_max], unchecked (the training loop's version)."
     return F.softplus(h + _SOFTPLUS_ONE).clamp(0.2, beta_max)
 
-def head_variance(h: torch.Tensor) -> torch.Tensor:
-    "σ² = softplus(h) + 10⁻³ (about 1 at h = 0)."
+def _head_variance(h: torch.Tensor) -> torch.Tensor:
+    "σ² = softplus(h) + 10⁻³, unchecked."
     return F.softplus(h + _SOFTPLUS_ONE) + 1e-3
+
+def head_beta(
+    h: torch.Tensor,  # raw second-head outputs
+    beta_max: float = 20.0,  # upper clamp of β (≥ 0.2)
+) -> torch.Tensor:
+    "β = softplus(h) (1 at h = 0), clamped to [0.2, β_max]."
+    h, beta_max = check_tensor("h", h, floating=True), check_float("beta_max", beta_max, minimum=0.2)
+    return _head_beta(h, beta_max)
+
+def head_variance(
+    h: torch.Tensor,  # raw second-head outputs
+) -> torch.Tensor:
+    "σ² = softplus(h) + 10⁻³ (about 1 at h = 0)."
+    return _head_variance(check_tensor("h", h, floating=True))
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #ff46e02b
 def _per_element_loss(loss: str, delta: torch.Tensor, h: torch.Tensor, beta_max: float,
@@ -338,12 +378,19 @@ def _per_element_loss(loss: str, delta: torch.Tensor, h: torch.Tensor, beta_max:
     "The loss of each (member, batch element), before the bootstrap weights."
     if loss == "mse": return delta**2
     if loss == "gaussian":
-        var = head_variance(h)
+        var = _head_variance(h)
         return delta**2 / (2 * var) + 0.5 * torch.log(var)
-    beta = head_beta(h, beta_max)
+    beta = _head_beta(h, beta_max)
     nll = delta.abs().clamp_min(1e-12).pow(beta) - torch.log(beta) + torch.lgamma(1 / beta) + math.log(2)
     w = beta / beta.sum(-2, keepdim=True)
     return delta.shape[-2] * (w.detach() if detach_weights else w) * nll
+
+def _loss_options(lam, min_ess, beta_max, detach_weights, direction) -> dict:
+    "The checked options of `td_loss` (and of `train_td_critic`, which passes them on)."
+    check_type("detach_weights", detach_weights, bool)
+    return dict(lam=check_float("lam", lam, minimum=0), min_ess=check_int("min_ess", min_ess, minimum=1),
+                beta_max=check_float("beta_max", beta_max, minimum=0.2, strict=True), detach_weights=detach_weights,
+                direction=check_choice("direction", direction, ("divide", "multiply")))
 
 def td_loss(
     loss: str,  # one of LOSSES
@@ -357,16 +404,16 @@ def td_loss(
     direction: str = "divide",  # BIEV kurtosis-correction direction
 ) -> torch.Tensor:
     "The critic loss for one batch, summed over independent runs (leading dimensions)."
-    loss = check_choice("loss", loss, LOSSES)
-    delta, h = check_tensor("delta", delta, ndim=(2, 3), floating=True), check_tensor("h", h, floating=True)
-    if h.shape != delta.shape or weight.shape != delta.shape:
-        raise ValueError(f"`h` and `weight` must have the shape of `delta` {tuple(delta.shape)}, "
-                         f"got {tuple(h.shape)} and {tuple(weight.shape)}")
-    lam = check_float("lam", lam, minimum=0)
-    total = (weight * _per_element_loss(loss, delta, h, beta_max, detach_weights)).mean((-1, -2)).sum()
-    if loss != "ggd+biev" or lam == 0: return total
-    bw, _ = _biev(delta.transpose(-1, -2), min_ess, True, direction, 1e-8)
-    return total + lam * (weight * bw.unsqueeze(-2) * delta**2).sum(-1).mean(-1).sum()
+    loss, delta = check_choice("loss", loss, LOSSES), check_tensor("delta", delta, ndim=(2, 3), floating=True)
+    h, weight = (check_tensor(n, v, shape=tuple(delta.shape), floating=True) for n, v in (("h", h), ("weight", weight)))
+    if bool((weight < 0).any()): raise ValueError("`weight` must be non-negative")
+    if loss == "ggd+biev" and (delta.shape[-2] < 4 or delta.shape[-1] < 2):
+        raise ValueError(f"`delta` needs >= 4 members and a batch >= 2 for 'ggd+biev', got shape {tuple(delta.shape)}")
+    o = _loss_options(lam, min_ess, beta_max, detach_weights, direction)
+    total = (weight * _per_element_loss(loss, delta, h, o["beta_max"], o["detach_weights"])).mean((-1, -2)).sum()
+    if loss != "ggd+biev" or o["lam"] == 0: return total
+    bw, _ = _biev(delta.transpose(-1, -2), o["min_ess"], True, o["direction"], 1e-8)
+    return total + o["lam"] * (weight * bw.unsqueeze(-2) * delta**2).sum(-1).mean(-1).sum()
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #750e4f5d
 @dataclass(frozen=True)
@@ -451,18 +498,16 @@ def _state_weights(chain: NoisyChain, V: torch.Tensor, data: _CriticData, opts: 
     return out.scatter_add_(1, data.s, w) * data.s.shape[1] / cnt.clamp_min(1)
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #c113e3d3
+def _check_progress(progress) -> None:
+    "A TypeError naming `progress` unless it is a bool, None or a callable (checked before any work starts)."
+    if not (isinstance(progress, bool) or progress is None or callable(progress)):
+        raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
+
 def _check_seeds(seeds) -> tuple[int, ...]:
     "The run seeds as a tuple of non-negative ints."
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise TypeError("`seeds` must be a non-empty sequence of ints")
     return tuple(check_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds))
-
-def _loss_options(lam, min_ess, beta_max, detach_weights, direction) -> dict:
-    "The checked keyword arguments that `train_td_critic` passes on to `td_loss`."
-    check_type("detach_weights", detach_weights, bool)
-    return dict(lam=check_float("lam", lam, minimum=0), min_ess=check_int("min_ess", min_ess, minimum=1),
-                beta_max=check_float("beta_max", beta_max, minimum=0.2, strict=True), detach_weights=detach_weights,
-                direction=check_choice("direction", direction, ("divide", "multiply")))
 
 def train_td_critic(
     chain: NoisyChain,  # the environment (its V* is the yardstick)
@@ -484,6 +529,7 @@ def train_td_critic(
 ) -> TDRun:
     "Semi-gradient TD on a fixed buffer for an ensemble of tabular critics with value and second heads."
     check_type("chain", chain, NoisyChain)
+    _check_progress(progress)
     loss, seeds = check_choice("loss", loss, LOSSES), _check_seeds(seeds)
     n, steps = check_int("n_transitions", n_transitions, minimum=2), check_int("steps", steps, minimum=1)
     B, lr = check_int("batch_size", batch_size, minimum=2), check_float("lr", lr, minimum=0, strict=True)
@@ -507,13 +553,20 @@ def ggd_density(
     alpha: float | torch.Tensor = 1.0,  # scale α > 0
 ) -> torch.Tensor:
     "p(x; 0, α, β) = exp(−ggd_nll)."
-    return torch.exp(-ggd_nll(x, beta, alpha))
+    return torch.exp(-ggd_nll(check_tensor("x", x, floating=True), beta, alpha))
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #d7563ced
+def _check_betas(betas) -> list[float]:
+    "A non-empty sequence of positive finite shapes, or an error naming `betas` (or the bad entry)."
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or not betas:
+        raise TypeError("`betas` must be a non-empty sequence of shapes")
+    return [check_float(f"betas[{i}]", b, minimum=0, strict=True) for i, b in enumerate(betas)]
+
 def plot_ggd_shapes(
     betas: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 4.0, 8.0),  # shapes to draw
 ) -> Figure:
     "Unit-variance GGD densities on linear and log axes against the standard Gaussian."
+    betas = _check_betas(betas)
     x = torch.linspace(-5, 5, 801, dtype=torch.float64)
     fig, (a, b) = subplots(1, 2, figsize=(10, 3.6))
     gauss = torch.exp(-x**2 / 2) / math.sqrt(2 * math.pi)
@@ -549,7 +602,8 @@ def plot_ggd_moments(
     alpha: float = 1.0,  # fixed scale
 ) -> Figure:
     "Variance (minimum marked), excess kurtosis and entropy of GGD(β) against β for a fixed α."
-    b = torch.logspace(math.log10(beta_range[0]), math.log10(beta_range[1]), 600, dtype=torch.float64)
+    (lo, hi), alpha = _check_range("beta_range", beta_range), check_float("alpha", alpha, minimum=0, strict=True)
+    b = torch.logspace(math.log10(lo), math.log10(hi), 600, dtype=torch.float64)
     fig, axs = subplots(1, 3, figsize=(11, 3.4))
     _variance_panel(axs[0], b, alpha)
     axs[1].plot(b.numpy(), ggd_kurtosis(b).numpy(), color=PALETTE[2])
@@ -564,6 +618,17 @@ def plot_ggd_moments(
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #003ae16a
+def _check_title(name: str, title) -> None:
+    "A TypeError naming `name` unless `title` is a string or None."
+    if title is not None: check_type(name, title, str)
+
+def _check_run_chain(run, chain) -> None:
+    "`run` a TDRun trained on a chain with as many states as `chain`, else an error naming the culprit."
+    check_type("run", run, TDRun)
+    check_type("chain", chain, NoisyChain)
+    if run.values.shape[-1] != chain.num_states:
+        raise ValueError(f"`chain` has {chain.num_states} states but the run has {run.values.shape[-1]}")
+
 def plot_learned_beta(
     run: TDRun,  # a run trained with a GGD loss
     chain: NoisyChain,  # the chain it was trained on
@@ -571,6 +636,9 @@ def plot_learned_beta(
     title: str | None = None,  # axes title (state the finding)
 ) -> Figure:
     "Learned β per state (mean over members; seeds as dots) against the true β of each state's reward noise."
+    _check_run_chain(run, chain)
+    if ax is not None: check_type("ax", ax, Axes)
+    _check_title("title", title)
     fig, ax = subplots(figsize=(6.5, 3.4)) if ax is None else (ax.figure, ax)
     bh = run.beta.mean(1).cpu().numpy()
     N, truth = chain.num_states, chain.true_shapes().clamp(max=run.beta_max).numpy()
@@ -590,12 +658,24 @@ class MeanSD(NamedTuple):
     mean: float
     std: float
 
+def _check_runs_groups(runs, chain, groups) -> None:
+    "A non-empty mapping of TDRuns on `chain`, and a mapping of labels to slices of its states."
+    if not isinstance(runs, Mapping) or not runs: raise TypeError("`runs` must be a non-empty mapping name → TDRun")
+    for name, run in runs.items():
+        check_type("runs", run, TDRun)
+        _check_run_chain(run, chain)
+    if not isinstance(groups, Mapping): raise TypeError("`groups` must be a mapping label → slice of states")
+    for label, sl in groups.items():
+        check_type("groups", sl, slice)
+        if not range(chain.num_states)[sl]: raise ValueError(f"`groups` entry {label!r} selects no state")
+
 def rmse_table(
     runs: Mapping[str, TDRun],  # loss name → its runs
     chain: NoisyChain,  # the chain they were trained on
     groups: Mapping[str, slice],  # label → states, e.g. from `family_groups`
 ) -> dict[str, dict[str, MeanSD]]:
     "Final RMSE of the ensemble-mean value against V*, per loss and state group ('all' first): mean and std over seeds."
+    _check_runs_groups(runs, chain, groups)
     v_star, out = chain.true_values().cpu(), {}
     for name, run in runs.items():
         err = run.values.mean(1).cpu() - v_star
@@ -619,6 +699,8 @@ def plot_rmse(
     group_title: str | None = None,  # title of the right panel
 ) -> Figure:
     "RMSE of V against V* along training (mean ± std over seeds) and final RMSE per state group."
+    _check_title("title", title)
+    _check_title("group_title", group_title)
     fig, (a, b) = subplots(1, 2, figsize=(11, 3.6), gridspec_kw=dict(width_ratios=[1.3, 1]))
     table, keys = rmse_table(runs, chain, groups), ["all", *groups]
     for i, name in enumerate(runs):
@@ -630,6 +712,325 @@ def plot_rmse(
     b.set(xticks=range(len(keys)), ylabel="final RMSE")
     b.set_xticklabels(keys, fontsize=7)
     for ax, t in ((a, title), (b, group_title)): ax.set_title(t or "", fontsize=10)
+    return fig
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #2d5a9a80
+class TaskStep(NamedTuple):
+    "One exact step of the point task: the next position and the noise-free reward."
+    next_x: torch.Tensor  # x' = clip(x + dt·a, −x_max, x_max)
+    reward: torch.Tensor  # −x'² − c·a²
+
+@dataclass(frozen=True)
+class PointTask:
+    "A point on a line pushed toward 0 by a bounded velocity command, with heavy-tailed noise on its reward."
+    dt: float  # time step
+    horizon: int  # steps per episode; the last one is a time limit (bootstrapped), not a terminal state
+    gamma: float  # discount γ
+    action_cost: float  # c in −x'² − c·a²
+    x_max: float  # walls at ±x_max
+    start: float  # episodes start uniformly in [−start, start]
+    noise: str  # reward-noise family: "student-t", "ggd" or "none"
+    noise_shape: float  # ν of the Student-t, or β of the GGD
+    noise_scale: float  # scale of the reward noise
+
+    def step(self, x: torch.Tensor, a: torch.Tensor) -> TaskStep:
+        "The exact next position and noise-free reward for commands a (clipped to [−1, 1])."
+        a = a.clamp(-1, 1)
+        x2 = (x + self.dt * a).clamp(-self.x_max, self.x_max)
+        return TaskStep(x2, -x2**2 - self.action_cost * a**2)
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #87284990
+AC_NOISES = ("student-t", "ggd", "none")
+
+def point_task(
+    dt: float = 0.2,  # time step
+    horizon: int = 20,  # steps per episode
+    gamma: float = 0.95,  # discount γ
+    action_cost: float = 0.1,  # c in −x'² − c·a²
+    x_max: float = 2.0,  # walls at ±x_max
+    start: float = 1.5,  # episodes start uniformly in [−start, start]
+    noise: str = "student-t",  # "student-t", "ggd" or "none"
+    noise_shape: float = 1.5,  # ν of the Student-t (> 1, so the mean exists), or β of the GGD
+    noise_scale: float = 0.5,  # scale of the reward noise
+) -> PointTask:
+    "A point task with checked settings: Student-t reward noise with ν = 1.5 (infinite variance) by default."
+    noise = check_choice("noise", noise, AC_NOISES)
+    shape = check_float("noise_shape", noise_shape, minimum=1 if noise == "student-t" else 0, strict=True)
+    x_max = check_float("x_max", x_max, minimum=0, strict=True)
+    return PointTask(check_float("dt", dt, minimum=0, strict=True), check_int("horizon", horizon, minimum=1),
+                     check_float("gamma", gamma, minimum=0, maximum=1, strict=True),
+                     check_float("action_cost", action_cost, minimum=0), x_max,
+                     check_float("start", start, minimum=0, maximum=x_max), noise, shape,
+                     check_float("noise_scale", noise_scale, minimum=0))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #32685c02
+def _noise_draws(task: PointTask, rng: np.random.Generator, n: int) -> np.ndarray:
+    "n float64 draws of the task's reward noise from a NumPy generator."
+    if task.noise == "none" or task.noise_scale == 0: return np.zeros(n)
+    if task.noise == "student-t": return rng.standard_t(task.noise_shape, n) * task.noise_scale
+    return _ggd_draws(rng, n, task.noise_shape, task.noise_scale)
+
+def reward_noise(
+    task: PointTask,  # the task whose noise to draw
+    n: int,  # number of draws
+    seed: int | torch.Generator = 0,  # seeds NumPy's generator
+    device: str | torch.device | None = None,  # where the draws go; `default_device()` if None
+) -> torch.Tensor:
+    "n draws of the task's zero-mean reward noise (float64): Student-t by NumPy, GGD by scipy, or zeros."
+    check_type("task", task, PointTask)
+    x = _noise_draws(task, core.numpy_rng(seed), check_int("n", n, minimum=1))
+    return torch.from_numpy(x).to(resolve_device(device))
+
+def rollout_return(
+    task: PointTask,  # the task
+    policy: Callable[[torch.Tensor], torch.Tensor],  # positions → commands, elementwise over any shape
+    starts: torch.Tensor,  # start positions, any shape
+) -> torch.Tensor:
+    "The exact noise-free return (undiscounted sum over one episode) of a deterministic policy from each start."
+    check_type("task", task, PointTask)
+    if not callable(policy): raise TypeError(f"`policy` must be callable, got {type(policy).__name__}")
+    x = check_tensor("starts", starts, floating=True)
+    if bool((x.abs() > task.x_max).any()): raise ValueError(f"`starts` must lie in [−{task.x_max}, {task.x_max}]")
+    total = torch.zeros_like(x)
+    for _ in range(task.horizon):
+        x, r = task.step(x, policy(x))
+        total = total + r
+    return total
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #aea75add
+def _init_mlp(gens: list, sizes: Sequence[int], members: int | None, dtype) -> list[torch.Tensor]:
+    "Per-run layers [W, b, …] of shape (runs, [members,] in, out), uniform ±1/√in as torch's Linear, one seed each."
+    out, lead = [], (members,) if members else ()
+    for i, o in zip(sizes[:-1], sizes[1:]):
+        for shape in (lead + (i, o), lead + (1, o)):
+            draws = [2 * torch.rand(shape, generator=g, dtype=dtype) - 1 for g in gens]
+            out.append(torch.stack(draws) / math.sqrt(i))
+    return out
+
+def _mlp(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    "A batched ReLU network: x (…, B, in) through the layers in `params`."
+    for j in range(0, len(params), 2):
+        x = x @ params[j] + params[j + 1]
+        if j + 2 < len(params): x = torch.relu(x)
+    return x
+
+def _policy(actor: list[torch.Tensor], x: torch.Tensor, std: float, eps: torch.Tensor | None = None) -> torch.Tensor:
+    "a = tanh(μ(x) + σε): the Gaussian policy squashed into [−1, 1] (its mean command when eps is None)."
+    u = _mlp(actor, x.unsqueeze(-1))[..., 0]
+    return torch.tanh(u if eps is None else u + std * eps)
+
+def _q(critic: list[torch.Tensor], x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    "Every member's (Q, second head) at (x, a): x, a (R, B) → (R, M, B, 2)."
+    return _mlp(critic, torch.stack([x, a], -1).unsqueeze(1))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #dd64e571
+@dataclass(frozen=True)
+class _ACDraws:
+    "Every random number of a run, drawn up front from its seed: (runs, steps, …) each."
+    starts: torch.Tensor  # episode start positions (runs, steps, envs)
+    explore: torch.Tensor  # exploration noise of the acting policy (runs, steps, envs)
+    noise: torch.Tensor  # reward noise (runs, steps, envs)
+    target: torch.Tensor  # policy noise of the target actions (runs, steps, B)
+    actor: torch.Tensor  # policy noise of the actor update (runs, steps, B)
+    pick: torch.Tensor  # uniform numbers that pick the replay minibatch (runs, steps, B)
+
+def _ac_draws(task: PointTask, seed: int, steps: int, envs: int, batch: int) -> tuple[torch.Generator, _ACDraws]:
+    "Seed k's generator (for the networks, drawn next) and its draws; the reward noise from NumPy with the same seed."
+    g = core.as_generator(seed)
+    starts = (2 * torch.rand(steps, envs, generator=g) - 1) * task.start
+    explore = torch.randn(steps, envs, generator=g)
+    target, actor = torch.randn(2, steps, batch, generator=g)
+    pick = torch.rand(steps, batch, generator=g)
+    noise = torch.from_numpy(_noise_draws(task, core.numpy_rng(seed), steps * envs)).float().view(steps, envs)
+    return g, _ACDraws(starts, explore, noise, target, actor, pick)
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #4667022f
+@dataclass(frozen=True)
+class _ACNets:
+    "The trainable networks of all runs, their optimisers and the critics' Polyak-averaged targets."
+    actor: list
+    critic: list
+    target: list
+    opt_actor: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+
+def _ac_nets(gens: list, hidden: int, members: int, lr_actor: float, lr_critic: float, copies: int,
+             device) -> _ACNets:
+    "Actor 1→h→1 and critic members (x, a)→h→h→(Q, h) per seed, repeated for each loss (paired starts)."
+    rep = lambda ps: [p.repeat(copies, *[1] * (p.ndim - 1)).to(device).requires_grad_() for p in ps]
+    critic = rep(_init_mlp(gens, (2, hidden, hidden, 2), members, torch.float32))
+    actor = rep(_init_mlp(gens, (1, hidden, 1), None, torch.float32))
+    adam = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=True)
+    opt_actor, opt_critic = adam(actor, lr_actor), adam(critic, lr_critic)
+    return _ACNets(actor, critic, [p.detach().clone() for p in critic], opt_actor, opt_critic)
+
+def _ac_update(task: PointTask, nets: _ACNets, batch: torch.Tensor, eps_t: torch.Tensor, eps_a: torch.Tensor,
+               losses: tuple, opts: dict) -> None:
+    "One critic step on the chosen loss per block of runs, one actor step up the critics' mean Q, then Polyak."
+    x, a, r, x2 = batch.unbind(-1)
+    with torch.no_grad():
+        y = r + task.gamma * _q(nets.target, x2, _policy(nets.actor, x2, opts["std"], eps_t))[..., 0].mean(1)
+    out = _q(nets.critic, x, a)
+    delta, h = (y.unsqueeze(1) - out[..., 0]).chunk(len(losses)), out[..., 1].chunk(len(losses))
+    crit = sum(td_loss(l, d, hh, torch.ones_like(d), opts["lam"]) for l, d, hh in zip(losses, delta, h))
+    nets.opt_critic.zero_grad()
+    crit.backward()
+    nets.opt_critic.step()
+    q_pi = _q([p.detach() for p in nets.critic], x, _policy(nets.actor, x, opts["std"], eps_a))[..., 0]
+    nets.opt_actor.zero_grad()
+    (-q_pi.mean((1, 2)).sum()).backward()
+    nets.opt_actor.step()
+    with torch.no_grad(): torch._foreach_lerp_(nets.target, [p.detach() for p in nets.critic], opts["tau"])
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #45ad6608
+def _stack_draws(per_seed: list[_ACDraws], copies: int, device) -> _ACDraws:
+    "Seeds stacked along a run dimension and repeated once per loss (run = loss · S + seed), on `device`."
+    stack = lambda name: torch.stack([getattr(d, name) for d in per_seed]).repeat(copies, 1, 1).to(device)
+    return _ACDraws(*(stack(f.name) for f in fields(_ACDraws)))
+
+def _act(task: PointTask, nets: _ACNets, draws: _ACDraws, buf: torch.Tensor, x: torch.Tensor, t: int,
+         std: float) -> torch.Tensor:
+    "Step every environment with the exploring policy, store (x, a, noisy r, x'), restart at the time limit."
+    E = x.shape[1]
+    with torch.no_grad():
+        a = _policy(nets.actor, x, std, draws.explore[:, t])
+        x2, r = task.step(x, a)
+        buf[:, t * E:(t + 1) * E] = torch.stack([x, a, r + draws.noise[:, t], x2], -1)
+    return draws.starts[:, t] if (t + 1) % task.horizon == 0 else x2
+
+def _mean_policy_return(task: PointTask, nets: _ACNets) -> torch.Tensor:
+    "Exact noise-free return of each run's mean policy, averaged over 9 evenly spaced starts."
+    starts = torch.linspace(-task.start, task.start, 9, device=nets.actor[0].device)
+    mean_policy = lambda z: _policy(nets.actor, z, 0.0)
+    with torch.no_grad(): return rollout_return(task, mean_policy, starts.expand(len(nets.actor[0]), 9)).mean(-1)
+
+def _final_beta(task: PointTask, nets: _ACNets) -> torch.Tensor:
+    "Mean β of the second head over members and a 9 × 5 grid of (x, a), per run."
+    X, A = torch.meshgrid(torch.linspace(-task.x_max, task.x_max, 9), torch.linspace(-1, 1, 5), indexing="ij")
+    R, dev = len(nets.actor[0]), nets.actor[0].device
+    with torch.no_grad(): h = _q(nets.critic, X.flatten().expand(R, -1).to(dev), A.flatten().expand(R, -1).to(dev))
+    return head_beta(h[..., 1]).mean((1, 2))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #978d6583
+@dataclass(frozen=True)
+class ACStudy:
+    "Actor-critic runs on a point task: one block of paired seeds per critic loss."
+    losses: tuple[str, ...]  # critic losses, in order
+    seeds: tuple[int, ...]  # seed k gives every loss the same initial networks, starts, exploration and reward noise
+    record_steps: torch.Tensor  # environment steps at which the mean policy was evaluated (0 = at initialisation)
+    returns: torch.Tensor  # exact noise-free return of the mean policy, mean over 9 starts, (losses, seeds, records)
+    beta: torch.Tensor  # mean β of the second head at the end, (losses, seeds); meaningful for the GGD losses
+
+def _check_losses(losses, members: int) -> tuple[str, ...]:
+    "Distinct critic losses from LOSSES; BIEV's kurtosis needs at least 4 members."
+    if isinstance(losses, str) or not isinstance(losses, Sequence) or not losses:
+        raise TypeError("`losses` must be a non-empty sequence of names from LOSSES")
+    out = tuple(check_choice(f"losses[{i}]", l, LOSSES) for i, l in enumerate(losses))
+    if len(set(out)) < len(out): raise ValueError(f"`losses` repeats a name: {out}")
+    if "ggd+biev" in out and members < 4: raise ValueError(f"`members` must be >= 4 for 'ggd+biev', got {members}")
+    return out
+
+def _ac_options(steps, envs, hidden, batch_size, lr_critic, lr_actor, tau, explore_std, lam, warmup,
+                eval_every) -> dict:
+    "The checked settings of `train_actor_critic`."
+    pos = lambda name, v: check_float(name, v, minimum=0, strict=True)
+    return dict(steps=check_int("steps", steps, minimum=1), envs=check_int("envs", envs, minimum=1),
+                hidden=check_int("hidden", hidden, minimum=1), B=check_int("batch_size", batch_size, minimum=2),
+                lr_critic=pos("lr_critic", lr_critic), lr_actor=pos("lr_actor", lr_actor),
+                tau=check_float("tau", tau, minimum=0, maximum=1, strict=True), std=pos("explore_std", explore_std),
+                lam=check_float("lam", lam, minimum=0), warmup=check_int("warmup", warmup, minimum=0),
+                eval_every=check_int("eval_every", eval_every, minimum=1))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #07070bf8
+def _ac_loop(task: PointTask, nets: _ACNets, draws: _ACDraws, losses: tuple, o: dict,
+             progress: bool | Callable) -> tuple[torch.Tensor, list[int]]:
+    "Act, store, update (once the buffer holds `warmup` transitions) and evaluate every `eval_every` steps."
+    R, E, B = draws.starts.shape[0], o["envs"], o["B"]
+    buf = torch.zeros(R, o["steps"] * E, 4, device=draws.starts.device)
+    x, hist, rec = draws.starts[:, 0], [_mean_policy_return(task, nets)], [0]
+    for t in core.progress(range(o["steps"]), progress, desc="actor-critic", total=o["steps"]):
+        x = _act(task, nets, draws, buf, x, t, o["std"])
+        if (t + 1) * E >= o["warmup"]:
+            idx = (draws.pick[:, t] * (t + 1) * E).long().unsqueeze(-1).expand(-1, -1, 4)
+            _ac_update(task, nets, buf.gather(1, idx), draws.target[:, t], draws.actor[:, t], losses, o)
+        if (t + 1) % o["eval_every"] == 0 or t + 1 == o["steps"]:
+            hist.append(_mean_policy_return(task, nets))
+            rec.append(t + 1)
+    return torch.stack(hist, -1), rec
+
+def train_actor_critic(
+    task: PointTask,  # the environment
+    losses: Sequence[str] = ("mse", "ggd"),  # critic losses from LOSSES, trained side by side on paired seeds
+    seeds: Sequence[int] = tuple(range(10)),  # one run per seed and loss
+    steps: int = 1000,  # environment steps; one critic and one actor update each after the warm-up
+    envs: int = 8,  # parallel environments per run
+    members: int = 5,  # critic ensemble size M
+    hidden: int = 32,  # hidden width of actor and critics
+    batch_size: int = 64,  # replay minibatch B
+    lr_critic: float = 3e-3,  # Adam step of the critics
+    lr_actor: float = 1e-3,  # Adam step of the actor
+    tau: float = 0.01,  # Polyak rate of the target critics
+    explore_std: float = 0.3,  # σ of the Gaussian policy before the tanh
+    lam: float = 0.1,  # λ of the BIEV term
+    warmup: int = 200,  # transitions collected before the first update
+    eval_every: int = 50,  # steps between evaluations of the mean policy
+    device: str | torch.device | None = None,  # where to train; `default_device()` if None
+    progress: bool | Callable = False,  # a tqdm bar (True) or a callable wrapping the step loop
+) -> ACStudy:
+    "Off-policy actor-critic (SAC-like, no entropy term) with critics trained by each loss, vectorised over runs."
+    check_type("task", task, PointTask)
+    _check_progress(progress)
+    losses, seeds = _check_losses(losses, check_int("members", members, minimum=1)), _check_seeds(seeds)
+    o, dev = _ac_options(steps, envs, hidden, batch_size, lr_critic, lr_actor, tau, explore_std, lam, warmup,
+                         eval_every), resolve_device(device)
+    gens, per_seed = zip(*(_ac_draws(task, s, o["steps"], o["envs"], o["B"]) for s in seeds))
+    nets = _ac_nets(list(gens), o["hidden"], members, o["lr_actor"], o["lr_critic"], len(losses), dev)
+    returns, rec = _ac_loop(task, nets, _stack_draws(list(per_seed), len(losses), dev), losses, o, progress)
+    L, S = len(losses), len(seeds)
+    return ACStudy(losses, seeds, torch.tensor(rec), returns.view(L, S, -1).double().cpu(),
+                   _final_beta(task, nets).view(L, S).double().cpu())
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #0a481fe2
+class ReturnGap(NamedTuple):
+    "A paired comparison of two critic losses over seeds."
+    mean: float  # mean over seeds of (return with `loss`) − (return with `baseline`)
+    se: float  # its standard error
+    wins: int  # seeds on which `loss` is ahead
+    n: int  # number of seeds
+
+def return_gap(
+    study: ACStudy,  # runs with both losses
+    loss: str = "ggd",  # the loss under test
+    baseline: str = "mse",  # the loss it is compared with
+    last: int = 5,  # average the return over the last `last` evaluations (all of them: the whole learning curve)
+) -> ReturnGap:
+    "Paired difference of average return over the last evaluations, loss − baseline, with its standard error."
+    check_type("study", study, ACStudy)
+    i, j = (study.losses.index(check_choice(n, v, study.losses)) for n, v in (("loss", loss), ("baseline", baseline)))
+    last = check_int("last", last, minimum=1, maximum=study.returns.shape[-1])
+    d = (study.returns[i, :, -last:] - study.returns[j, :, -last:]).mean(-1)
+    se = d.std().item() / math.sqrt(len(d)) if len(d) > 1 else math.nan
+    return ReturnGap(d.mean().item(), se, int((d > 0).sum()), len(d))
+
+# %% ../../nbs/30_rl/30_ggd_td.ipynb #f1ce1836
+def plot_returns(
+    study: ACStudy,  # actor-critic runs
+    title: str | None = None,  # axes title (the finding)
+) -> Figure:
+    "Return of the mean policy along training per critic loss: mean ± one standard error over seeds (symlog axis)."
+    check_type("study", study, ACStudy)
+    _check_title("title", title)
+    fig, ax = subplots(figsize=(6.5, 3.6))
+    steps, S = study.record_steps.numpy(), study.returns.shape[1]
+    for i, name in enumerate(study.losses):
+        m = study.returns[i].mean(0).numpy()
+        se = study.returns[i].std(0).numpy() / math.sqrt(S) if S > 1 else np.zeros_like(m)
+        ax.plot(steps, m, color=PALETTE[i], label=f"{name} critic")
+        ax.fill_between(steps, m - se, m + se, color=PALETTE[i], alpha=0.2)
+    ax.set(yscale="symlog", xlabel="environment steps (one update each)", ylabel="return of the mean policy (symlog)")
+    ax.set_yticks([-2, -5, -10, -20, -50], ["−2", "−5", "−10", "−20", "−50"])
+    ax.legend(fontsize=8)
+    ax.set_title(title or "", fontsize=10)
     return fig
 
 # %% ../../nbs/30_rl/30_ggd_td.ipynb #16ac3586
@@ -660,9 +1061,8 @@ def ggd_shape_slider_figure(
     active: int = 4,  # the frame shown first (β = 2 by default)
 ) -> go.Figure:
     "A kernel-free slider over β: the unit-variance GGD density against the Gaussian, linear (left) and log (right)."
-    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or not betas:
-        raise TypeError("`betas` must be a non-empty sequence of shapes")
-    betas = [check_float(f"betas[{i}]", b, minimum=0, strict=True) for i, b in enumerate(betas)]
+    betas = _check_betas(betas)
+    active = check_int("active", active, minimum=0, maximum=len(betas) - 1)
     frames = {f"{b:g}": ggd_shape_traces(b) for b in betas}
     layout = dict(margin=dict(t=70, l=60, r=20, b=50), legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
                   xaxis=dict(domain=[0, 0.46], anchor="y", range=[-4, 4], title=dict(text="δ")),
@@ -715,6 +1115,7 @@ def ggd_td_figure(
     "Density of GGD(β, α) and a GGD+λ·BIEV critic's learned β and BIEV weights per state on a chain with that noise."
     beta, alpha = check_float("beta", beta, minimum=0, strict=True), check_float("alpha", alpha, minimum=0, strict=True)
     noise = check_choice("noise", noise, ("mixed",) + NOISE_FAMILIES)
+    _check_progress(progress)
     members, min_ess = check_int("members", members, minimum=4), check_int("min_ess", min_ess, minimum=1)
     lam, shape, dev = check_float("lam", lam, minimum=0), beta if noise == "ggd" else 1.0, resolve_device(device)
     ch = _explorer_chain(noise, alpha, shape, dev)

@@ -126,6 +126,11 @@ def quadratic_family(
     return LinearFamily(torch.stack([tau, tau * paths.X**2], -1), paths.X**2)
 
 # %% ../../nbs/30_rl/31_martingale.ipynb #5efe7d90
+def _as_float64(name: str, v) -> torch.Tensor:
+    "A number or floating tensor as float64 with finite entries, or an error naming `name`."
+    if isinstance(v, torch.Tensor): return check_tensor(name, v, floating=True).double()
+    return torch.tensor(check_float(name, v), dtype=torch.float64)
+
 def true_value(
     t: torch.Tensor,  # times t ∈ [0, T]
     x: torch.Tensor,  # states (broadcast against `t`)
@@ -134,7 +139,7 @@ def true_value(
     kappa: float = 0.0,  # mean reversion κ
 ) -> torch.Tensor:
     "J(t, x) = E[X_T² | X_t = x] = x²e^{−2κτ} + σ²(1 − e^{−2κτ})/(2κ), τ = T − t (κ = 0: x² + σ²τ)."
-    t, x = torch.as_tensor(t, dtype=torch.float64), torch.as_tensor(x, dtype=torch.float64)
+    t, x = _as_float64("t", t), _as_float64("x", x)
     T, sigma = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
     kappa = check_float("kappa", kappa)
     if ((t < 0) | (t > T)).any(): raise ValueError(f"`t` must lie in [0, T] = [0, {T}]")
@@ -154,6 +159,10 @@ def family_value(
 ) -> torch.Tensor:
     "J^θ_k = base_k + θᵀφ_k."
     theta = check_tensor("theta", theta, ndim=1, floating=True)
+    phi, base = check_tensor("phi", phi, floating=True), check_tensor("base", base, floating=True)
+    if phi.ndim == 0 or base.shape != phi.shape[:-1]:
+        raise ValueError(f"`base` must have the shape of `phi` without its last axis, got {tuple(base.shape)} "
+                         f"and {tuple(phi.shape)}")
     if phi.shape[-1] != len(theta):
         raise ValueError(f"`theta` has {len(theta)} entries but `phi` has {phi.shape[-1]} features")
     return base + phi @ theta.to(phi)
@@ -248,9 +257,8 @@ def fit_martingale_loss(
     "Jia & Zhou's martingale loss: the θ minimising ½E∫(G_t − J^θ_t)²dt, or its gradient Monte Carlo (`IterativeFit`)."
     phi, base, dt, r = _problem(phi, base, dt, rewards, device)
     check_choice("solver", solver, ("lstsq", "sgd"))
-    if solver == "sgd":
-        opts = _sgd_options(lr, epochs, batch_size, len(phi))
-        return _stochastic_approximation(*_ml_moments(phi, base, dt, r), *opts, core.as_generator(seed))
+    opts, g = _sgd_options(lr, epochs, batch_size, len(phi)), core.as_generator(seed)
+    if solver == "sgd": return _stochastic_approximation(*_ml_moments(phi, base, dt, r), *opts, g)
     A = phi[:, :-1].reshape(-1, phi.shape[-1])
     y = (returns_to_go(base, dt, r) - base[:, :-1]).reshape(-1, 1)
     return torch.linalg.lstsq(A, y).solution[:, 0]
@@ -339,6 +347,7 @@ def fit_gtd(
     phi, base, dt, r = _problem(phi, base, dt, rewards, device)
     lr, epochs, batch_size = _sgd_options(lr, epochs, batch_size, len(phi))
     lr_w = check_float("lr_w", lr_w, minimum=0, strict=True)
+    if lr_w > 1: raise ValueError(f"`lr_w` must be in (0, 1], got {lr_w}")
     c, D = _td_moments(phi, base, dt, r, lam)
     lr = lr / torch.linalg.matrix_norm(D.mean(0), ord=2) ** 2
     w = torch.zeros(c.shape[1], dtype=c.dtype, device=c.device)
@@ -388,6 +397,26 @@ METHODS: dict[str, Callable] = {
     "MSTDE": fit_mstde,
 }
 
+def _check_meshes(n_steps) -> list[int]:
+    "A non-empty sequence of positive ints, or an error naming `n_steps`."
+    if isinstance(n_steps, (str, bytes)) or not isinstance(n_steps, Sequence) or not n_steps:
+        raise TypeError("`n_steps` must be a non-empty sequence of ints")
+    return [check_int("n_steps", K, minimum=1) for K in n_steps]
+
+def _check_callable(name: str, f) -> None:
+    "A TypeError naming `name` unless `f` is callable."
+    if not callable(f): raise TypeError(f"`{name}` must be callable, got {type(f).__name__}")
+
+def _check_study(study, n_steps) -> list[int]:
+    "`study` a non-empty mapping method → tensor with one row per mesh in `n_steps`; the checked meshes."
+    n_steps = _check_meshes(n_steps)
+    if not isinstance(study, Mapping) or not study: raise TypeError("`study` must be a non-empty mapping method → θ̂")
+    for m, th in study.items():
+        th = check_tensor("study", th, ndim=2, floating=True)
+        if len(th) != len(n_steps):
+            raise ValueError(f"`study` has {len(th)} rows for {m!r} but `n_steps` has {len(n_steps)}")
+    return n_steps
+
 def mesh_study(
     paths: Paths,  # fine paths; every K in `n_steps` must divide paths.n_steps
     n_steps: Sequence[int] = (10, 50, 200, 1000),  # meshes K to look through
@@ -396,7 +425,11 @@ def mesh_study(
 ) -> dict[str, torch.Tensor]:
     "θ̂ per method on the same paths at each mesh: {method: tensor (len(n_steps), p)}."
     check_type("paths", paths, Paths)
+    n_steps = _check_meshes(n_steps)
+    if isinstance(methods, str) or not isinstance(methods, Sequence) or not methods:
+        raise TypeError("`methods` must be a non-empty sequence of names from METHODS")
     for m in methods: check_choice("methods", m, list(METHODS))
+    _check_callable("family", family)
     fits = {m: [] for m in methods}
     for K in n_steps:
         p = coarsen(paths, K)
@@ -413,6 +446,9 @@ def plot_parameters_vs_dt(
     title: str | None = None,
 ) -> Figure:
     "θ̂₁ and θ̂₂ against Δt (log axis), one line per method, with the truth."
+    n_steps, T = _check_study(study, n_steps), check_float("T", T, minimum=0, strict=True)
+    if truth is not None: check_tensor("truth", truth, shape=(2,), floating=True)
+    if title is not None: check_type("title", title, str)
     fig, axes = subplots(1, 2, figsize=(10, 3.6))
     dts = [T / K for K in n_steps]
     for j, ax in enumerate(axes):
@@ -467,6 +503,11 @@ def plot_quadratic_variation(
     "Left: running Σ(ΔJ)² vs ∫|σ∂ₓJ|²dt on a few paths; right: mean gap vs Δt (log–log)."
     check_type("paths", paths, Paths)
     sp = paths if show_paths is None else check_type("show_paths", show_paths, Paths)
+    _check_callable("value_fn", value_fn)
+    _check_callable("grad_x_fn", grad_x_fn)
+    for K in _check_meshes(n_steps):
+        if paths.n_steps % K: raise ValueError(f"`n_steps` entry {K} does not divide the paths' {paths.n_steps} steps")
+    if title is not None: check_type("title", title, str)
     fig, (ax_l, ax_r) = subplots(1, 2, figsize=(10, 3.6))
     _qv_paths_panel(ax_l, sp, value_fn, grad_x_fn, check_int("n_show", n_show, minimum=1, maximum=len(sp.X)))
     _qv_gap_panel(ax_r, paths, value_fn, grad_x_fn, n_steps)
@@ -487,8 +528,7 @@ def convergence_rates(
     T: float = 1.0,  # horizon
 ) -> dict[str, ConvergenceRate]:
     "Per method: the distance to the finest-mesh estimate at each coarser Δt and its fitted log–log slope."
-    n_steps = [check_int(f"n_steps[{i}]", K, minimum=1) for i, K in enumerate(n_steps)]
-    T = check_float("T", T, minimum=0, strict=True)
+    n_steps, T = _check_study(study, n_steps), check_float("T", T, minimum=0, strict=True)
     out, dts = {}, np.array([T / K for K in n_steps[:-1]])
     keep = dts >= 4 * T / n_steps[-1]  # points too close to the reference see its own error
     if keep.sum() < 2:
@@ -506,6 +546,9 @@ def plot_convergence(
     title: str | None = None,  # axes title (the finding)
 ) -> Figure:
     "Log–log distance to the finest-mesh estimate against Δt, slope in the legend, a slope-1 guide."
+    if not isinstance(rates, Mapping) or not rates: raise TypeError("`rates` must be a non-empty mapping method → rate")
+    for r in rates.values(): check_type("rates", r, ConvergenceRate)
+    if title is not None: check_type("title", title, str)
     fig, ax = subplots(figsize=(6, 4))
     for i, (m, r) in enumerate(rates.items()):
         ax.loglog(r.dt, r.distance, "o-", color=PALETTE[i % len(PALETTE)], ms=4, label=f"{m}: slope {r.slope:.2f}")
@@ -552,6 +595,10 @@ def value_traces(
     x_max: float = 2.5,  # x range [−x_max, x_max]
 ) -> list:
     "Plotly traces of J^θ(0, x) per method and the true J(0, x)."
+    if not isinstance(thetas, Mapping): raise TypeError("`thetas` must be a mapping method → θ̂")
+    for th in thetas.values(): check_tensor("thetas", th, shape=(2,), floating=True)
+    T, sigma = check_float("T", T, minimum=0, strict=True), check_float("sigma", sigma, minimum=0)
+    kappa = check_float("kappa", kappa)
     x = torch.linspace(-check_float("x_max", x_max, minimum=0, strict=True), x_max, 101, dtype=torch.float64)
     phi = torch.stack([torch.full_like(x, T), T * x**2], -1)
     truth = true_value(torch.zeros(()), x, T, sigma, kappa).numpy()
@@ -571,9 +618,7 @@ def mesh_slider_figure(
     kappa: float = 0.0,  # mean reversion of the paths
 ) -> go.Figure:
     "A kernel-free slider over the meshes: J^θ̂(0, x) of every method against the true J(0, x)."
-    rows = {len(th) for th in study.values()}
-    if rows != {len(n_steps)}:
-        raise ValueError(f"`study` has {sorted(rows)} rows per method but `n_steps` has {len(n_steps)}")
+    n_steps, T = _check_study(study, n_steps), check_float("T", T, minimum=0, strict=True)
     frames = {f"K = {K} (Δt = {T / K:.3g})": value_traces({m: th[i] for m, th in study.items()}, T, sigma, kappa)
               for i, K in enumerate(n_steps)}
     return slider_figure(frames, title="J^θ(0, x): MSTDE is flatter and lifted at every Δt", x_title="x",
@@ -592,6 +637,7 @@ def fit_method(
 ) -> torch.Tensor:
     "θ̂ from the named estimator (iterative ones with their defaults)."
     check_choice("method", method, _EXPLORE_METHODS)
+    lam, seed = check_float("lam", lam, minimum=0, maximum=1), core.as_generator(seed)
     if method == "TD(λ)": return fit_td(phi, base, dt, lam=lam, seed=seed).theta
     if method == "TD(0)": return fit_td(phi, base, dt, seed=seed).theta
     if method == "GTD": return fit_gtd(phi, base, dt, seed=seed).theta
@@ -610,6 +656,7 @@ def martingale_figure(
 ) -> go.Figure:
     "J^θ(0, x) of one method and of ML against the truth, on freshly simulated paths."
     check_choice("method", method, _EXPLORE_METHODS)
+    lam = check_float("lam", lam, minimum=0, maximum=1)
     p = simulate_diffusion(n_paths, n_steps, sigma=sigma, kappa=kappa, seed=seed, device=device)
     phi, base = quadratic_family(p)
     fits = {method: fit_method(method, phi, base, p.dt, lam)}
@@ -642,7 +689,12 @@ def seed_study(
 ) -> dict[str, torch.Tensor]:
     "`mesh_study` on `repeats` fresh sets of paths: {method: θ̂ of shape (repeats, len(n_steps), p)}."
     repeats, base = check_int("repeats", repeats, minimum=1), core.as_seed(seed)
-    K = max(check_int(f"n_steps[{i}]", k, minimum=1) for i, k in enumerate(n_steps))
+    K, n_paths = max(_check_meshes(n_steps)), check_int("n_paths", n_paths, minimum=1)
+    if isinstance(methods, str) or not isinstance(methods, Sequence) or not methods:
+        raise TypeError("`methods` must be a non-empty sequence of names from METHODS")
+    for m in methods: check_choice("methods", m, list(METHODS))
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
     runs = [mesh_study(simulate_diffusion(n_paths, K, kappa=kappa, seed=base + r, device=device), n_steps, methods)
             for r in core.progress(range(repeats), progress, desc="seeds")]
     return {m: torch.stack([r[m] for r in runs]) for m in methods}
