@@ -181,7 +181,7 @@ def test_mstde_minimises_mean_square_td_error(small):
     np.testing.assert_allclose(theta.numpy(), np.linalg.lstsq(A, y, rcond=None)[0], rtol=0, atol=1e-10)
 
 
-def test_issue_tolerances_on_brownian_motion(brownian_study):
+def test_tolerances_on_brownian_motion(brownian_study):
     "ML and LSTD within 0.15 of θ* = (σ², 0) per coordinate at every K (N = 4000), MSTDE off by more than 1."
     star = theta_star_brownian(1.0)
     for study in brownian_study:
