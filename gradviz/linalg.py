@@ -1,4 +1,4 @@
-"""Hessian operators, Lanczos with full re-orthogonalisation, stochastic Lanczos quadrature for spectral densities, Hutchinson's trace estimator, conjugate gradients and a randomized truncated SVD.
+"""Hessian operators, Lanczos with full re-orthogonalisation, stochastic Lanczos quadrature for spectral densities, Hutchinson's and Hutch++ trace estimators, conjugate gradients and a randomized truncated SVD.
 
 Docs: https://gradviz.github.io/gradviz/00_foundations/linalg.html.md"""
 
@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import scipy.sparse.linalg as spla
 import scipy.stats
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from torch.func import grad, jvp
 
+from . import core
 from .autodiff import flat_objective, model_function
 from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 
 # %% auto #0
 __all__ = ['SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator', 'GaussNewtonOperator',
            'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate',
-           'hutchinson_trace', 'CGResult', 'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
+           'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors', 'compute_trace_errors',
+           'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -448,6 +451,123 @@ def hutchinson_trace(
         samples.append(float(z @ op._apply(z)))
     s = np.array(samples)
     return TraceEstimate(float(s.mean()), float(s.std(ddof=1) / math.sqrt(len(s))), s)
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #6178ca3a
+@dataclass(frozen=True)
+class HutchppEstimate(TraceEstimate):
+    "A Hutch++ trace estimate: `samples` are tr(QᵀAQ) + gᵀ(I−QQᵀ)A(I−QQᵀ)g, so mean and stderr read as Hutchinson's."
+    low_rank: float  # tr(QᵀAQ), exact on the sketched subspace
+    sketch_size: int  # k: columns of the sketch S and of Q (2k products)
+    num_probes: int  # Hutchinson probes on the deflated matrix (one product each)
+
+    @property
+    def num_products(self) -> int:
+        "Products spent in all: 2k for the sketch and the exact part, one per probe for the rest."
+        return 2 * self.sketch_size + self.num_probes
+
+    def __repr__(self):
+        return (f"HutchppEstimate({self.estimate:.6g} ± {self.stderr:.2g}, low rank {self.low_rank:.6g}, "
+                f"k={self.sketch_size}, probes={self.num_probes})")
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #734c8bad
+def _probe_block(op: SymmetricOperator, gen: torch.Generator, distribution: str, k: int) -> torch.Tensor:
+    "k random probes for `op` as the columns of a p×k matrix: ±1 entries (Rademacher) or standard normal ones."
+    if distribution == "rademacher":
+        Z = torch.randint(0, 2, (op.size, k), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
+    else: Z = torch.randn(op.size, k, generator=gen, device=gen.device, dtype=torch.float64)
+    return Z.to(device=op.device, dtype=op.dtype)
+
+def _products(op: SymmetricOperator, V: torch.Tensor) -> torch.Tensor:
+    "A V for a block of columns, batched where the operator batches, counted as one product per column."
+    op.num_matvecs += V.shape[1]
+    return op._matmat(V)
+
+def hutchpp_trace(
+    op,  # a SymmetricOperator or square symmetric tensor
+    num_products: int = 100,  # products in all: ⌊m/3⌋ sketch, ⌊m/3⌋ exact part, the rest Hutchinson probes
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the sketch and the probes
+    distribution: str = "rademacher",  # entries of the sketch and the probes: "rademacher" or "gaussian"
+) -> HutchppEstimate:
+    "Hutch++ (Meyer, Musco, Musco & Woodruff 2021): tr(A) exact on a sketched top subspace plus Hutchinson on the rest."
+    if isinstance(op, torch.Tensor):
+        check_tensor("op", op, ndim=2, floating=True)
+        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
+    op = as_operator(op)
+    m = check_int("num_products", num_products, minimum=3)
+    check_choice("distribution", distribution, ("rademacher", "gaussian"))
+    gen, k = as_generator(seed), m // 3
+    Q = torch.linalg.qr(_products(op, _probe_block(op, gen, distribution, k))).Q
+    low_rank = float((Q * _products(op, Q)).sum())
+    G = _probe_block(op, gen, distribution, m - 2 * k)
+    G = G - Q @ (Q.T @ G)
+    s = low_rank + (G * _products(op, G)).sum(0).double().cpu().numpy()
+    stderr = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else math.nan
+    return HutchppEstimate(float(s.mean()), stderr, s, low_rank, k, m - 2 * k)
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #d6dce5c6
+@dataclass(frozen=True)
+class TraceErrors:
+    "Absolute errors of Hutchinson and Hutch++ at equal numbers of products, one row per repetition."
+    budgets: np.ndarray  # products per estimate
+    hutchinson_errors: np.ndarray  # |estimate − tr A|, shape (repetitions, budgets)
+    hutchpp_errors: np.ndarray  # the same for Hutch++
+    trace: float  # the exact trace
+
+    @property
+    def hutchinson(self) -> np.ndarray: return self.hutchinson_errors.mean(0)
+    @property
+    def hutchpp(self) -> np.ndarray: return self.hutchpp_errors.mean(0)
+    @property
+    def ratio(self) -> np.ndarray:
+        "Mean error of Hutch++ over that of Hutchinson, per budget (below 1: Hutch++ wins)."
+        return self.hutchpp / self.hutchinson
+
+def compute_trace_errors(
+    op,  # a SymmetricOperator or square symmetric tensor
+    budgets: Sequence[int] = (12, 24, 48, 96, 192),  # products per estimate, the same for both estimators
+    num_seeds: int = 200,  # repetitions per budget, each with fresh probes
+    trace: float | None = None,  # the exact trace; None: from a dense copy (small operators only)
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for all the probes
+    distribution: str = "rademacher",  # probe entries for both estimators
+    progress: bool | Callable = False,  # a progress bar over the repetitions
+) -> TraceErrors:
+    "Absolute errors of `hutchinson_trace` and `hutchpp_trace` at equal products, over many seeds."
+    op = as_operator(op)
+    budgets = np.array([check_int("budgets", b, minimum=3) for b in budgets], dtype=int)
+    if len(budgets) == 0: raise ValueError("`budgets` is empty")
+    check_int("num_seeds", num_seeds, minimum=1)
+    exact = float(op.dense().trace()) if trace is None else check_float("trace", trace)
+    gen, errors = as_generator(seed), np.zeros((2, num_seeds, len(budgets)))
+    for r in core.progress(range(num_seeds), progress, desc="repetitions"):
+        for j, m in enumerate(budgets.tolist()):
+            errors[0, r, j] = abs(hutchinson_trace(op, m, seed=gen, distribution=distribution).estimate - exact)
+            errors[1, r, j] = abs(hutchpp_trace(op, m, seed=gen, distribution=distribution).estimate - exact)
+    return TraceErrors(budgets, errors[0], errors[1], exact)
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #9f1f65c5
+def plot_trace_errors(
+    results: dict[str, TraceErrors],  # one panel per named matrix, from `compute_trace_errors`
+    title: str | None = None,  # the finding
+) -> Figure:
+    "Mean relative error of Hutchinson and Hutch++ against products on log–log axes, one panel per matrix."
+    check_type("results", results, dict)
+    if not results: raise ValueError("`results` is empty")
+    for r in results.values(): check_type("results", r, TraceErrors)
+    fig = Figure(figsize=(3.6 * len(results), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(results), squeeze=False, sharey=True)[0]
+    for ax, (name, r) in zip(axes, results.items()):
+        scale = abs(r.trace) or 1.0
+        ax.loglog(r.budgets, r.hutchinson / scale, "o-", color="C0", label="Hutchinson")
+        ax.loglog(r.budgets, r.hutchpp / scale, "s-", color="C1", label="Hutch++")
+        guide = r.hutchinson[0] / scale * np.sqrt(r.budgets[0] / r.budgets)
+        ax.loglog(r.budgets, guide, ":", color="0.5", lw=1, label="∝ 1/√m")
+        ax.set(title=name, xlabel="products m")
+        ax.set_xticks(r.budgets, [str(b) for b in r.budgets])
+        ax.set_xticks([], minor=True)
+    axes[0].set_ylabel("mean |error| / tr A")
+    axes[0].legend(fontsize=8)
+    if title: fig.suptitle(title)
+    return fig
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #6beae5d3
 @dataclass(frozen=True)

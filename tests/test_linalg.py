@@ -11,8 +11,9 @@ from torch import nn
 import reference as ref
 from gradviz.autodiff import flat_objective
 from gradviz.core import as_generator
-from gradviz.linalg import (DenseOperator, FunctionOperator, HessianOperator, SpectralDensity, as_operator,
-                            conjugate_gradient, hutchinson_trace, lanczos, lanczos_tridiagonal, randomized_svd,
+from gradviz.linalg import (DenseOperator, FunctionOperator, HessianOperator, HutchppEstimate, SpectralDensity,
+                            TraceEstimate, as_operator, compute_trace_errors, conjugate_gradient, hutchinson_trace,
+                            hutchpp_trace, lanczos, lanczos_tridiagonal, plot_trace_errors, randomized_svd,
                             slq_density)
 
 F64 = torch.float64
@@ -495,3 +496,128 @@ def test_gauss_newton_on_device(device):
     G = GaussNewtonOperator(net, nn.functional.cross_entropy, X, y)
     out = G @ torch.ones(G.size, device=device, dtype=dtype)
     assert out.device.type == torch.device(device).type and torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- Hutch++
+def _rotated(spectrum, seed=0):
+    "A symmetric matrix with the given eigenvalues in a random orthonormal basis."
+    Q = torch.linalg.qr(torch.randn(len(spectrum), len(spectrum), generator=as_generator(seed), dtype=F64)).Q
+    A = Q @ torch.diag(spectrum) @ Q.T
+    return (A + A.T) / 2
+
+
+@pytest.mark.parametrize("m", [15, 16, 17, 40])
+def test_hutchpp_is_exact_on_matrices_of_rank_at_most_m_over_3(m):
+    lam = torch.tensor([4.0, -2.0, 1.5, 0.7, 0.1], dtype=F64)
+    A = _rotated(torch.cat([lam, torch.zeros(55, dtype=F64)]), seed=1)  # rank 5 ≤ ⌊m/3⌋
+    op = DenseOperator(A)
+    est = hutchpp_trace(op, num_products=m, seed=2)
+    assert est.estimate == pytest.approx(lam.sum().item(), abs=1e-12) and est.stderr < 1e-12
+    assert est.low_rank == pytest.approx(lam.sum().item(), abs=1e-12)
+    assert (est.sketch_size, est.num_probes, est.num_products) == (m // 3, m - 2 * (m // 3), m)
+    assert op.num_matvecs == m
+    tiny = hutchpp_trace(torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=F64)), num_products=30, seed=0)  # k > p
+    assert tiny.estimate == pytest.approx(6.0, abs=1e-12)
+
+
+def test_hutchpp_result_reads_like_a_trace_estimate():
+    A = _rotated(1 / torch.arange(1, 41, dtype=F64))
+    est = hutchpp_trace(A, num_products=31, seed=0)
+    assert isinstance(est, TraceEstimate) and isinstance(est, HutchppEstimate)
+    assert len(est.samples) == est.num_probes == 11 and est.sketch_size == 10
+    assert est.estimate == pytest.approx(est.samples.mean(), rel=1e-14)
+    assert est.stderr == pytest.approx(est.samples.std(ddof=1) / math.sqrt(11), rel=1e-12)
+    assert math.isnan(hutchpp_trace(A, num_products=3, seed=0).stderr)  # one probe: no error bar to give
+    same = hutchpp_trace(A, num_products=31, seed=torch.Generator().manual_seed(0))
+    assert np.array_equal(est.samples, same.samples)
+
+
+def _hutchpp_runs(A, m, seeds, distribution="rademacher"):
+    runs = [hutchpp_trace(A, num_products=m, seed=s, distribution=distribution) for s in seeds]
+    return np.array([r.estimate for r in runs]), np.array([r.stderr for r in runs])
+
+
+@pytest.mark.parametrize("distribution", ["rademacher", "gaussian"])
+def test_hutchpp_is_unbiased_and_its_error_bar_is_honest(distribution):
+    "Full rank: the mean over seeds is within 3 s.e. of the exact trace, and ±2 s.e. covers it about 95 % of the time."
+    lam = 1 / torch.arange(1, 101, dtype=F64)
+    A, exact = _rotated(lam, seed=3), lam.sum().item()
+    est, se = _hutchpp_runs(A, 60, range(400), distribution)  # k = 20 sketch columns, 20 probes
+    assert abs(est.mean() - exact) <= 3 * est.std(ddof=1) / math.sqrt(len(est))
+    coverage = np.mean(np.abs(est - exact) <= 2 * se)
+    assert 0.90 <= coverage <= 0.99
+    assert np.median(se) == pytest.approx(est.std(), rel=0.2)  # the typical error bar is the actual spread
+
+
+def test_hutchpp_beats_hutchinson_on_a_decaying_spectrum_and_not_on_a_flat_one():
+    i = torch.arange(1, 101, dtype=F64)
+    decay = compute_trace_errors(_rotated(i ** -2.0), budgets=(12, 48), num_seeds=60, seed=0)
+    flat = compute_trace_errors(_rotated(torch.linspace(0.01, 1, 100, dtype=F64)), budgets=(12, 48), num_seeds=60,
+                                seed=0)
+    assert decay.trace == pytest.approx(i.pow(-2.0).sum().item(), rel=1e-12)
+    assert decay.ratio[0] < 0.3 and decay.ratio[1] < 0.05
+    assert (flat.ratio > 1.2).all() and (flat.ratio < 2.5).all()
+    g = as_generator(0)  # the errors are those of the two estimators, called in turn on one generator
+    first = [hutchinson_trace(_rotated(i ** -2.0), 12, seed=g).estimate, hutchpp_trace(_rotated(i ** -2.0), 12, seed=g)]
+    assert decay.hutchinson_errors[0, 0] == pytest.approx(abs(first[0] - decay.trace), rel=1e-12)
+    assert decay.hutchpp_errors[0, 0] == pytest.approx(abs(first[1].estimate - decay.trace), rel=1e-12)
+
+
+def test_hutchpp_on_hessian_and_gauss_newton_operators(mlp_hessian):
+    "Against the trace of the independent float64 Hessian (reference.py), through the operator's batched products."
+    op, H, _ = mlp_hessian
+    op.reset_count()
+    est = hutchpp_trace(op, num_products=90, seed=0)
+    assert op.num_hvps == 90
+    assert abs(est.estimate - H.trace().item()) <= 3 * est.stderr
+    dense = hutchpp_trace(H, num_products=90, seed=0)  # the same probes through the dense matrix
+    assert dense.estimate == pytest.approx(est.estimate, rel=1e-9)
+    from gradviz.linalg import GaussNewtonOperator
+    net, X, y = _gn_problem(num_layers_hidden=2)
+    G_est = hutchpp_trace(GaussNewtonOperator(net, nn.functional.cross_entropy, X, y), num_products=30, seed=1)
+    G_trace = ref.gauss_newton(net, nn.functional.cross_entropy, X, y).trace().item()
+    assert abs(G_est.estimate - G_trace) <= 3 * G_est.stderr + 1e-10 * G_trace
+
+
+def test_hutchpp_follows_the_operators_device_and_dtype(device):
+    net, X, y = _mlp_problem()
+    op64 = HessianOperator.from_model(net, nn.functional.cross_entropy, X, y)
+    net32 = net.to(device=device, dtype=torch.float32)
+    op32 = HessianOperator.from_model(net32, nn.functional.cross_entropy, X.to(device, torch.float32), y.to(device))
+    est32, est64 = hutchpp_trace(op32, num_products=30, seed=0), hutchpp_trace(op64, num_products=30, seed=0)
+    assert op32.num_hvps == 30 and np.isfinite(est32.samples).all()
+    assert est32.estimate == pytest.approx(est64.estimate, rel=1e-3)  # probes drawn in float64 on the CPU, then moved
+
+
+def test_plot_trace_errors():
+    from matplotlib.figure import Figure
+    i = torch.arange(1, 31, dtype=F64)
+    results = {"decaying": compute_trace_errors(_rotated(i ** -2.0), budgets=(6, 12, 24), num_seeds=5, seed=0),
+               "flat": compute_trace_errors(_rotated(i / 30), budgets=(6, 12, 24), num_seeds=5, seed=0)}
+    fig = plot_trace_errors(results, title="a finding")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    for ax, r in zip(fig.axes, results.values()):
+        assert ax.get_xscale() == ax.get_yscale() == "log"
+        hut, hpp = ax.get_lines()[:2]
+        np.testing.assert_allclose(hut.get_ydata(), r.hutchinson / r.trace)
+        np.testing.assert_allclose(hpp.get_ydata(), r.hutchpp / r.trace)
+    assert fig._suptitle.get_text() == "a finding"
+
+
+def test_hutchpp_bad_input_errors_name_the_argument():
+    A = torch.eye(4, dtype=F64)
+    with pytest.raises(ValueError, match="`num_products` must be >= 3"): hutchpp_trace(A, num_products=2)
+    with pytest.raises(TypeError, match="`num_products`"): hutchpp_trace(A, num_products=6.0)
+    with pytest.raises(ValueError, match="`distribution` must be one of"): hutchpp_trace(A, distribution="uniform")
+    with pytest.raises(ValueError, match="`op` must be square"): hutchpp_trace(torch.ones(3, 4, dtype=F64))
+    with pytest.raises(ValueError, match="`op` must have 2"): hutchpp_trace(torch.ones(3, dtype=F64))
+    with pytest.raises(TypeError, match="`op`"): hutchpp_trace(torch.ones(3, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="`op`"): hutchpp_trace(np.eye(3))
+    with pytest.raises(TypeError, match="`seed`"): hutchpp_trace(A, seed="4")
+    with pytest.raises(ValueError, match="`budgets` must be >= 3"): compute_trace_errors(A, budgets=(2, 6))
+    with pytest.raises(ValueError, match="`budgets` is empty"): compute_trace_errors(A, budgets=())
+    with pytest.raises(ValueError, match="`num_seeds`"): compute_trace_errors(A, num_seeds=0)
+    with pytest.raises(ValueError, match="`trace`"): compute_trace_errors(A, trace=float("nan"))
+    with pytest.raises(ValueError, match="`results` is empty"): plot_trace_errors({})
+    with pytest.raises(TypeError, match="`results`"): plot_trace_errors({"a": 1.0})
+    with pytest.raises(TypeError, match="`results`"): plot_trace_errors([1.0])

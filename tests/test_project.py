@@ -72,7 +72,7 @@ def test_pyproject_config():
     assert not (ROOT / "settings.ini").exists()
 
 
-MODULES = ["gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data"]
+MODULES = ["gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -244,7 +244,7 @@ def test_every_notebook_opens_in_colab():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-FOUNDATIONS = {"gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data"}
+FOUNDATIONS = {"gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel"}
 CHAPTERS = [name for name in _exported_modules() if name not in FOUNDATIONS]
 
 

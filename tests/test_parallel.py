@@ -1,0 +1,205 @@
+"""gradviz.parallel: real processes on loopback (gloo), against single-process sums, np.array_split and math.fsum."""
+import json
+import math
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gradviz.core import as_generator
+from gradviz.parallel import (ShardSum, WorkerError, all_reduce_sum, demo_uneven_sum, is_distributed, rank_and_world,
+                              run_workers, split_evenly)
+from probe import INF, NAN, SIZES, UNKNOWN, Probe
+
+try:
+    import psutil
+except ImportError:  # the check falls back on multiprocessing's own list of children
+    psutil = None
+
+ROOT = Path(__file__).resolve().parent.parent
+F64 = torch.float64
+TIMEOUT = 60.0  # generous: a busy CI machine takes seconds to start each process
+
+
+# ---------------------------------------------------------------- workers (top level, so spawned processes find them)
+
+def _report(rank, world_size, delays):
+    "What a rank sees of its process group, answered after `delays[rank]` seconds."
+    time.sleep(delays[rank])
+    grad_input = torch.full((2,), float(rank + 1), dtype=F64, requires_grad=True)
+    total, count = all_reduce_sum(grad_input * 2, torch.tensor([rank], dtype=torch.int64))
+    return dict(rank_and_world=rank_and_world(), distributed=is_distributed(), env=(os.environ["RANK"],
+                os.environ["LOCAL_RANK"], os.environ["WORLD_SIZE"]), total=total, count=count)
+
+
+def _fail(rank, world_size, failing_rank):
+    if rank == failing_rank: raise ValueError(f"boom from rank {rank}")
+    return all_reduce_sum(torch.ones(3))  # waits for the failing rank, which never arrives
+
+
+def _exit_silently(rank, world_size):
+    if rank == 1: os._exit(3)
+    return all_reduce_sum(torch.ones(3))
+
+
+def _sleep(rank, world_size, seconds):
+    time.sleep(seconds)
+    return rank
+
+
+def _unpicklable(rank, world_size):
+    return lambda: rank
+
+
+def _leftover_workers() -> list:
+    "Spawned worker processes still alive below this one."
+    alive = list(multiprocessing.active_children())
+    if psutil is not None:
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if "spawn_main" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE: alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+    return alive
+
+
+# ---------------------------------------------------------------- sums over real ranks
+
+def test_two_ranks_give_the_single_process_float64_sum_exactly():
+    g = as_generator(0)
+    exact = torch.randint(-2**20, 2**20, (101,), generator=g).to(F64) / 2**10  # sums exact in any order
+    gauss = torch.randn(101, generator=g, dtype=F64)
+    x = torch.stack([exact, gauss], dim=1)
+    ranks = run_workers(demo_uneven_sum, 2, x, timeout=TIMEOUT)
+    assert [type(r) for r in ranks] == [ShardSum, ShardSum] and [r.rank for r in ranks] == [0, 1]
+    assert [(r.start, r.stop) for r in ranks] == [(0, 51), (51, 101)]
+    for r in ranks:
+        assert r.total.dtype == F64 and r.total.device.type == "cpu"
+        assert r.total[0].item() == exact.sum().item() == math.fsum(exact.tolist())
+        assert r.total[1].item() == pytest.approx(math.fsum(gauss.tolist()), rel=1e-13, abs=1e-13)
+        assert torch.equal(r.partial, x[r.start:r.stop].sum(0))
+    assert _leftover_workers() == []
+
+
+def test_results_come_in_rank_order_with_the_helpers_seeing_the_process_group():
+    delays = [1.0, 0.3, 0.0]  # the last rank answers first
+    out = run_workers(_report, 3, delays, timeout=TIMEOUT)
+    assert [o["rank_and_world"] for o in out] == [(0, 3), (1, 3), (2, 3)]
+    assert [o["distributed"] for o in out] == [True] * 3
+    assert [o["env"] for o in out] == [("0", "0", "3"), ("1", "1", "3"), ("2", "2", "3")]
+    for o in out:
+        assert torch.equal(o["total"], torch.full((2,), 2.0 * (1 + 2 + 3), dtype=F64))
+        assert not o["total"].requires_grad and o["count"].dtype == torch.int64 and o["count"].item() == 0 + 1 + 2
+    assert _leftover_workers() == []
+
+
+def test_world_size_one_runs_and_an_unpicklable_result_is_reported():
+    x = torch.arange(7, dtype=F64)
+    (only,) = run_workers(demo_uneven_sum, 1, x, timeout=TIMEOUT)
+    assert (only.start, only.stop, only.total.item()) == (0, 7, 21.0)
+    with pytest.raises(WorkerError, match="rank 0 of 1") as info:
+        run_workers(_unpicklable, 1, timeout=TIMEOUT)
+    assert "pickle" in info.value.traceback.lower()
+    assert _leftover_workers() == []
+
+
+# ---------------------------------------------------------------- failures: prompt, named, and nothing left behind
+
+def test_a_failing_rank_is_reported_with_its_rank_and_traceback():
+    with pytest.raises(WorkerError, match="rank 1 of 2 failed") as info:
+        run_workers(_fail, 2, 1, timeout=TIMEOUT)  # rank 0 sits in all_reduce: it is killed, not waited for
+    err = info.value
+    assert isinstance(err, RuntimeError) and err.rank == 1 and err.world_size == 2
+    assert "ValueError: boom from rank 1" in str(err) and "Traceback (most recent call last)" in err.traceback
+    assert "_fail" in err.traceback
+    assert _leftover_workers() == []
+
+
+def test_a_rank_that_dies_without_a_word_is_reported():
+    with pytest.raises(WorkerError, match="rank 1 of 2 failed") as info:
+        run_workers(_exit_silently, 2, timeout=TIMEOUT)
+    assert "exited with code 3" in str(info.value)
+    assert _leftover_workers() == []
+
+
+def test_a_hanging_worker_is_killed_at_the_timeout():
+    with pytest.raises(TimeoutError, match="`timeout`=5"):
+        run_workers(_sleep, 2, 600.0, timeout=5.0)
+    assert _leftover_workers() == []
+
+
+# ---------------------------------------------------------------- the same worker under torchrun
+
+def _torchrun_script() -> str:
+    "The `sum_shards.py` script exactly as the notebook shows it."
+    nb = json.loads((ROOT / "nbs/00_foundations/06_parallel.ipynb").read_text())
+    text = next("".join(c["source"]) for c in nb["cells"] if "# sum_shards.py" in "".join(c["source"]))
+    return re.search(r"```python\n(# sum_shards\.py\n.*?)```", text, re.S).group(1)
+
+
+def test_the_notebooks_torchrun_script_runs_unchanged(tmp_path):
+    (tmp_path / "sum_shards.py").write_text(_torchrun_script())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "sum_shards.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    expected = torch.arange(101, dtype=F64).sum().item()
+    assert [float(l) for l in res.stdout.split()] == [expected, expected]
+
+
+# ---------------------------------------------------------------- helpers outside a process group
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 10, 101])
+@pytest.mark.parametrize("world_size", [1, 2, 3, 8])
+def test_split_evenly_matches_numpy_array_split(n, world_size):
+    shares = [split_evenly(n, world_size, r) for r in range(world_size)]
+    pieces = np.array_split(np.arange(n), world_size)
+    assert [list(range(n)[s]) for s in shares] == [p.tolist() for p in pieces]
+
+
+def test_outside_a_process_group_the_helpers_are_the_identity():
+    assert rank_and_world() == (0, 1) and not is_distributed()
+    w = torch.arange(6, dtype=F64, requires_grad=True)
+    strided = w[::2] * 1.0
+    total = all_reduce_sum(strided)
+    assert torch.equal(total, strided.detach()) and total.is_contiguous() and not total.requires_grad
+    assert total.data_ptr() != strided.data_ptr()
+    a, b = all_reduce_sum(torch.ones(2), torch.zeros(3, dtype=F64))
+    assert a.shape == (2,) and b.dtype == F64
+
+
+def _typed_locally():
+    def local(rank, world_size): return rank
+    return local
+
+
+PROBES = [
+    Probe(split_evenly, dict(n=10, world_size=3, rank=0),
+          dict(n=[-1, 2.5, "10"], world_size=SIZES + [1.5], rank=[-1, 3, 0.5])),
+    Probe(run_workers, dict(fn=demo_uneven_sum, world_size=2, backend="gloo", timeout=TIMEOUT),
+          dict(fn=[lambda rank, world_size: rank, _typed_locally(), "demo_uneven_sum", None],
+               world_size=SIZES + [1.5], backend=[UNKNOWN, "GLOO"], timeout=[0, -1.0, NAN, INF, "60"])),
+]
+
+
+@pytest.mark.parametrize("probe,arg,value", [c for p in PROBES for c in p.cases()])
+def test_bad_input_names_the_argument(probe, arg, value):
+    probe.check(arg, value)
+    assert _leftover_workers() == []  # refused before anything started
+
+
+def test_all_reduce_sum_refuses_what_is_not_a_tensor():
+    with pytest.raises(TypeError, match="`tensors`"): all_reduce_sum()
+    with pytest.raises(TypeError, match=re.escape("`tensors[1]`")): all_reduce_sum(torch.ones(1), [1.0])
+
+
+@pytest.mark.skipif(torch.distributed.is_nccl_available(), reason="this torch build has NCCL")
+def test_nccl_is_refused_where_torch_has_no_nccl():
+    with pytest.raises(ValueError, match="`backend`"): run_workers(demo_uneven_sum, 2, backend="nccl")
