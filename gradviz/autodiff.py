@@ -7,8 +7,9 @@ Docs: https://gradviz.github.io/gradviz/00_foundations/autodiff.html.md"""
 # %% ../nbs/00_foundations/01_autodiff.ipynb #c6e02747
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 from torch import nn
@@ -16,9 +17,49 @@ from torch.func import functional_call, grad, jacfwd, jacrev, jvp, vmap
 
 from .core import check_int, check_same_length, check_tensor, check_type
 
+ParamSelection = Union[None, str, re.Pattern, list, tuple, Callable, nn.Module]  # what a `params` argument may be
+
 # %% auto #0
-__all__ = ['ParamLayout', 'param_layout', 'flatten_params', 'model_function', 'param_gradient', 'flat_objective', 'gradient',
-           'hvp', 'hvp_finite_difference', 'hessian', 'per_sample_grads', 'jacobian', 'flat_model']
+__all__ = ['ParamSelection', 'select_params', 'ParamLayout', 'param_layout', 'flatten_params', 'model_function', 'param_gradient',
+           'flat_objective', 'gradient', 'hvp', 'hvp_finite_difference', 'hessian', 'train_mode_layers',
+           'check_eval_mode', 'per_sample_grads', 'jacobian', 'flat_model']
+
+# %% ../nbs/00_foundations/01_autodiff.ipynb #e1b78c8e
+def _by_names(model: nn.Module, names: list | tuple) -> list[tuple[str, nn.Parameter]]:
+    "The parameters named in `names`, each of which must exist and be trainable."
+    if not all(isinstance(q, str) for q in names):
+        raise TypeError(f"`params` as a list must hold parameter names (str), got {[type(q).__name__ for q in names]}")
+    every = dict(model.named_parameters())
+    missing = [q for q in names if q not in every]
+    frozen = [q for q in names if q in every and not every[q].requires_grad]
+    if missing: raise ValueError(f"`params` names parameters `model` does not have: {missing}; it has {list(every)}")
+    if frozen: raise ValueError(f"`params` names frozen parameters (requires_grad=False): {frozen}")
+    return [(n, p) for n, p in model.named_parameters() if n in set(names)]
+
+def select_params(
+    model: nn.Module,  # the network
+    params: ParamSelection = None,  # None (all), names, a regex (`re.fullmatch`), `(name, p) -> bool`, or a submodule
+) -> list[tuple[str, nn.Parameter]]:
+    "`model`'s trainable parameters that `params` selects, as `(name, parameter)` in `named_parameters` order."
+    check_type("model", model, nn.Module)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named: raise ValueError("`model` has no trainable parameters")
+    if params is None: return named
+    if isinstance(params, nn.Module):
+        if not any(m is params for m in model.modules()):
+            raise ValueError("`params` is a module that is not part of `model`")
+        ids = {id(p) for p in params.parameters()}
+        chosen = [(n, p) for n, p in named if id(p) in ids]
+    elif isinstance(params, (str, re.Pattern)):
+        try: pattern = re.compile(params)
+        except re.error as err: raise ValueError(f"`params` is not a valid regular expression: {err}") from None
+        chosen = [(n, p) for n, p in named if pattern.fullmatch(n)]
+    elif isinstance(params, (list, tuple)): chosen = _by_names(model, params)
+    elif callable(params): chosen = [(n, p) for n, p in named if params(n, p)]
+    else: raise TypeError("`params` must be None, a list of names, a regex, a callable (name, parameter) -> bool "
+                          f"or a submodule of `model`, got {type(params).__name__}")
+    if not chosen: raise ValueError(f"`params` selects none of `model`'s trainable parameters {[n for n, _ in named]}")
+    return chosen
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #b08b1101
 @dataclass(frozen=True)
@@ -38,28 +79,35 @@ class ParamLayout:
         "Views of `theta` shaped like the model's parameters, keyed by name."
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(theta, self.numels), self.shapes)}
 
-def param_layout(model: nn.Module) -> ParamLayout:
-    "The layout of `model`'s trainable parameters (those with `requires_grad`)."
-    check_type("model", model, nn.Module)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if not named: raise ValueError("`model` has no trainable parameters")
-    return ParamLayout(tuple(n for n, _ in named), tuple(p.shape for _, p in named))
+def param_layout(
+    model: nn.Module,  # the network
+    params: ParamSelection = None,  # which trainable parameters: see `select_params`
+) -> ParamLayout:
+    "The layout of `model`'s trainable parameters (those with `requires_grad`), or of the subset `params` selects."
+    return ParamLayout(*zip(*[(n, p.shape) for n, p in select_params(model, params)]))
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #f6accf15
-def flatten_params(model: nn.Module) -> torch.Tensor:
-    "A detached copy of `model`'s trainable parameters as one flat vector θ."
-    check_type("model", model, nn.Module)
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad]).clone()
+def flatten_params(
+    model: nn.Module,  # the network
+    params: ParamSelection = None,  # which trainable parameters (see `select_params`); None: all
+) -> torch.Tensor:
+    "A detached copy of `model`'s trainable parameters (or the `params` subset) as one flat vector θ."
+    return torch.cat([p.detach().reshape(-1) for _, p in select_params(model, params)]).clone()
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #a9b94f7e
-def _fixed_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    "Frozen parameters and buffers: the tensors a functional call keeps as they are."
-    frozen = {n: t.detach() for n, t in model.named_parameters() if not t.requires_grad}
-    return {**frozen, **dict(model.named_buffers())}
+def _fixed_tensors(model: nn.Module, free: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    "Buffers and the parameters outside `free` (default: the frozen ones): the tensors a functional call keeps."
+    keep = (lambda n, t: not t.requires_grad) if free is None else (lambda n, t: n not in free)
+    fixed = {n: t.detach() for n, t in model.named_parameters() if keep(n, t)}
+    return {**fixed, **dict(model.named_buffers())}
 
-def model_function(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    "The network as a pure function `(θ, x) ↦ model(x)`; frozen parameters and buffers stay as they are."
-    layout, fixed = param_layout(model), _fixed_tensors(model)
+def model_function(
+    model: nn.Module,  # the network
+    params: ParamSelection = None,  # which trainable parameters θ holds (see `select_params`); None: all
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    "The network as a pure function `(θ, x) ↦ model(x)`; all other parameters and buffers stay as they are."
+    layout = param_layout(model, params)
+    fixed = _fixed_tensors(model, None if params is None else layout.names)
     return lambda theta, x: functional_call(model, {**fixed, **layout.unflatten(theta)}, (x,))
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #edc0d9d1
@@ -97,14 +145,15 @@ def flat_objective(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
     X: torch.Tensor,  # inputs, first dimension = samples
     y: torch.Tensor,  # targets, same first dimension
+    params: ParamSelection = None,  # which trainable parameters θ holds (see `select_params`); None: all
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
-    "The loss as a function `f(θ)` of one flat parameter vector, and the model's current `θ₀`."
+    "The loss as a function `f(θ)` of the flat parameters (or the `params` subset), and the model's current `θ₀`."
     check_type("model", model, nn.Module)
     if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
     _check_batch(X, y)
-    net = model_function(model)
+    net = model_function(model, params)
     def f(theta: torch.Tensor) -> torch.Tensor: return loss_fn(net(theta, X), y)
-    theta0 = flatten_params(model)
+    theta0 = flatten_params(model, params)
     _check_scalar_loss(f(theta0), "at the model's current parameters")
     return f, theta0
 
@@ -158,16 +207,33 @@ def hessian(
     return (H + H.T) / 2
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #5a072b2e
-_STATEFUL = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+def train_mode_layers(model: nn.Module) -> list[str]:
+    "The layers of `model` that mix or randomise samples as it is now: active dropout and train-mode BatchNorm."
+    check_type("model", model, nn.Module)
+    def cause(m):
+        if not m.training: return None
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): return "BatchNorm in training mode"
+        p = m.p if isinstance(m, nn.modules.dropout._DropoutNd) else getattr(m, "dropout", 0.0)
+        if isinstance(m, (nn.modules.dropout._DropoutNd, nn.MultiheadAttention)) and p > 0:
+            return f"dropout with p={p} > 0 in training mode"
+    found = [(n or "model", type(m).__name__, cause(m)) for n, m in model.named_modules()]
+    return [f"{n} ({kind}: {why})" for n, kind, why in found if why]
+
+def check_eval_mode(
+    model: nn.Module,  # the network
+    consequence: str,  # what would go wrong, e.g. "per-sample gradients would be wrong"
+    opt_in: str | None = None,  # the keyword that accepts the train-mode model anyway, if there is one
+) -> None:
+    "A `ValueError` naming `model`'s active dropout and train-mode BatchNorm layers, why they matter, and the fix."
+    bad = train_mode_layers(model)
+    if not bad: return
+    fix = "call model.eval() first" + (f", or pass {opt_in} if you mean the train-mode model" if opt_in else "")
+    raise ValueError(f"`model` has layers that mix or randomise samples in training mode: {', '.join(bad)}. "
+                     f"{consequence}; {fix}")
 
 def _check_per_sample_safe(model: nn.Module) -> None:
-    "A `ValueError` naming the layers whose output for one sample depends on the rest of the batch (or on chance)."
-    bad = [f"{n or 'model'} ({type(m).__name__})" for n, m in model.named_modules()
-           if isinstance(m, _STATEFUL) and m.training]
-    if bad:
-        raise ValueError(f"`model` has layers that mix or randomise samples in training mode: {', '.join(bad)}. "
-                         "Per-sample gradients would be wrong; "
-                         "call model.eval() yourself if you mean the eval-mode model")
+    "Per-sample gradients need every sample's output to depend on that sample alone."
+    check_eval_mode(model, "Per-sample gradients would be wrong")
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #9c9b9967
 def per_sample_grads(
@@ -211,9 +277,13 @@ def jacobian(
     return J.reshape(out.numel(), theta.numel())
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #aee1b9f1
-def flat_model(model: nn.Module, X: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+def flat_model(
+    model: nn.Module,  # the network
+    X: torch.Tensor,  # inputs, first dimension = samples
+    params: ParamSelection = None,  # which trainable parameters θ holds (see `select_params`); None: all
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
     "The network's outputs on `X` as a function `g(θ)` of the flat parameters, and the current `θ₀`."
     check_type("model", model, nn.Module)
     check_tensor("X", X, ndim=range(1, 8))
-    net = model_function(model)
-    return (lambda theta: net(theta, X)), flatten_params(model)
+    net = model_function(model, params)
+    return (lambda theta: net(theta, X)), flatten_params(model, params)

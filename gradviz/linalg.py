@@ -8,6 +8,7 @@ Docs: https://gradviz.github.io/gradviz/00_foundations/linalg.html.md"""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
@@ -20,7 +21,7 @@ from torch import nn
 from torch.func import grad, jvp
 
 from . import core
-from .autodiff import flat_objective, model_function
+from .autodiff import ParamSelection, check_eval_mode, flat_objective, model_function
 from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 
 # %% auto #0
@@ -123,6 +124,24 @@ def as_operator(A) -> SymmetricOperator:
     raise TypeError(f"`op` must be a SymmetricOperator or a square torch.Tensor, got {type(A).__name__}")
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #0bd0bae0
+def _check_model_for_curvature(model, X, allow_train_mode: bool) -> None:
+    "Refuse train-mode dropout/BatchNorm (unless opted in) and half precision; warn on bfloat16."
+    check_type("model", model, nn.Module)
+    check_type("allow_train_mode", allow_train_mode, bool)
+    if not allow_train_mode:
+        check_eval_mode(model, "Its curvature would be that of one random dropout mask or of the batch-statistics "
+                        "loss", opt_in="allow_train_mode=True")
+    dtypes = {"model": {p.dtype for p in model.parameters()},
+              "X": {X.dtype} if isinstance(X, torch.Tensor) and X.is_floating_point() else set()}
+    half, bf16 = ([f"`{k}`" for k, v in dtypes.items() if t in v] for t in (torch.float16, torch.bfloat16))
+    if half:
+        raise TypeError(f"float16 in {' and '.join(half)}: Hessian-vector products in half precision lose the "
+                        "second-order signal (3 significant digits, and gradients that underflow); "
+                        "use float32 or float64")
+    if bf16:
+        warnings.warn(f"bfloat16 in {' and '.join(bf16)}: Hessian-vector products carry relative noise of about 1e-2; "
+                      "use float32 or float64 for eigenvalues you mean to trust", UserWarning, stacklevel=3)
+
 class HessianOperator(SymmetricOperator):
     "The Hessian ∇²f(θ) of a scalar function of a flat vector, as a matrix-free operator built on HVPs."
     methods = ("reverse-over-reverse", "forward-over-reverse")
@@ -164,10 +183,19 @@ class HessianOperator(SymmetricOperator):
         return self.num_matvecs
 
     @classmethod
-    def from_model(cls, model: nn.Module, loss_fn: Callable, X: torch.Tensor, y: torch.Tensor,
-                   method: str = "reverse-over-reverse") -> "HessianOperator":
-        "The Hessian of `loss_fn(model(X), y)` with respect to the model's trainable parameters."
-        f, theta = flat_objective(model, loss_fn, X, y)
+    def from_model(
+        cls,
+        model: nn.Module,  # the network, with no active dropout or train-mode BatchNorm (see `allow_train_mode`)
+        loss_fn: Callable,  # `loss_fn(model(X), y)` → scalar
+        X: torch.Tensor,  # inputs, first dimension = samples (not float16)
+        y: torch.Tensor,  # targets, same first dimension
+        method: str = "reverse-over-reverse",  # how products are computed (both exact)
+        params: ParamSelection = None,  # the trainable parameters θ holds (`autodiff.select_params`); others stay
+        allow_train_mode: bool = False,  # accept active dropout / train-mode BatchNorm (a Hessian of that mode)
+    ) -> "HessianOperator":
+        "The Hessian of `loss_fn(model(X), y)` with respect to the model's trainable parameters (or a subset)."
+        _check_model_for_curvature(model, X, allow_train_mode)
+        f, theta = flat_objective(model, loss_fn, X, y, params=params)
         return cls(f, theta, method=method)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #882b6152
@@ -179,13 +207,16 @@ class GaussNewtonOperator(SymmetricOperator):
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
         X: torch.Tensor,  # inputs, first dimension = samples
         y: torch.Tensor,  # targets, same first dimension
+        params: ParamSelection = None,  # the trainable parameters θ holds (`autodiff.select_params`); others stay
+        allow_train_mode: bool = False,  # accept active dropout / train-mode BatchNorm (a G of that mode)
     ):
-        _, theta = flat_objective(model, loss_fn, X, y)  # validates model, loss and batch
+        _check_model_for_curvature(model, X, allow_train_mode)
+        _, theta = flat_objective(model, loss_fn, X, y, params=params)  # validates model, loss and batch
         super().__init__(theta.numel(), theta.dtype, theta.device)
         self.theta = theta
         with torch.enable_grad():
             self._leaf = theta.clone().requires_grad_(True)
-            self._z = model_function(model)(self._leaf, X)  # outputs z(θ); the graph serves J and Jᵀ
+            self._z = model_function(model, params)(self._leaf, X)  # outputs z(θ); the graph serves J and Jᵀ
             self._u = torch.zeros_like(self._z, requires_grad=True)
             self._Jt_u = torch.autograd.grad(self._z, self._leaf, self._u, create_graph=True)[0]  # Jᵀu, linear in u
             self._z_out = self._z.detach().requires_grad_(True)

@@ -6,7 +6,8 @@ from torch import nn
 
 import reference as ref
 from gradviz.autodiff import (flat_model, flat_objective, flatten_params, gradient, hessian, hvp,
-                              hvp_finite_difference, jacobian, model_function, param_layout, per_sample_grads)
+                              hvp_finite_difference, jacobian, model_function, param_layout, per_sample_grads,
+                              check_eval_mode, select_params, train_mode_layers)
 from gradviz.core import as_generator
 
 F64 = torch.float64
@@ -272,3 +273,35 @@ def test_param_gradient_matches_backward_and_fills_unused_with_zeros():
     assert torch.equal(g0[:12], torch.ones(12, dtype=torch.float64)) and not g0[12:].any()
     with pytest.raises(ValueError, match="`output`"): param_gradient(net(X).sum(1), net)
     with pytest.raises(ValueError, match="`params`"): param_gradient(out, [])
+
+
+def test_parameter_subsets_of_the_flat_objective_give_the_reference_block():
+    net, (X, y) = _mlp([3, 4, 2], seed=5), _data(12, 3, 2)
+    H = ref.model_hessian(net, nn.functional.cross_entropy, X, y)
+    f, theta = flat_objective(net, nn.functional.cross_entropy, X, y, params=net[2])  # last layer: entries 16..25
+    assert theta.shape == (10,) and torch.equal(theta, flatten_params(net)[16:])
+    assert (hessian(f, theta) - H[16:, 16:]).abs().max() < 1e-10
+    g, theta_g = flat_model(net, X, params=["0.bias"])
+    assert torch.allclose(g(theta_g), net(X)) and theta_g.shape == (4,)
+    assert param_layout(net, r".*weight").names == ("0.weight", "2.weight")
+    assert [n for n, _ in select_params(net, lambda n, p: "bias" in n)] == ["0.bias", "2.bias"]
+
+
+def test_select_params_refuses_bad_selections():
+    net = _mlp([3, 4, 2])
+    net[0].bias.requires_grad_(False)
+    for bad, match in [("0", "selects none"), (["0.weight", "x"], "does not have"), (["0.bias"], "frozen"),
+                       (nn.Linear(3, 4), "not part of"), ("(", "regular expression"), ([], "selects none")]:
+        with pytest.raises(ValueError, match=f"`params`.*{match}"): select_params(net, bad)
+    for bad in (3, [1], {"0.weight"}):
+        with pytest.raises(TypeError, match="`params`"): select_params(net, bad)
+    assert [n for n, _ in select_params(net, net)] == ["0.weight", "2.weight", "2.bias"]  # the whole model
+
+
+def test_train_mode_layers_name_dropout_and_batchnorm():
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.1), nn.Dropout(0.0), nn.Linear(4, 2))
+    assert train_mode_layers(net) == ["1 (BatchNorm1d: BatchNorm in training mode)",
+                                      "2 (Dropout: dropout with p=0.1 > 0 in training mode)"]
+    assert train_mode_layers(net.eval()) == [] and train_mode_layers(_mlp([3, 4, 2])) == []
+    with pytest.raises(ValueError, match=r"`model`.*1 \(BatchNorm1d.*it breaks; call model.eval\(\) first, or pass ok=1"):
+        check_eval_mode(net.train(), "it breaks", opt_in="ok=1")

@@ -1,4 +1,5 @@
 """Reference tests for gradviz.linalg against independent float64 Hessians (reference.py), scipy and closed forms."""
+import copy
 import math
 
 import numpy as np
@@ -11,8 +12,8 @@ from torch import nn
 import reference as ref
 from gradviz.autodiff import flat_objective
 from gradviz.core import as_generator
-from gradviz.linalg import (DenseOperator, FunctionOperator, HessianOperator, HutchppEstimate, SpectralDensity,
-                            TraceEstimate, as_operator, compute_trace_errors, conjugate_gradient, hutchinson_trace,
+from gradviz.linalg import (DenseOperator, FunctionOperator, GaussNewtonOperator, HessianOperator, HutchppEstimate,
+                            SpectralDensity, TraceEstimate, as_operator, compute_trace_errors, conjugate_gradient, hutchinson_trace,
                             hutchpp_trace, lanczos, lanczos_tridiagonal, plot_trace_errors, randomized_svd,
                             slq_density)
 
@@ -621,3 +622,114 @@ def test_hutchpp_bad_input_errors_name_the_argument():
     with pytest.raises(ValueError, match="`results` is empty"): plot_trace_errors({})
     with pytest.raises(TypeError, match="`results`"): plot_trace_errors({"a": 1.0})
     with pytest.raises(TypeError, match="`results`"): plot_trace_errors([1.0])
+
+
+def _selection_problem():
+    g = as_generator(3)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).to(F64)
+    X, y = torch.randn(25, 4, generator=g, dtype=F64), torch.randint(0, 3, (25,), generator=g)
+    return net, X, y
+
+
+def _block(net, M, chosen):
+    "The rows and columns of M (over all trainable parameters) that belong to the parameters named in `chosen`."
+    sizes = [p.numel() for p in net.parameters()]
+    starts = np.cumsum([0] + sizes)
+    idx = torch.cat([torch.arange(starts[i], starts[i + 1]) for i, (n, _) in enumerate(net.named_parameters())
+                     if n in chosen])
+    return M[idx][:, idx]
+
+
+_SELECTIONS = {
+    "names": (["4.bias", "0.weight"], {"0.weight", "4.bias"}),
+    "regex": (r"2\..*", {"2.weight", "2.bias"}),
+    "pattern": (__import__("re").compile(r".*\.bias"), {"0.bias", "2.bias", "4.bias"}),
+    "callable": (lambda name, p: p.ndim == 2 and name != "2.weight", {"0.weight", "4.weight"}),
+    "module": ("net[2]", {"2.weight", "2.bias"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(_SELECTIONS))
+def test_parameter_subsets_give_the_reference_blocks(kind):
+    net, X, y = _selection_problem()
+    sel, chosen = _SELECTIONS[kind]
+    sel = net[2] if sel == "net[2]" else sel
+    loss = nn.functional.cross_entropy
+    H, G = ref.model_hessian(net, loss, X, y), ref.gauss_newton(net, loss, X, y)
+    for method in HessianOperator.methods:
+        op = HessianOperator.from_model(net, loss, X, y, method=method, params=sel)
+        assert (op.dense() - _block(net, H, chosen)).abs().max() < 1e-10
+    assert (GaussNewtonOperator(net, loss, X, y, params=sel).dense() - _block(net, G, chosen)).abs().max() < 1e-10
+
+
+def test_per_layer_top_eigenvalues_match_the_dense_blocks():
+    net, X, y = _selection_problem()
+    H = ref.model_hessian(net, nn.functional.cross_entropy, X, y)
+    for i in (0, 2, 4):
+        op = HessianOperator.from_model(net, nn.functional.cross_entropy, X, y, params=net[i])
+        top = lanczos(op, k=1, seed=0)[0].item()
+        exact = torch.linalg.eigvalsh(_block(net, H, {f"{i}.weight", f"{i}.bias"}))[-1].item()
+        assert abs(top - exact) < 1e-8 * abs(exact)
+
+
+def test_parameter_subsets_refuse_bad_selections():
+    net, X, y = _selection_problem()
+    loss = nn.functional.cross_entropy
+    for bad in ("nothing", ["0.weight", "9.weight"], [], nn.Linear(4, 5), lambda n, p: False):
+        with pytest.raises(ValueError, match="`params`"): HessianOperator.from_model(net, loss, X, y, params=bad)
+        with pytest.raises(ValueError, match="`params`"): GaussNewtonOperator(net, loss, X, y, params=bad)
+    for bad in (3, [0], {"0.weight"}):
+        with pytest.raises(TypeError, match="`params`"): HessianOperator.from_model(net, loss, X, y, params=bad)
+        with pytest.raises(TypeError, match="`params`"): GaussNewtonOperator(net, loss, X, y, params=bad)
+
+
+def test_subset_leaves_the_rest_fixed_and_the_model_untouched():
+    net, X, y = _selection_problem()
+    before = [p.detach().clone() for p in net.parameters()]
+    op = HessianOperator.from_model(net, nn.functional.cross_entropy, X, y, params=net[4])
+    op @ torch.ones(op.size, dtype=F64)
+    assert op.size == 4 * 3 + 3
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+@pytest.mark.parametrize("layer, name", [(nn.Dropout(0.3), "Dropout"), (nn.BatchNorm1d(6), "BatchNorm1d")])
+def test_train_mode_layers_are_refused_until_eval_or_opt_in(layer, name):
+    g = as_generator(4)
+    net = nn.Sequential(nn.Linear(4, 6), layer, nn.Tanh(), nn.Linear(6, 3)).to(F64)
+    X, y = torch.randn(20, 4, generator=g, dtype=F64), torch.randint(0, 3, (20,), generator=g)
+    loss = nn.functional.cross_entropy
+    builders = ((lambda **kw: HessianOperator.from_model(net, loss, X, y, **kw), ref.model_hessian),
+                (lambda **kw: GaussNewtonOperator(net, loss, X, y, **kw), ref.gauss_newton))
+    for build, reference in builders:
+        with pytest.raises(ValueError, match=rf"1 \({name}: .*training mode.*model\.eval\(\).*allow_train_mode=True"):
+            build()
+        assert build(allow_train_mode=True).size == 4 * 6 + 6 + 6 * 3 + 3 + 2 * (name == "BatchNorm1d") * 6
+        net.eval()  # dropout is the identity, BatchNorm uses its running statistics
+        op = build()
+        assert (op.dense() - reference(net, loss, X, y)).abs().max() < 1e-10
+        net.train()
+
+
+def test_plain_networks_in_training_mode_are_accepted():
+    net, X, y = _selection_problem()
+    assert net.training
+    HessianOperator.from_model(net, nn.functional.cross_entropy, X, y)
+    GaussNewtonOperator(nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.0)).to(F64), nn.functional.cross_entropy, X, y)
+
+
+def test_half_precision_is_refused_and_bfloat16_warns():
+    net, X, y = _selection_problem()
+    loss = nn.functional.cross_entropy
+    with pytest.raises(TypeError, match="float16 in `model` and `X`.*second-order"):
+        HessianOperator.from_model(copy.deepcopy(net).half(), loss, X.half(), y)
+    with pytest.raises(TypeError, match="float16 in `X`"): GaussNewtonOperator(net, loss, X.half(), y)
+    with pytest.raises(TypeError, match="float16 in `model`"):
+        GaussNewtonOperator(copy.deepcopy(net).half(), loss, X, y)
+    net16, X16 = copy.deepcopy(net).bfloat16(), X.bfloat16()
+    with pytest.warns(UserWarning, match="bfloat16 in `model` and `X`.*noise"):
+        op = HessianOperator.from_model(net16, loss, X16, y)
+    with pytest.warns(UserWarning, match="bfloat16"): GaussNewtonOperator(net16, loss, X16, y)
+    H = ref.model_hessian(net16, loss, X16, y)  # the bfloat16 point, in float64
+    v = torch.ones(op.size, dtype=F64)
+    err = ((op @ v.bfloat16()).to(F64) - H @ v).norm() / (H @ v).norm()
+    assert torch.isfinite(err) and err < 0.2
