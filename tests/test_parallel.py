@@ -151,7 +151,7 @@ def test_the_notebooks_torchrun_script_runs_unchanged(tmp_path):
                           "sum_shards.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     expected = torch.arange(101, dtype=F64).sum().item()
-    assert [float(l) for l in res.stdout.split()] == [expected, expected]
+    assert res.stdout.count(str(expected)) == 2, res.stdout  # the two ranks share one pipe: lines may interleave
 
 
 # ---------------------------------------------------------------- helpers outside a process group
