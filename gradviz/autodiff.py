@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Mapping, Union
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jacfwd, jacrev, jvp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .core import check_int, check_same_length, check_tensor, check_type
 
 ParamSelection = Union[None, str, re.Pattern, list, tuple, Callable, nn.Module]  # what a `params` argument may be
 
 # %% auto #0
-__all__ = ['ParamSelection', 'select_params', 'ParamLayout', 'param_layout', 'flatten_params', 'model_function', 'param_gradient',
-           'flat_objective', 'gradient', 'hvp', 'hvp_finite_difference', 'hessian', 'train_mode_layers',
-           'check_eval_mode', 'per_sample_grads', 'jacobian', 'flat_model']
+__all__ = ['ParamSelection', 'FORWARD_MODE_BUG', 'select_params', 'ParamLayout', 'param_layout', 'flatten_params', 'call_model',
+           'model_function', 'param_gradient', 'flat_objective', 'gradient', 'hvp_reverse', 'hvp',
+           'hvp_finite_difference', 'hessian', 'train_mode_layers', 'check_eval_mode', 'per_sample_grads', 'jacobian',
+           'flat_model']
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #e1b78c8e
 def _by_names(model: nn.Module, names: list | tuple) -> list[tuple[str, nn.Parameter]]:
@@ -101,14 +103,24 @@ def _fixed_tensors(model: nn.Module, free: tuple[str, ...] | None = None) -> dic
     fixed = {n: t.detach() for n, t in model.named_parameters() if keep(n, t)}
     return {**fixed, **dict(model.named_buffers())}
 
+def call_model(
+    model: nn.Module,  # the network
+    x,  # a tensor (`model(x)`), a tuple (`model(*x)`) or a mapping of named inputs (`model(**x)`)
+    tensors: dict[str, torch.Tensor] | None = None,  # parameters and buffers to call it with (`functional_call`)
+):
+    "`model` applied to `x` under the math attention kernel, whose derivatives can be differentiated again."
+    args, kwargs = ((), dict(x)) if isinstance(x, Mapping) else (tuple(x), {}) if isinstance(x, tuple) else ((x,), {})
+    with sdpa_kernel([SDPBackend.MATH]):  # fused attention kernels have no double backward
+        return model(*args, **kwargs) if tensors is None else functional_call(model, tensors, args, kwargs)
+
 def model_function(
     model: nn.Module,  # the network
     params: ParamSelection = None,  # which trainable parameters θ holds (see `select_params`); None: all
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    "The network as a pure function `(θ, x) ↦ model(x)`; all other parameters and buffers stay as they are."
+) -> Callable[[torch.Tensor, object], torch.Tensor]:
+    "The network as a pure function `(θ, x) ↦ model(x)` (`x` as in `call_model`); other parameters and buffers stay."
     layout = param_layout(model, params)
     fixed = _fixed_tensors(model, None if params is None else layout.names)
-    return lambda theta, x: functional_call(model, {**fixed, **layout.unflatten(theta)}, (x,))
+    return lambda theta, x: call_model(model, x, {**fixed, **layout.unflatten(theta)})
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #edc0d9d1
 def param_gradient(
@@ -169,15 +181,34 @@ def gradient(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor) -> 
     return grad(f)(theta)
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #8e220139
+FORWARD_MODE_BUG = "ZeroTensors are immutable"  # torch's forward mode inside F.mse_loss / F.huber_loss (mean)
+
+def hvp_reverse(
+    f: Callable[[torch.Tensor], torch.Tensor],  # scalar function of a flat vector
+    theta: torch.Tensor,  # point θ where the Hessian is taken
+    v: torch.Tensor,  # direction, same shape as θ
+) -> torch.Tensor:
+    "Hessian-vector product ∇²f(θ)·v, reverse-over-reverse: backpropagate v through the gradient's graph."
+    check_tensor("theta", theta, ndim=1, floating=True)
+    v = _check_vector("v", v, theta)
+    with torch.enable_grad():
+        leaf = theta.detach().requires_grad_(True)
+        g = torch.autograd.grad(f(leaf), leaf, create_graph=True)[0]
+        if not g.requires_grad: return torch.zeros_like(v)  # f is (at most) linear
+        return torch.autograd.grad(g, leaf, v)[0]
+
 def hvp(
     f: Callable[[torch.Tensor], torch.Tensor],  # scalar function of a flat vector
     theta: torch.Tensor,  # point θ where the Hessian is taken
     v: torch.Tensor,  # direction, same shape as θ
 ) -> torch.Tensor:
-    "Hessian-vector product ∇²f(θ)·v, forward-over-reverse: exact, and H is never formed."
+    "Hessian-vector product ∇²f(θ)·v, forward-over-reverse (reverse-over-reverse where torch's forward mode fails)."
     check_tensor("theta", theta, ndim=1, floating=True)
     v = _check_vector("v", v, theta)
-    return jvp(grad(f), (theta,), (v,))[1]
+    try: return jvp(grad(f), (theta,), (v,))[1]
+    except RuntimeError as err:
+        if FORWARD_MODE_BUG not in str(err): raise
+    return hvp_reverse(f, theta, v)
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #be4eb766
 def hvp_finite_difference(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, v: torch.Tensor,

@@ -7,10 +7,11 @@ Docs: https://gradviz.github.io/gradviz/00_foundations/linalg.html.md"""
 # %% ../nbs/00_foundations/02_linalg.ipynb #c99f1c76
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -21,14 +22,17 @@ from torch import nn
 from torch.func import grad, jvp
 
 from . import core
-from .autodiff import ParamSelection, check_eval_mode, flat_objective, model_function
+from .autodiff import (FORWARD_MODE_BUG, ParamSelection, _check_scalar_loss, check_eval_mode, flat_objective,
+                              flatten_params, model_function, param_layout, train_mode_layers)
+from .parallel import all_reduce_sum, is_distributed
 from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 
 # %% auto #0
 __all__ = ['SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator', 'GaussNewtonOperator',
-           'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate',
-           'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors', 'compute_trace_errors',
-           'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
+           'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator', 'Tridiagonal', 'lanczos_tridiagonal',
+           'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate', 'hutchinson_trace', 'HutchppEstimate',
+           'hutchpp_trace', 'TraceErrors', 'compute_trace_errors', 'plot_trace_errors', 'CGResult',
+           'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -173,9 +177,18 @@ class HessianOperator(SymmetricOperator):
             self._grad = torch.autograd.grad(loss, self._leaf, create_graph=True)[0]
 
     def _matvec(self, v):
-        if self.method == "forward-over-reverse": return jvp(grad(self.f), (self.theta,), (v,))[1]
+        if self.method == "forward-over-reverse": return self._forward_over_reverse(v)
         if not self._grad.requires_grad: return torch.zeros_like(v)  # f is (at most) linear: H = 0
         return torch.autograd.grad(self._grad, self._leaf, v, retain_graph=True)[0]
+
+    def _forward_over_reverse(self, v):
+        try: return jvp(grad(self.f), (self.theta,), (v,))[1]
+        except RuntimeError as err:
+            if FORWARD_MODE_BUG not in str(err): raise
+        raise RuntimeError(f"forward-over-reverse products fail inside this loss on torch {torch.__version__}: "
+                           "its forward mode breaks in F.mse_loss and F.huber_loss with reduction='mean' "
+                           "('ZeroTensors are immutable'). Use method='reverse-over-reverse' (the default), or write "
+                           "the loss out, e.g. ((out - y) ** 2).mean()") from None
 
     @property
     def num_hvps(self) -> int:
@@ -198,6 +211,36 @@ class HessianOperator(SymmetricOperator):
         f, theta = flat_objective(model, loss_fn, X, y, params=params)
         return cls(f, theta, method=method)
 
+    @classmethod
+    def from_data(
+        cls,
+        model: nn.Module,  # the network, with no active dropout or train-mode BatchNorm (see `allow_train_mode`)
+        loss_fn: Callable,  # `loss_fn(model(inputs), targets)` → scalar, mean- or sum-reduced over the batch
+        data,  # re-iterable batches: a DataLoader, or a list of `(X, y)` pairs or of mappings (see `split_batch`)
+        *,
+        params: ParamSelection = None,  # the trainable parameters θ holds (`autodiff.select_params`)
+        num_data: int | None = None,  # N for a mean loss; None: counted with `batch_size_fn` in a first pass
+        batch_size_fn: Callable | None = None,  # a batch ↦ its count (default `batch_size`: samples)
+        target_key: str = "labels",  # the entry of mapping batches that holds the targets
+        reduction: str | None = None,  # "mean" or "sum"; None: `loss_fn.reduction`, else "mean"
+        max_batch: int | None = None,  # cut bigger batches into chunks of this many samples (bounds memory)
+        method: str = "reverse-over-reverse",  # how each batch's products are computed (both exact)
+        keep_graphs: bool = False,  # keep each batch's graph: products as fast as in memory, memory ∝ data
+        check_deterministic: bool = True,  # read the data twice and refuse if batches or losses differ
+        allow_train_mode: bool = False,  # accept active dropout / train-mode BatchNorm (a Hessian of that mode)
+        distributed: bool = False,  # this rank holds its share of the data; products are summed over ranks
+        progress: bool | Callable = False,  # a progress bar over the batches of every pass
+        device: str | torch.device | None = None,  # where products run: the model's device (None: follow it)
+    ) -> "BatchSumOperator":
+        "The Hessian of the full-data loss over the batches of `data`: exact for mean and sum losses, unequal batches."
+        check_choice("method", method, cls.methods)
+        net, theta, kwargs, summary = _prepare_data(
+            model, loss_fn, data, params=params, num_data=num_data, batch_size_fn=batch_size_fn, target_key=target_key,
+            reduction=reduction, max_batch=max_batch, keep_graphs=keep_graphs, check_deterministic=check_deterministic,
+            allow_train_mode=allow_train_mode, distributed=distributed, progress=progress, device=device)
+        def on_batch(inputs, targets, w): return cls(lambda t: w * loss_fn(net(t, inputs), targets), theta, method)
+        return BatchSumOperator(on_batch, **kwargs, summary=summary)
+
 # %% ../nbs/00_foundations/02_linalg.ipynb #882b6152
 class GaussNewtonOperator(SymmetricOperator):
     "The (generalised) Gauss–Newton matrix G = Jᵀ ∇²_z ℓ J of `loss_fn(model(X), y)`, as a matrix-free operator."
@@ -212,15 +255,41 @@ class GaussNewtonOperator(SymmetricOperator):
     ):
         _check_model_for_curvature(model, X, allow_train_mode)
         _, theta = flat_objective(model, loss_fn, X, y, params=params)  # validates model, loss and batch
-        super().__init__(theta.numel(), theta.dtype, theta.device)
+        self._build(model_function(model, params), theta, loss_fn, X, y)
+
+    def _build(self, net, theta, loss_fn, X, y) -> None:
+        "Record z(θ) and the loss's output gradient with graphs that serve J, Jᵀ and ∇²_z ℓ."
+        SymmetricOperator.__init__(self, theta.numel(), theta.dtype, theta.device)
         self.theta = theta
         with torch.enable_grad():
             self._leaf = theta.clone().requires_grad_(True)
-            self._z = model_function(model, params)(self._leaf, X)  # outputs z(θ); the graph serves J and Jᵀ
+            self._z = net(self._leaf, X)  # outputs z(θ); the graph serves J and Jᵀ
             self._u = torch.zeros_like(self._z, requires_grad=True)
             self._Jt_u = torch.autograd.grad(self._z, self._leaf, self._u, create_graph=True)[0]  # Jᵀu, linear in u
             self._z_out = self._z.detach().requires_grad_(True)
             self._g_out = torch.autograd.grad(loss_fn(self._z_out, y), self._z_out, create_graph=True)[0]
+
+    @classmethod
+    def _on_batch(cls, net, theta, loss_fn, X, y) -> "GaussNewtonOperator":
+        "The operator for one batch, from the model as a function (no checks: `from_data` made them)."
+        op = cls.__new__(cls)
+        op._build(net, theta, loss_fn, X, y)
+        return op
+
+    @classmethod
+    def from_data(
+        cls,
+        model: nn.Module,  # the network, with no active dropout or train-mode BatchNorm (see `allow_train_mode`)
+        loss_fn: Callable,  # `loss_fn(model(inputs), targets)` → scalar, mean- or sum-reduced over the batch
+        data,  # re-iterable batches: a DataLoader, or a list of `(X, y)` pairs or of mappings (see `split_batch`)
+        **options,  # as for `HessianOperator.from_data` (without `method`)
+    ) -> "BatchSumOperator":
+        "The Gauss–Newton matrix of the full-data loss over the batches of `data` (options as for the Hessian)."
+        if "method" in options: raise TypeError("`method` is not an option of GaussNewtonOperator.from_data")
+        net, theta, kwargs, summary = _prepare_data(model, loss_fn, data, **_data_options(options))
+        def on_batch(inputs, targets, w):
+            return cls._on_batch(net, theta, lambda z, t: w * loss_fn(z, t), inputs, targets)
+        return BatchSumOperator(on_batch, **kwargs, summary=summary)
 
     def jvp(self, v: torch.Tensor) -> torch.Tensor:
         "J v, the change of every output along v (the transpose of the linear map u ↦ Jᵀu)."
@@ -237,6 +306,244 @@ class GaussNewtonOperator(SymmetricOperator):
         return torch.autograd.grad(self._g_out, self._z_out, u, retain_graph=True)[0]
 
     def _matvec(self, v): return self.vjp(self.output_hvp(self.jvp(v)))
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #b3d19cec
+def _leaves(obj) -> list[torch.Tensor]:
+    "The tensors inside a batch (a tensor, or tuples, lists and mappings of them), in order."
+    if isinstance(obj, torch.Tensor): return [obj]
+    if isinstance(obj, Mapping): return [t for v in obj.values() for t in _leaves(v)]
+    if isinstance(obj, (tuple, list)): return [t for v in obj for t in _leaves(v)]
+    return []
+
+def _map_leaves(obj, fn: Callable[[torch.Tensor], torch.Tensor]):
+    "The batch `obj` with `fn` applied to each tensor inside it; other entries kept."
+    if isinstance(obj, torch.Tensor): return fn(obj)
+    if isinstance(obj, Mapping): return {k: _map_leaves(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)): return type(obj)(_map_leaves(v, fn) for v in obj) if isinstance(obj, tuple) \
+        else [_map_leaves(v, fn) for v in obj]
+    return obj
+
+def split_batch(
+    batch,  # `(inputs, targets)`, or a mapping whose `target_key` entry holds the targets
+    target_key: str = "labels",  # the mapping entry with the targets; the other entries are the model's inputs
+    index: int = 0,  # the batch's position in `data`, for error messages
+) -> tuple[object, torch.Tensor]:
+    "A batch as `(inputs, targets)`: tuples as they are, mappings (`input_ids`, `attention_mask`, `labels`) split."
+    if isinstance(batch, Mapping):
+        if target_key not in batch:
+            raise ValueError(f"`data`: batch {index} is a mapping without a {target_key!r} entry for the targets "
+                             f"(it has {list(batch)}); the loss needs targets: name their key with `target_key`")
+        inputs, targets = {k: v for k, v in batch.items() if k != target_key}, batch[target_key]
+    elif isinstance(batch, (tuple, list)) and len(batch) == 2: inputs, targets = batch
+    else:
+        what = f"a {type(batch).__name__} of length {len(batch)}" if isinstance(batch, (tuple, list)) else \
+            type(batch).__name__
+        raise ValueError(f"`data`: batch {index} must be an (inputs, targets) pair or a mapping with a "
+                         f"{target_key!r} entry, got {what}; the loss needs targets")
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"`data`: batch {index} has targets of type {type(targets).__name__}; expected a tensor")
+    if not _leaves(inputs): raise ValueError(f"`data`: batch {index} has no input tensors")
+    return inputs, targets
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #524d4b0f
+def batch_size(
+    batch,  # a batch as `data` yields it
+    target_key: str = "labels",  # the mapping entry with the targets
+) -> int:
+    "Number of samples in a batch: the first dimension of its targets (or of its first input if targets are 0-d)."
+    inputs, targets = split_batch(batch, target_key)
+    lead = targets if targets.ndim else _leaves(inputs)[0]
+    return int(lead.shape[0]) if lead.ndim else 1
+
+def split_into_chunks(
+    batch,  # a batch as `data` yields it
+    max_batch: int,  # most samples per chunk
+    target_key: str = "labels",  # the mapping entry with the targets
+) -> list:
+    "`batch` cut along its first dimension into chunks of at most `max_batch` samples (tensors of other lengths kept)."
+    max_batch, n = check_int("max_batch", max_batch, minimum=1), batch_size(batch, target_key)
+    if n <= max_batch: return [batch]
+    cut = lambda s: (lambda t: t[s] if t.ndim and t.shape[0] == n else t)
+    return [_map_leaves(batch, cut(slice(i, i + max_batch))) for i in range(0, n, max_batch)]
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #11b83c89
+def _fingerprint(batch) -> tuple:
+    "Shapes and two position-weighted sums of every tensor in a batch: equal passes over the data give equal prints."
+    def one(t: torch.Tensor):
+        x = t.detach().reshape(t.shape[0], -1).double() if t.ndim else t.detach().double().reshape(1, 1)
+        rank = torch.arange(1, x.shape[0] + 1, dtype=torch.float64, device=x.device)
+        return tuple(t.shape), float(x.sum()), float((x.sum(1) * rank).sum())
+    return tuple(one(t) for t in _leaves(batch))
+
+def _check_data(data) -> None:
+    "`data` must be re-iterable: every product reads it once more."
+    if isinstance(data, (torch.Tensor, Mapping)) or not hasattr(data, "__iter__"):
+        raise TypeError("`data` must be an iterable of batches (a DataLoader, a list of (X, y) pairs or of mappings), "
+                        f"got {type(data).__name__}")
+    if iter(data) is data:
+        raise TypeError(f"`data` is a one-pass iterator ({type(data).__name__}): every product reads the data again; "
+                        "pass a DataLoader or a list")
+
+class BatchSumOperator(SymmetricOperator):
+    "A curvature operator summed over the batches of a data iterable, Σ_b w_b A_b, read again for every product."
+    def __init__(
+        self,
+        build: Callable[[object, torch.Tensor, float], SymmetricOperator],  # `(inputs, targets, w)` → A_b, scaled
+        data,  # re-iterable batches: a DataLoader, or a list of (X, y) pairs or of mappings
+        size: int,  # p, the length of θ
+        dtype: torch.dtype,  # dtype of θ
+        device: torch.device,  # where θ and the products live; batches are moved here
+        weight: Callable[[int], float],  # a batch's count (`batch_size_fn`) ↦ its weight w_b
+        batch_size_fn: Callable = batch_size,  # a batch ↦ its count of samples (or tokens)
+        target_key: str = "labels",  # the mapping entry with the targets
+        max_batch: int | None = None,  # cut batches above this many samples into chunks (bounds memory)
+        keep_graphs: bool = False,  # keep every batch's operator between products (faster, memory grows with data)
+        distributed: bool = False,  # sum the products over the ranks of the process group
+        progress: bool | Callable = False,  # a progress bar over the batches of each pass
+        summary: tuple[str, int] | None = None,  # the full-data loss's reduction and N, kept as attributes
+    ):
+        _check_data(data)
+        super().__init__(size, dtype, device)
+        self.data, self._build, self._weight, self._size_of = data, build, weight, batch_size_fn
+        self.target_key, self.max_batch, self.distributed, self.progress = target_key, max_batch, distributed, progress
+        self.reduction, self.num_data = summary or (None, None)
+        self._kept = None
+        if keep_graphs: self._kept = list(self._operators("building"))
+
+    def batches(self, desc: str = "batches"):
+        "The data's batches (chunked by `max_batch`), on the operator's device, as `(inputs, targets, count)`."
+        n = 0
+        for i, batch in enumerate(core.progress(self.data, self.progress, desc=desc, total=_length(self.data))):
+            chunks = [batch] if self.max_batch is None else split_into_chunks(batch, self.max_batch, self.target_key)
+            for chunk in chunks:
+                chunk = _map_leaves(chunk, lambda t: t.to(self.device, non_blocking=True))
+                inputs, targets = split_batch(chunk, self.target_key, i)
+                n += 1
+                yield inputs, targets, _count(self._size_of(chunk), i)
+        if n == 0 and not self.distributed: raise ValueError("`data` yielded no batches")
+
+    def _operators(self, desc: str):
+        if self._kept is not None:
+            yield from self._kept
+            return
+        for inputs, targets, count in self.batches(desc):
+            if count: yield self._build(inputs, targets, self._weight(count))
+
+    def _reduce(self, out: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(out) if self.distributed else out
+
+    def _matvec(self, v):
+        out = torch.zeros_like(v)
+        for op in self._operators("product"): out += op._matvec(v)
+        return self._reduce(out)
+
+    def _matmat(self, V):
+        out = torch.zeros_like(V)
+        for op in self._operators("products"): out += op._matmat(V)
+        return self._reduce(out)
+
+def _length(data) -> int | None:
+    try: return len(data)
+    except TypeError: return None
+
+def _count(value, index: int) -> int:
+    "A batch's count from `batch_size_fn`: a non-negative integer."
+    if isinstance(value, torch.Tensor) and value.numel() == 1: value = value.item()
+    if isinstance(value, float) and value.is_integer(): value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`batch_size_fn` must return a count ≥ 0 for each batch, got {value!r} for batch {index}")
+    return value
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #79ba2169
+@dataclass(frozen=True)
+class ___DataPass:
+    "One pass over the data: each batch's count, fingerprint and loss (the loss only when it was evaluated)."
+    counts: tuple[int, ...]
+    prints: tuple[tuple, ...]
+    losses: tuple[float, ...]
+
+def _read_pass(op: BatchSumOperator, loss_at: Callable | None, desc: str) -> ___DataPass:
+    "Count every batch, and (with `loss_at`) fingerprint it and evaluate its loss."
+    counts, prints, losses = [], [], []
+    with torch.no_grad():
+        for inputs, targets, count in op.batches(desc):
+            counts.append(count)
+            if loss_at is None: continue
+            prints.append(_fingerprint((inputs, targets)))
+            loss = loss_at(inputs, targets)
+            _check_scalar_loss(loss, f"on batch {len(counts) - 1} of `data`")
+            losses.append(float(loss))
+    return ___DataPass(tuple(counts), tuple(prints), tuple(losses))
+
+def _compare_passes(a: ___DataPass, b: ___DataPass, model: nn.Module, rtol: float) -> None:
+    "Raise, naming the likely cause, when two passes over the data differ."
+    if a.counts != b.counts:
+        raise ValueError(f"`data` yields different batches on each pass ({len(a.counts)} batches of {sum(a.counts)} "
+                         f"samples, then {len(b.counts)} of {sum(b.counts)}): a random sampler, or shuffling with "
+                         "drop_last=True. Every product must see the same data: use shuffle=False")
+    moved = next((i for i, (p, q) in enumerate(zip(a.prints, b.prints)) if p != q), None)
+    if moved is not None:
+        raise ValueError(f"`data` yields different batches on each pass (batch {moved} changed): shuffling "
+                         "(DataLoader(shuffle=True)) or random augmentation. Every product must see the same batches: "
+                         "use shuffle=False and deterministic transforms, or pass check_deterministic=False")
+    bad = next(((i, x, y) for i, (x, y) in enumerate(zip(a.losses, b.losses))
+                if abs(x - y) > rtol * max(abs(x), abs(y), 1e-30)), None)
+    if bad is not None:
+        i, x, y = bad
+        layers = train_mode_layers(model)
+        cause = f"layers in training mode: {', '.join(layers)}" if layers else \
+            "something in `model` or `loss_fn` draws random numbers"
+        raise ValueError(f"`model` gives different losses on the same batch {i} ({x:.8g}, then {y:.8g}): {cause}. "
+                         "The curvature of a random function is that of one draw; call model.eval() first")
+
+def _batch_weight(reduction: str, num_data: int) -> Callable[[int], float]:
+    "A batch's weight in the full-data loss: its share `count / N` of a mean, or 1 in a sum."
+    return (lambda count: count / num_data) if reduction == "mean" else (lambda count: 1.0)
+
+def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, target_key, reduction, max_batch,
+                  keep_graphs, check_deterministic, allow_train_mode, distributed, progress, device):
+    "Validate the arguments of a `from_data` constructor; return θ, the model as a function, and the operator kwargs."
+    _check_model_for_curvature(model, None, allow_train_mode)
+    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
+    _check_data(data)
+    if batch_size_fn is not None and not callable(batch_size_fn):
+        raise TypeError(f"`batch_size_fn` must be callable or None, got {type(batch_size_fn).__name__}")
+    check_type("target_key", target_key, str)
+    reduction = check_choice("reduction", getattr(loss_fn, "reduction", "mean") if reduction is None else reduction,
+                             ("mean", "sum"))
+    if num_data is not None: check_int("num_data", num_data, minimum=1)
+    if max_batch is not None: check_int("max_batch", max_batch, minimum=1)
+    for name, flag in dict(keep_graphs=keep_graphs, check_deterministic=check_deterministic,
+                           distributed=distributed).items(): check_type(name, flag, bool)
+    if distributed and not is_distributed():
+        raise ValueError("`distributed` is True, which needs an initialised process group: call it inside a worker of "
+                         "gradviz.parallel.run_workers or a script started by torchrun")
+    theta = flatten_params(model, params)
+    dev = theta.device if device is None else resolve_device(device)
+    if dev != theta.device:
+        raise ValueError(f"`device` is {dev} but `model`'s parameters are on {theta.device}: move the model "
+                         "(model.to(device)); batches follow the model")
+    net = model_function(model, params)
+    size_of = batch_size_fn or (lambda b: batch_size(b, target_key))
+    kwargs = dict(size=theta.numel(), dtype=theta.dtype, device=dev, batch_size_fn=size_of, target_key=target_key,
+                  max_batch=max_batch, keep_graphs=keep_graphs, distributed=distributed, progress=progress)
+    reader = BatchSumOperator(lambda *a: None, data, weight=lambda c: 1.0, **{**kwargs, "keep_graphs": False})
+    loss_at = (lambda inputs, targets: loss_fn(net(theta, inputs), targets)) if check_deterministic else None
+    first = _read_pass(reader, loss_at, "checking the data") if (num_data is None or check_deterministic) else None
+    if check_deterministic:
+        _compare_passes(first, _read_pass(reader, loss_at, "checking again"), model, 1e3 * torch.finfo(theta.dtype).eps)
+    if num_data is None:
+        num_data = int(all_reduce_sum(torch.tensor(sum(first.counts))).item()) if distributed else sum(first.counts)
+        if num_data == 0: raise ValueError("`data`: `batch_size_fn` counts no samples in any batch")
+    return net, theta, dict(kwargs, data=data, weight=_batch_weight(reduction, num_data)), (reduction, num_data)
+
+def _data_options(options: dict) -> dict:
+    "Keyword options of a `from_data` constructor checked against `HessianOperator.from_data`'s, defaults filled in."
+    known = {n: p.default for n, p in inspect.signature(HessianOperator.from_data).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and n != "method"}
+    unknown = sorted(set(options) - set(known))
+    if unknown: raise TypeError(f"unknown option(s) {unknown}: from_data takes {sorted(known)}")
+    return {**known, **options}
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #39ad810d
 @dataclass(frozen=True)
