@@ -72,7 +72,8 @@ def test_pyproject_config():
     assert not (ROOT / "settings.ini").exists()
 
 
-MODULES = ["gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel"]
+MODULES = ["gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel",
+           "gradviz.report"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -244,7 +245,8 @@ def test_every_notebook_opens_in_colab():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-FOUNDATIONS = {"gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel"}
+FOUNDATIONS = {"gradviz.core", "gradviz.autodiff", "gradviz.linalg", "gradviz.viz", "gradviz.data", "gradviz.parallel",
+               "gradviz.report"}
 CHAPTERS = [name for name in _exported_modules() if name not in FOUNDATIONS]
 
 
