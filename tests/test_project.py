@@ -309,3 +309,16 @@ def test_no_wall_clock_assertions():
     timed = [str(p.relative_to(ROOT)) for p in files if ".ipynb_checkpoints" not in p.parts
              and pattern.search(p.read_text(errors="ignore"))]
     assert not timed, f"wall-clock assertions in {timed}"
+
+
+def test_the_readme_library_examples_run():
+    "The README's library section runs as written (its code blocks, in order, in one namespace)."
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## As a library", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    namespace = {}
+    for block in blocks: exec(compile(block.replace("progress=True", "progress=False"), "README.md", "exec"), namespace)
+    assert namespace["report"].num_data == 400 and len(namespace["rows"]) == 4  # 3 layers and the whole
+    np_top = namespace["top"].cpu().numpy()
+    assert abs(np_top - namespace["eigenvalues"].cpu().numpy()).max() < 1e-4 * abs(np_top).max()
