@@ -19,7 +19,7 @@ import scipy.stats
 import torch
 from matplotlib.figure import Figure
 from torch import nn
-from torch.func import grad, jvp
+from torch.func import grad, jvp, vmap
 
 from . import core
 from .autodiff import (FORWARD_MODE_BUG, ParamSelection, _check_scalar_loss, check_eval_mode, flat_objective,
@@ -29,10 +29,10 @@ from .core import as_generator, check_choice, check_float, check_int, check_tens
 
 # %% auto #0
 __all__ = ['SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator', 'GaussNewtonOperator',
-           'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator', 'Tridiagonal', 'lanczos_tridiagonal',
-           'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate', 'hutchinson_trace', 'HutchppEstimate',
-           'hutchpp_trace', 'TraceErrors', 'compute_trace_errors', 'plot_trace_errors', 'CGResult',
-           'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
+           'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator', 'EmpiricalFisherOperator',
+           'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate',
+           'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors', 'compute_trace_errors',
+           'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -544,6 +544,53 @@ def _data_options(options: dict) -> dict:
     unknown = sorted(set(options) - set(known))
     if unknown: raise TypeError(f"unknown option(s) {unknown}: from_data takes {sorted(known)}")
     return {**known, **options}
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #02abce64
+def _sample_gradients(net: Callable, theta: torch.Tensor, loss_fn: Callable, X, y) -> torch.Tensor:
+    "Row i is ∇θ ℓ(model(xᵢ), yᵢ), each sample's loss computed on a batch of one (inputs may be mappings)."
+    def one(t, x, target):
+        return loss_fn(net(t, _map_leaves(x, lambda a: a.unsqueeze(0))), target.unsqueeze(0))
+    return vmap(grad(one), in_dims=(None, 0, 0))(theta, X, y)
+
+class EmpiricalFisherOperator(SymmetricOperator):
+    "The empirical Fisher F = c Σᵢ gᵢgᵢᵀ of per-sample gradients gᵢ (c = 1/n for a mean loss, 1 for a sum)."
+    def __init__(
+        self,
+        model: nn.Module,  # the network; its current trainable parameters are θ
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # `loss_fn(model(X), y)` → scalar
+        X: torch.Tensor,  # inputs, first dimension = samples
+        y: torch.Tensor,  # targets, same first dimension
+        params: ParamSelection = None,  # the trainable parameters θ holds (`autodiff.select_params`); others stay
+        reduction: str | None = None,  # "mean" or "sum"; None: `loss_fn.reduction`, else "mean"
+        allow_train_mode: bool = False,  # accept active dropout / train-mode BatchNorm
+    ):
+        _check_model_for_curvature(model, X, allow_train_mode)
+        _, theta = flat_objective(model, loss_fn, X, y, params=params)  # validates model, loss and batch
+        reduction = check_choice("reduction", getattr(loss_fn, "reduction", "mean") if reduction is None
+                                 else reduction, ("mean", "sum"))
+        self._build(model_function(model, params), theta, loss_fn, X, y, reduction == "mean")
+
+    def _build(self, net, theta, loss_fn, X, y, mean: bool) -> None:
+        "Per-sample gradients G (n × p), held; products are c Gᵀ(G v)."
+        SymmetricOperator.__init__(self, theta.numel(), theta.dtype, theta.device)
+        self.G = _sample_gradients(net, theta, loss_fn, X, y).detach()
+        if not bool(torch.isfinite(self.G.sum())): raise ValueError("`loss_fn` gave non-finite per-sample gradients")
+        self.scale = 1 / len(self.G) if mean else 1.0
+
+    @classmethod
+    def from_data(cls, model: nn.Module, loss_fn: Callable, data, **options) -> "BatchSumOperator":
+        "The empirical Fisher over the batches of `data`: one term per sample (options as for the Hessian)."
+        if "method" in options: raise TypeError("`method` is not an option of EmpiricalFisherOperator.from_data")
+        net, theta, kwargs, summary = _prepare_data(model, loss_fn, data, **_data_options(options))
+        def on_batch(inputs, targets, w):
+            op = cls.__new__(cls)
+            op._build(net, theta, loss_fn, inputs, targets, summary[0] == "mean")
+            op.scale *= w
+            return op
+        return BatchSumOperator(on_batch, **kwargs, summary=summary)
+
+    def _matvec(self, v): return self.scale * (self.G.T @ (self.G @ v))
+    def _matmat(self, V): return self.scale * (self.G.T @ (self.G @ V))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #39ad810d
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gradviz.autodiff import flat_objective, hessian, param_layout
+from gradviz.autodiff import flat_objective, hessian, param_layout, per_sample_grads
 from gradviz.core import as_generator
 from gradviz.data import gaussian_clusters, mlp, tiny_cnn, tiny_images
-from gradviz.linalg import (BatchSumOperator, GaussNewtonOperator, HessianOperator, batch_size, hutchinson_trace,
+from gradviz.linalg import (BatchSumOperator, EmpiricalFisherOperator, GaussNewtonOperator, HessianOperator, batch_size, hutchinson_trace,
                             hutchpp_trace, lanczos, split_batch, split_into_chunks)
 from gradviz.parallel import run_workers, split_evenly
 from probe import SIZES, UNKNOWN, Probe
@@ -55,6 +55,23 @@ def test_a_loader_of_unequal_batches_gives_the_in_memory_operator(reduction, kin
     assert (op.num_data, op.reduction) == (70, reduction)
     assert _rel(op @ V, full @ V) < 1e-10
     assert _rel(op @ V[:, 0], full @ V[:, 0]) < 1e-10
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_the_empirical_fisher_is_the_outer_product_of_per_sample_gradients(reduction):
+    net, X, y = _problem()
+    loss = nn.CrossEntropyLoss(reduction=reduction)
+    G = per_sample_grads(net, CE, X, y)  # an independent implementation (per-tensor vmap)
+    dense = G.T @ G / (len(X) if reduction == "mean" else 1)
+    V = _vectors(G.shape[1])
+    assert _rel(EmpiricalFisherOperator(net, loss, X, y) @ V, dense @ V) < 1e-12
+    loader = DataLoader(TensorDataset(X, y), batch_size=16)
+    assert _rel(EmpiricalFisherOperator.from_data(net, loss, loader) @ V, dense @ V) < 1e-12
+    mapping = [{"features": X[i:i + 25], "labels": y[i:i + 25]} for i in range(0, 70, 25)]
+    assert _rel(EmpiricalFisherOperator.from_data(_Named(net), loss, mapping, max_batch=10) @ V, dense @ V) < 1e-12
+    head = EmpiricalFisherOperator.from_data(net, loss, loader, params=net[2])
+    cols = torch.arange(G.shape[1] - head.size, G.shape[1])
+    assert _rel(head.dense(), dense[cols][:, cols]) < 1e-12
 
 
 def test_the_plain_average_of_batch_hessians_is_not_the_full_hessian():
@@ -192,6 +209,11 @@ PROBES = [
                check_deterministic=[1], allow_train_mode=["no"], distributed=[True], device=["meta"])),
     Probe(GaussNewtonOperator.from_data, dict(model=NET, loss_fn=CE, data=LOADER),
           dict(data=[[], iter([])], params=["nothing"], num_data=SIZES, max_batch=SIZES)),
+    Probe(EmpiricalFisherOperator.from_data, dict(model=NET, loss_fn=CE, data=LOADER),
+          dict(data=[[], iter([])], params=["nothing"], reduction=[UNKNOWN], max_batch=SIZES)),
+    Probe(EmpiricalFisherOperator, dict(model=NET, loss_fn=CE, X=torch.zeros(4, 5, dtype=F64),
+                                        y=torch.zeros(4, dtype=torch.long)),
+          dict(model=[None], X=[torch.zeros(3, 5, dtype=F64), "X"], params=["nothing"], reduction=[UNKNOWN])),
     Probe(split_batch, dict(batch=(torch.zeros(2), torch.zeros(2))),
           dict(batch=[{"x": torch.zeros(2)}, (torch.zeros(2),), (torch.zeros(2), [1, 2]), ({}, torch.zeros(2))]),
           named=dict(batch="data")),
