@@ -182,3 +182,41 @@ def test_explorers_benchmark_runs(quick_dir):
         for c in r["controls"].values():
             assert _finite(c["median_s"]) and c["mode"] in ("drag", "release", "click")
             assert c["meets_target"] is None if c["costly"] else c["meets_target"] in (True, False)
+
+
+def test_loader_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "loader")
+    assert res["benchmark"] == "loader" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    assert set(res["problems"]) == {"mlp", "cnn"}
+    for prob in res["problems"].values():
+        assert prob["model"]["batch_sizes"][-1] < prob["model"]["batch_sizes"][0]  # a short last batch
+        for mode in ("gradviz_streaming", "gradviz_keep_graphs"):
+            meth = prob["eig"]["methods"][mode]
+            assert meth["met_bar"] and meth["rel_err"] <= prob["eig"]["bar"] and _finite(meth["timing"]["median_s"])
+        p = prob["products"]
+        assert all(d < 1e-4 for d in p["rel_diff_to_in_memory"].values()), p["rel_diff_to_in_memory"]
+        for key in ("ratio_keep_graphs_over_in_memory", "ratio_streaming_over_in_memory", "ratio_streaming_fwd_over_in_memory_fwd"):
+            assert _finite(p[key]) and p[key] > 0
+        for rows in prob["trace"]["budgets"].values():
+            assert {"gradviz_hutchpp_keep_graphs", "gradviz_hutchinson_keep_graphs"} <= set(rows)
+            assert all(_finite(r["median_abs_err"]) and _finite(r["timing"]["median_s"]) for r in rows.values())
+        d = prob["distributed"]["streaming"]
+        assert _finite(d["ratio_2proc_over_1proc_excluding_startup"]) and _finite(d["ratio_2proc_over_1proc_including_startup"])
+        assert d["workers_2"]["max_rel_diff_values_vs_single"] < 1e-4 and sum(r["num_samples"] for r in d["workers_2"]["ranks"]) == prob["model"]["num_samples"]
+    for t in res["targets"]:
+        assert t["met"] in (True, False, None)
+        if t["met"] is not None: assert _finite(t["value"])
+
+
+@pytest.mark.ref
+def test_loader_benchmark_peers_run_or_say_why(quick_dir):
+    res = _quick(quick_dir, "loader")
+    required = os.environ.get("GRADVIZ_REQUIRE_REFS", "") == "1"
+    for peer, ok in res["peers_available"].items():
+        if required: assert ok, res["notes"]
+        if not ok: assert any(peer in n for n in res["notes"])
+    for prob in res["problems"].values():
+        methods = prob["eig"]["methods"]
+        for name in ("hessian_eigenthings", "curvlinops_eigsh", "pyhessian"):
+            if name in methods:
+                assert "rel_err" in methods[name]["default"] and isinstance(methods[name]["default"]["products"], int)
