@@ -164,6 +164,15 @@ class HessianOperator(SymmetricOperator):
         if method == "reverse-over-reverse": self._build_graph()
         else: self._check_loss(f(self.theta))
 
+    @classmethod
+    def _on_batch(cls, f, theta: torch.Tensor, method: str) -> "HessianOperator":
+        "One batch's operator inside a data operator: θ and the method were checked once, and the loss once per pass."
+        op = cls.__new__(cls)
+        SymmetricOperator.__init__(op, theta.numel(), theta.dtype, theta.device)
+        op.f, op.theta, op.method = f, theta, method
+        if method == "reverse-over-reverse": op._build_graph()
+        return op
+
     def _check_loss(self, loss):
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1: raise ValueError("`f` must return a scalar")
         if not bool(torch.isfinite(loss)): raise ValueError(f"`f` is not finite at `theta` ({loss.item()})")
@@ -238,7 +247,8 @@ class HessianOperator(SymmetricOperator):
             model, loss_fn, data, params=params, num_data=num_data, batch_size_fn=batch_size_fn, target_key=target_key,
             reduction=reduction, max_batch=max_batch, keep_graphs=keep_graphs, check_deterministic=check_deterministic,
             allow_train_mode=allow_train_mode, distributed=distributed, progress=progress, device=device)
-        def on_batch(inputs, targets, w): return cls(lambda t: w * loss_fn(net(t, inputs), targets), theta, method)
+        def on_batch(inputs, targets, w):
+            return cls._on_batch(lambda t: w * loss_fn(net(t, inputs), targets), theta, method)
         return BatchSumOperator(on_batch, **kwargs, summary=summary)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #882b6152
@@ -428,6 +438,11 @@ class BatchSumOperator(SymmetricOperator):
             return
         for inputs, targets, count in self.batches(desc):
             if count: yield self._build(inputs, targets, self._weight(count))
+
+    @property
+    def num_hvps(self) -> int:
+        "Products computed so far (each one a pass over the data), as `HessianOperator.num_hvps` counts them."
+        return self.num_matvecs
 
     def _reduce(self, out: torch.Tensor) -> torch.Tensor:
         return all_reduce_sum(out) if self.distributed else out
