@@ -28,11 +28,12 @@ from .parallel import all_reduce_sum, is_distributed
 from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
 
 # %% auto #0
-__all__ = ['SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator', 'GaussNewtonOperator',
-           'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator', 'EmpiricalFisherOperator',
-           'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate',
-           'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors', 'compute_trace_errors',
-           'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD', 'randomized_svd']
+__all__ = ['KEEP_GRAPHS_BYTES', 'SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator',
+           'GaussNewtonOperator', 'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator',
+           'EmpiricalFisherOperator', 'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density',
+           'TraceEstimate', 'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors',
+           'compute_trace_errors', 'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD',
+           'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -234,7 +235,7 @@ class HessianOperator(SymmetricOperator):
         reduction: str | None = None,  # "mean" or "sum"; None: `loss_fn.reduction`, else "mean"
         max_batch: int | None = None,  # cut bigger batches into chunks of this many samples (bounds memory)
         method: str = "reverse-over-reverse",  # how each batch's products are computed (both exact)
-        keep_graphs: bool = False,  # keep each batch's graph: products as fast as in memory, memory ∝ data
+        keep_graphs: bool | None = None,  # keep each batch's graph between products; None: if they fit in 1 GiB
         check_deterministic: bool = True,  # read the data twice and refuse if batches or losses differ
         allow_train_mode: bool = False,  # accept active dropout / train-mode BatchNorm (a Hessian of that mode)
         distributed: bool = False,  # this rank holds its share of the data; products are summed over ranks
@@ -394,6 +395,23 @@ def _check_data(data) -> None:
         raise TypeError(f"`data` is a one-pass iterator ({type(data).__name__}): every product reads the data again; "
                         "pass a DataLoader or a list")
 
+KEEP_GRAPHS_BYTES = 2**30  # `keep_graphs=None` keeps the batches' graphs when they are estimated to fit in this
+
+def _held_bytes(build: Callable[[], SymmetricOperator]) -> tuple[SymmetricOperator, int]:
+    "Build one batch's operator; also the bytes its autograd graph saves and its tensors hold (a memory estimate)."
+    storages = {}
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try: storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError): storages[id(t)] = t.numel() * t.element_size()
+        return t
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): op = build()
+    except RuntimeError as err:  # torch.func transforms refuse the hooks; such operators hold plain tensors
+        if "saved tensor hooks" not in str(err): raise
+        op = build()
+    held = [t for t in vars(op).values() if isinstance(t, torch.Tensor)]
+    return op, sum(storages.values()) + sum(t.numel() * t.element_size() for t in held)
+
 class BatchSumOperator(SymmetricOperator):
     "A curvature operator summed over the batches of a data iterable, Σ_b w_b A_b, read again for every product."
     def __init__(
@@ -407,7 +425,7 @@ class BatchSumOperator(SymmetricOperator):
         batch_size_fn: Callable = batch_size,  # a batch ↦ its count of samples (or tokens)
         target_key: str = "labels",  # the mapping entry with the targets
         max_batch: int | None = None,  # cut batches above this many samples into chunks (bounds memory)
-        keep_graphs: bool = False,  # keep every batch's operator between products (faster, memory grows with data)
+        keep_graphs: bool | None = False,  # keep each batch's operator between products; None: if they fit in memory
         distributed: bool = False,  # sum the products over the ranks of the process group
         progress: bool | Callable = False,  # a progress bar over the batches of each pass
         summary: tuple[str, int] | None = None,  # the full-data loss's reduction and N, kept as attributes
@@ -417,8 +435,23 @@ class BatchSumOperator(SymmetricOperator):
         self.data, self._build, self._weight, self._size_of = data, build, weight, batch_size_fn
         self.target_key, self.max_batch, self.distributed, self.progress = target_key, max_batch, distributed, progress
         self.reduction, self.num_data = summary or (None, None)
-        self._kept = None
-        if keep_graphs: self._kept = list(self._operators("building"))
+        self._kept, self.kept_bytes = None, 0
+        if keep_graphs is not False: self._keep(auto=keep_graphs is None)
+
+    def _keep(self, auto: bool) -> None:
+        "Build and keep every batch's operator; with `auto`, stream instead once they would pass `KEEP_GRAPHS_BYTES`."
+        kept, held, counted = [], 0, 0
+        for inputs, targets, count in self.batches("building"):
+            if not count: continue
+            op, nbytes = _held_bytes(lambda: self._build(inputs, targets, self._weight(count)))
+            kept, held, counted = kept + [op], held + nbytes, counted + count
+            if auto and held / counted * max(self.num_data or counted, counted) > KEEP_GRAPHS_BYTES: return
+        self._kept, self.kept_bytes = kept, held
+
+    @property
+    def keeps_graphs(self) -> bool:
+        "Whether products reuse kept batch operators (True) or read the data again (False)."
+        return self._kept is not None
 
     def batches(self, desc: str = "batches"):
         "The data's batches (chunked by `max_batch`), on the operator's device, as `(inputs, targets, count)`."
@@ -528,8 +561,9 @@ def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, targ
                              ("mean", "sum"))
     if num_data is not None: check_int("num_data", num_data, minimum=1)
     if max_batch is not None: check_int("max_batch", max_batch, minimum=1)
-    for name, flag in dict(keep_graphs=keep_graphs, check_deterministic=check_deterministic,
-                           distributed=distributed).items(): check_type(name, flag, bool)
+    check_type("keep_graphs", keep_graphs, (bool, type(None)))
+    for name, flag in dict(check_deterministic=check_deterministic, distributed=distributed).items():
+        check_type(name, flag, bool)
     if distributed and not is_distributed():
         raise ValueError("`distributed` is True, which needs an initialised process group: call it inside a worker of "
                          "gradviz.parallel.run_workers or a script started by torchrun")
@@ -653,7 +687,7 @@ class _Basis:
     def rows(self) -> torch.Tensor: return self.buf[: self.n]
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #f7475879
-def _lanczos_run(op, q, max_steps, reorthogonalize, generator, stop=None, check_every=5, basis=None):
+def _lanczos_run(op, q, max_steps, reorthogonalize, generator, stop=None, check_every=1, basis=None):
     "Core recurrence; `stop(T)` may end it early. Returns a `Tridiagonal`, with the basis when re-orthogonalising."
     p = op.size
     if reorthogonalize:

@@ -125,6 +125,24 @@ def test_kept_graphs_and_forward_over_reverse_give_the_same_products():
     assert _rel(HessianOperator.from_data(net, CE, loader, method="forward-over-reverse") @ V, base) < 1e-10
 
 
+def test_graphs_are_kept_while_they_fit_and_streamed_beyond(monkeypatch):
+    import gradviz.linalg as linalg
+    net, X, y = _problem()
+    loader = DataLoader(TensorDataset(X, y), batch_size=16)
+    V = _vectors(param_layout(net).size)
+    full = HessianOperator.from_model(net, CE, X, y) @ V
+    auto = HessianOperator.from_data(net, CE, loader)
+    assert auto.keeps_graphs and auto.kept_bytes > 0
+    fisher = EmpiricalFisherOperator.from_data(net, CE, loader)  # built under torch.func: held tensors counted
+    assert fisher.keeps_graphs and fisher.kept_bytes >= 70 * auto.size * 8
+    monkeypatch.setattr(linalg, "KEEP_GRAPHS_BYTES", auto.kept_bytes // 2)  # only half of them would fit
+    streamed = HessianOperator.from_data(net, CE, loader)
+    assert not streamed.keeps_graphs
+    for op in (auto, streamed, HessianOperator.from_data(net, CE, loader, keep_graphs=True)):
+        assert _rel(op @ V, full) < 1e-10
+    assert HessianOperator.from_data(net, CE, loader, keep_graphs=True).keeps_graphs
+
+
 def test_iterative_methods_run_unchanged_and_count_products():
     net, X, y = _problem()
     loader = DataLoader(TensorDataset(X, y), batch_size=16)
