@@ -18,6 +18,7 @@ import scipy.sparse.linalg as spla
 import scipy.stats
 import torch
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 from torch import nn
 from torch.func import grad, jvp, vmap
 
@@ -548,6 +549,18 @@ def _batch_weight(reduction: str, num_data: int) -> Callable[[int], float]:
     "A batch's weight in the full-data loss: its share `count / N` of a mean, or 1 in a sum."
     return (lambda count: count / num_data) if reduction == "mean" else (lambda count: 1.0)
 
+def _one_bar() -> Callable:
+    "A `progress` callable that shows every pass over the data on one tqdm bar, counting batches read."
+    bar = None
+    def wrap(iterable, total=None, desc=None):
+        nonlocal bar
+        if bar is None: bar = tqdm(unit="batch", desc="batches read", leave=False)
+        bar.set_postfix_str(desc or "", refresh=False)
+        for item in iterable:
+            yield item
+            bar.update(1)
+    return wrap
+
 def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, target_key, reduction, max_batch,
                   keep_graphs, check_deterministic, allow_train_mode, distributed, progress, device):
     "Validate the arguments of a `from_data` constructor; return θ, the model as a function, and the operator kwargs."
@@ -573,6 +586,9 @@ def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, targ
         raise ValueError(f"`device` is {dev} but `model`'s parameters are on {theta.device}: move the model "
                          "(model.to(device)); batches follow the model")
     net = model_function(model, params)
+    if progress is True: progress = _one_bar()  # one bar for the checks and every product
+    elif progress is not False and progress is not None and not callable(progress):
+        raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
     size_of = batch_size_fn or (lambda b: batch_size(b, target_key))
     kwargs = dict(size=theta.numel(), dtype=theta.dtype, device=dev, batch_size_fn=size_of, target_key=target_key,
                   max_batch=max_batch, keep_graphs=keep_graphs, distributed=distributed, progress=progress)

@@ -224,7 +224,7 @@ PROBES = [
                                                          [{"x": torch.zeros(2, 5)}], 5],
                params=["no_such_param", [], lambda n, p: False], num_data=SIZES + [1.5], batch_size_fn=[3],
                target_key=[0], reduction=[UNKNOWN], max_batch=SIZES, method=[UNKNOWN], keep_graphs=["yes"],
-               check_deterministic=[1], allow_train_mode=["no"], distributed=[True], device=["meta"])),
+               check_deterministic=[1], allow_train_mode=["no"], distributed=[True], device=["meta"], progress=[3])),
     Probe(GaussNewtonOperator.from_data, dict(model=NET, loss_fn=CE, data=LOADER),
           dict(data=[[], iter([])], params=["nothing"], num_data=SIZES, max_batch=SIZES)),
     Probe(EmpiricalFisherOperator.from_data, dict(model=NET, loss_fn=CE, data=LOADER),
@@ -242,6 +242,19 @@ PROBES = [
 @pytest.mark.parametrize("probe,arg,value", [c for p in PROBES for c in p.cases()])
 def test_bad_input_names_the_argument(probe, arg, value):
     probe.check(arg, value)
+
+
+def test_one_progress_bar_counts_every_batch_read():
+    seen = []
+    def progress(iterable, total=None, desc=None):
+        for item in iterable:
+            seen.append(desc)
+            yield item
+    op = HessianOperator.from_data(NET, CE, LOADER, progress=progress, keep_graphs=False)
+    op @ torch.zeros(op.size, dtype=F64)
+    assert seen == ["checking the data"] * 3 + ["checking again"] * 3 + ["product"] * 3
+    bar = HessianOperator.from_data(NET, CE, LOADER, progress=True, keep_graphs=False)
+    assert _rel(bar @ torch.ones(bar.size, dtype=F64), op @ torch.ones(op.size, dtype=F64)) < 1e-12
 
 
 def test_a_batch_size_fn_must_return_a_count():
