@@ -133,6 +133,24 @@ def make_config(config_cls, quick_overrides: dict, args):
     return replace(cfg, **{**quick_overrides, "device": args.device, "seed": args.seed}) if args.quick else cfg
 
 
+def render_table(results: dict, lines: list[str], name_width: int = 34, value_width: int = 9) -> str:
+    "`lines` (a header) then the rows of `results[\"table\"]`, the targets, the notes and the wall time, as text."
+    w = max(len(r[0]) for r in results["table"] if not r[0].startswith("==")) + 2
+    for label, value, detail in results["table"]:
+        if label.startswith("=="): lines.append(f"\n{label}")
+        else: lines.append(f"  {label:<{w}}{value:>12}   {detail}")
+    lines.append("\n== Targets ==")
+    for t in results["targets"]:
+        status = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
+        val = "—" if t["value"] is None else f"{t['value']:.3g}"
+        lines.append(f"  {status:<7}{t['name']:<{name_width}}{val:>{value_width}} (target {t['target']})  {t['note']}")
+    if results["notes"]:
+        lines.append("\n== Notes ==")
+        lines += [f"  - {n}" for n in results["notes"]]
+    lines.append(f"\nwall time {results['wall_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
 def finish(name: str, results: dict, text: str, directory: Path, quick: bool) -> Path:
     "Print the readable table, write `results/<name>.json` and say where; returns its path."
     print(text)

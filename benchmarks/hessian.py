@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import finish, make_config, median, start, timed_rounds, timing
+from . import finish, make_config, median, render_table, start, timed_rounds, timing
 
 
 def _probe_generator(seed: int):
@@ -851,20 +851,7 @@ def render(results: dict) -> str:
                  f"repeat {results['config']['repeat']}{' (quick)' if results['config']['quick'] else ''}")
     lines.append(f"model: {results['model']['architecture']}, {results['model']['num_params']:,} params, {results['model']['num_samples']:,} samples, "
                  f"final loss {results['model']['final_training_loss']:.3f}")
-    w = max(len(r[0]) for r in results["table"] if not r[0].startswith("==")) + 2
-    for label, value, detail in results["table"]:
-        if label.startswith("=="): lines.append(f"\n{label}")
-        else: lines.append(f"  {label:<{w}}{value:>12}   {detail}")
-    lines.append("\n== Targets ==")
-    for t in results["targets"]:
-        status = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
-        val = "—" if t["value"] is None else f"{t['value']:.3g}"
-        lines.append(f"  {status:<7}{t['name']:<34}{val:>9} (target {t['target']})  {t['note']}")
-    if results["notes"]:
-        lines.append("\n== Notes ==")
-        lines += [f"  - {n}" for n in results["notes"]]
-    lines.append(f"\nwall time {results['wall_seconds']:.0f} s")
-    return "\n".join(lines)
+    return render_table(results, lines, name_width=34, value_width=9)
 
 
 def main(argv: list[str] | None = None) -> Path:

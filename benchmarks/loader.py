@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from . import finish, make_config, median, start, timed_rounds, timing
+from . import finish, make_config, median, render_table, start, timed_rounds, timing
 from .hessian import Bench, backpack_trace, eigsh_values, fmt_s, rel_err, start_vector
 
 NAME = "loader"
@@ -349,7 +349,7 @@ def section_trace(b: Bench, P, peers: dict) -> dict:
         b.note(f"{P.kind}: BackPACK exact trace failed ({type(e).__name__}); reference is a 3000-product Hutch++")
     ref["seconds"] = time.perf_counter() - t0
     keep = HessianOperator.from_data(P.model, CE(), P.batches, keep_graphs=True)
-    stream = HessianOperator.from_data(P.model, CE(), P.batches)
+    stream = HessianOperator.from_data(P.model, CE(), P.batches, keep_graphs=False)
     het_op = None
     if peers.get("hessian_eigenthings"):
         import hessian_eigenthings as het
@@ -413,9 +413,10 @@ def section_products(b: Bench, P) -> dict:
     cfg = b.cfg
     ops = {"in_memory": HessianOperator.from_model(P.model, CE(), P.X, P.y),
            "keep_graphs": HessianOperator.from_data(P.model, CE(), P.batches, keep_graphs=True),
-           "streaming": HessianOperator.from_data(P.model, CE(), P.batches),
+           "streaming": HessianOperator.from_data(P.model, CE(), P.batches, keep_graphs=False),
            "in_memory_forward_over_reverse": HessianOperator.from_model(P.model, CE(), P.X, P.y, method="forward-over-reverse"),
-           "streaming_forward_over_reverse": HessianOperator.from_data(P.model, CE(), P.batches, method="forward-over-reverse")}
+           "streaming_forward_over_reverse": HessianOperator.from_data(P.model, CE(), P.batches, keep_graphs=False,
+                                                                       method="forward-over-reverse")}
     v = torch.randn(ops["in_memory"].size, generator=torch.Generator().manual_seed(cfg.seed + 7)).to(b.device)
     base = ops["in_memory"]._apply(v)
     diffs = {n: float((op._apply(v) - base).norm() / base.norm()) for n, op in ops.items()}
@@ -620,20 +621,7 @@ def render(results: dict) -> str:
     lines = [f"gradviz loader benchmark — torch {m['torch']}, {m['torch_threads']} thread(s), {m['cpu_count']} CPUs, device "
              f"{m['device']}, repeat {cfg['repeat']} (solvers {min(cfg['solver_repeat'], cfg['repeat'])}, trace seeds "
              f"{cfg['trace_repeat']}){' (quick)' if cfg['quick'] else ''}"]
-    w = max(len(r[0]) for r in results["table"] if not r[0].startswith("==")) + 2
-    for label, value, detail in results["table"]:
-        if label.startswith("=="): lines.append(f"\n{label}")
-        else: lines.append(f"  {label:<{w}}{value:>12}   {detail}")
-    lines.append("\n== Targets ==")
-    for t in results["targets"]:
-        status = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
-        val = "—" if t["value"] is None else f"{t['value']:.3g}"
-        lines.append(f"  {status:<7}{t['name']:<48}{val:>8} (target {t['target']})  {t['note']}")
-    if results["notes"]:
-        lines.append("\n== Notes ==")
-        lines += [f"  - {n}" for n in results["notes"]]
-    lines.append(f"\nwall time {results['wall_seconds']:.0f} s")
-    return "\n".join(lines)
+    return render_table(results, lines, name_width=48, value_width=8)
 
 
 def _peer_versions() -> dict:
