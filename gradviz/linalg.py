@@ -120,10 +120,17 @@ class FunctionOperator(SymmetricOperator):
     def _matvec(self, v): return self._fn(v)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #7debd61f
-def as_operator(A) -> SymmetricOperator:
+def as_operator(
+    A,  # a SymmetricOperator, or a square symmetric tensor
+    name: str | None = None,  # the caller's argument name: a tensor is then checked (2-D, floating, square) under it
+) -> SymmetricOperator:
     "`A` as a `SymmetricOperator`: operators pass through, square symmetric tensors are wrapped."
     if isinstance(A, SymmetricOperator): return A
-    if isinstance(A, torch.Tensor): return DenseOperator(A)
+    if isinstance(A, torch.Tensor):
+        if name is not None:
+            check_tensor(name, A, ndim=2, floating=True)
+            if A.shape[0] != A.shape[1]: raise ValueError(f"`{name}` must be square, got shape {tuple(A.shape)}")
+        return DenseOperator(A)
     if isinstance(A, spla.LinearOperator) or hasattr(A, "matvec"):
         raise TypeError(f"`op` must be a gradviz SymmetricOperator or a square tensor, got {type(A).__name__}; "
                         "wrap a function with FunctionOperator")
@@ -939,10 +946,7 @@ def hutchpp_trace(
     distribution: str = "rademacher",  # entries of the sketch and the probes: "rademacher" or "gaussian"
 ) -> HutchppEstimate:
     "Hutch++ (Meyer, Musco, Musco & Woodruff 2021): tr(A) exact on a sketched top subspace plus Hutchinson on the rest."
-    if isinstance(op, torch.Tensor):
-        check_tensor("op", op, ndim=2, floating=True)
-        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
-    op = as_operator(op)
+    op = as_operator(op, name="op")
     m = check_int("num_products", num_products, minimum=3)
     check_choice("distribution", distribution, ("rademacher", "gaussian"))
     gen, k = as_generator(seed), m // 3

@@ -1,13 +1,9 @@
 """gradviz.parallel: real processes on loopback (gloo), against single-process sums, np.array_split and math.fsum."""
-import json
 import math
 import multiprocessing
 import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +13,13 @@ from gradviz.core import as_generator
 from gradviz.parallel import (ShardSum, WorkerError, all_reduce_sum, demo_uneven_sum, is_distributed, rank_and_world,
                               run_workers, split_evenly)
 from probe import INF, NAN, SIZES, UNKNOWN, Probe
+from torchrun import run_under_torchrun
 
 try:
     import psutil
 except ImportError:  # the check falls back on multiprocessing's own list of children
     psutil = None
 
-ROOT = Path(__file__).resolve().parent.parent
 F64 = torch.float64
 TIMEOUT = 60.0  # generous: a busy CI machine takes seconds to start each process
 
@@ -137,18 +133,8 @@ def test_a_hanging_worker_is_killed_at_the_timeout():
 
 # ---------------------------------------------------------------- the same worker under torchrun
 
-def _torchrun_script() -> str:
-    "The `sum_shards.py` script exactly as the notebook shows it."
-    nb = json.loads((ROOT / "nbs/00_foundations/06_parallel.ipynb").read_text())
-    text = next("".join(c["source"]) for c in nb["cells"] if "# sum_shards.py" in "".join(c["source"]))
-    return re.search(r"```python\n(# sum_shards\.py\n.*?)```", text, re.S).group(1)
-
-
 def test_the_notebooks_torchrun_script_runs_unchanged(tmp_path):
-    (tmp_path / "sum_shards.py").write_text(_torchrun_script())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "sum_shards.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    res = run_under_torchrun("00_foundations/06_parallel.ipynb", "sum_shards.py", tmp_path, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     expected = torch.arange(101, dtype=F64).sum().item()
     assert res.stdout.count(str(expected)) == 2, res.stdout  # the two ranks share one pipe: lines may interleave

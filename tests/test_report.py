@@ -1,11 +1,6 @@
 """gradviz.report: the curvature report against dense Hessians and Gauss–Newton matrices (float64), the per-layer
 table against the blocks, two real ranks against one, and the notebook's torchrun script run under torchrun."""
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -23,8 +18,8 @@ from gradviz.parallel import run_workers
 from gradviz.report import (CurvatureReport, LayerCurvature, curvature_report, layer_groups, plot_curvature_report,
                             sharded_curvature_report)
 from probe import SIZES, UNKNOWN, Probe
+from torchrun import run_under_torchrun
 
-ROOT = Path(__file__).resolve().parent.parent
 F64 = torch.float64
 
 
@@ -126,18 +121,8 @@ def test_two_ranks_give_the_report_of_one():
     assert two[0].num_data == one.num_data == 90
 
 
-def _torchrun_script() -> str:
-    "The `curvature_ranks.py` script the notebook shows, as the reader would copy it."
-    cells = json.loads((ROOT / "nbs/00_foundations/05_your_model.ipynb").read_text())["cells"]
-    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    return re.search(r"```python\n(# curvature_ranks\.py\n.*?)```", text, re.S).group(1)
-
-
 def test_the_notebooks_torchrun_script_runs_unchanged(tmp_path):
-    (tmp_path / "curvature_ranks.py").write_text(_torchrun_script())
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "curvature_ranks.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    res = run_under_torchrun("00_foundations/05_your_model.ipynb", "curvature_ranks.py", tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     found = dict(re.findall(r"rank (\d): (\[[^\]]*\])", res.stdout))  # the two ranks share one pipe
     assert sorted(found) == ["0", "1"], res.stdout

@@ -90,9 +90,7 @@ def operator_spectrum(
     seed: int | torch.Generator | None = None,  # for Lanczos and the SLQ probes (None: `DEFAULT_SEED`)
 ) -> HessianSpectrum:
     "The spectrum of a symmetric operator: exact for small p, Lanczos + SLQ otherwise."
-    if isinstance(op, torch.Tensor):
-        check_tensor("op", op, ndim=2)
-        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
+    if isinstance(op, torch.Tensor): op = as_operator(op, name="op")
     elif not isinstance(op, SymmetricOperator):
         raise TypeError(f"`op` must be a SymmetricOperator or a tensor, got {type(op).__name__}")
     op, gen = as_operator(op), as_generator(seed)

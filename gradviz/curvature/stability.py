@@ -22,7 +22,7 @@ from ..autodiff import flat_model, flatten_params, jacobian
 from ..core import (as_generator, check_choice, check_float, check_int, check_same_length, check_tensor,
                           check_type)
 from ..data import mlp
-from ..linalg import (DenseOperator, FunctionOperator, HessianOperator, SymmetricOperator, hutchinson_trace,
+from ..linalg import (FunctionOperator, HessianOperator, SymmetricOperator, as_operator, hutchinson_trace,
                             lanczos)
 from ..viz import PALETTE, Explorer, slider_figure, subplots
 
@@ -192,10 +192,7 @@ def sharpness_measures(
     seed: int | torch.Generator | None = None,  # for Lanczos and the probes (None: `DEFAULT_SEED`)
 ) -> Sharpness:
     "λ_max(H), tr(H) and ‖H‖_F: dense for small problems, else Lanczos and Hutchinson."
-    if isinstance(op, torch.Tensor):
-        check_tensor("op", op, ndim=2, floating=True)
-        if op.shape[0] != op.shape[1]: raise ValueError(f"`op` must be square, got shape {tuple(op.shape)}")
-        op = DenseOperator(op)
+    if isinstance(op, torch.Tensor): op = as_operator(op, name="op")
     check_type("op", op, SymmetricOperator)
     num_probes, g = check_int("num_probes", num_probes, minimum=2), as_generator(seed)
     exact = op.size <= 500 if exact is None else check_type("exact", exact, bool)
