@@ -8,8 +8,9 @@ Docs: https://gradviz.github.io/gradviz/00_foundations/autodiff.html.md"""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Mapping, Union
+from typing import Callable, Iterator, Mapping, Union
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ ParamSelection = Union[None, str, re.Pattern, list, tuple, Callable, nn.Module] 
 __all__ = ['ParamSelection', 'FORWARD_MODE_BUG', 'select_params', 'ParamLayout', 'param_layout', 'flatten_params', 'call_model',
            'model_function', 'param_gradient', 'flat_objective', 'gradient', 'hvp_reverse', 'hvp',
            'hvp_finite_difference', 'hessian', 'train_mode_layers', 'check_eval_mode', 'per_sample_grads', 'jacobian',
-           'flat_model']
+           'flat_model', 'ActivationGrads', 'activation_grads', 'replace_output']
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #e1b78c8e
 def _by_names(model: nn.Module, names: list | tuple) -> list[tuple[str, nn.Parameter]]:
@@ -318,3 +319,64 @@ def flat_model(
     check_tensor("X", X, ndim=range(1, 8))
     net = model_function(model, params)
     return (lambda theta: net(theta, X)), flatten_params(model, params)
+
+# %% ../nbs/00_foundations/01_autodiff.ipynb #a86770b3
+@dataclass(frozen=True)
+class ActivationGrads:
+    "A submodule's output on a batch, the loss gradient with respect to that output, and the loss."
+    activations: torch.Tensor  # the submodule's output h (detached)
+    grads: torch.Tensor  # ∂L/∂h, the shape of `activations`
+    loss: torch.Tensor  # the scalar loss L (detached)
+
+def _check_submodule(model: nn.Module, module: nn.Module) -> None:
+    "`module` must be one of `model`'s modules (by identity)."
+    check_type("model", model, nn.Module), check_type("module", module, nn.Module)
+    if not any(m is module for m in model.modules()):
+        raise ValueError(f"`module` ({type(module).__name__}) is not a submodule of `model`")
+
+def _single_output(outputs: list, name: str = "module") -> torch.Tensor:
+    "The one tensor a hooked submodule produced in a forward pass, or a clear error."
+    if not outputs: raise ValueError(f"`{name}` was not called when `model` ran on `X`")
+    if len(outputs) > 1: raise ValueError(f"`{name}` ran {len(outputs)} times in one forward pass; hook one call site")
+    return outputs[0]
+
+# %% ../nbs/00_foundations/01_autodiff.ipynb #9d5210ff
+def activation_grads(
+    model: nn.Module,  # the network
+    module: nn.Module,  # a submodule of `model` whose output h is read (it must run once per forward pass)
+    X,  # inputs: a tensor, tuple or mapping, as in `call_model`
+    y,  # targets handed to `loss_fn`
+    loss_fn: Callable,  # `loss_fn(model(X), y)` → scalar loss L
+) -> ActivationGrads:
+    "The output h of `module` inside `model(X)` and ∂L/∂h, read by a forward hook in one forward and backward pass."
+    _check_submodule(model, module)
+    if not callable(loss_fn): raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
+    seen = []
+    def leaf(mod, inputs, output):
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            raise TypeError(f"`module` must return a floating-point tensor, got {type(output).__name__}")
+        seen.append(output.detach().requires_grad_(True))
+        return seen[-1]
+    handle = module.register_forward_hook(leaf)
+    try:
+        with torch.enable_grad(): loss = loss_fn(call_model(model, X), y)
+    finally: handle.remove()
+    h = _single_output(seen)
+    _check_scalar_loss(loss, "on `model(X)`")
+    (g,) = torch.autograd.grad(loss, h, allow_unused=True)
+    if g is None: raise ValueError("the loss does not depend on the output of `module`")
+    return ActivationGrads(h.detach(), g, loss.detach())
+
+# %% ../nbs/00_foundations/01_autodiff.ipynb #9021e493
+@contextmanager
+def replace_output(
+    model: nn.Module,  # the network
+    module: nn.Module,  # a submodule of `model` whose output is replaced
+    fn: Callable[[torch.Tensor], torch.Tensor],  # `fn(h)` → the tensor the rest of the network sees instead of h
+) -> Iterator[nn.Module]:
+    "Within the `with` block, every forward pass of `model` sees `fn(h)` where `module` outputs h; restored on exit."
+    _check_submodule(model, module)
+    if not callable(fn): raise TypeError(f"`fn` must be callable, got {type(fn).__name__}")
+    handle = module.register_forward_hook(lambda mod, inputs, output: fn(output))
+    try: yield model
+    finally: handle.remove()

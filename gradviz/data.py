@@ -23,7 +23,8 @@ from .core import (
 # %% auto #0
 __all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tiny_cnn', 'Teacher', 'Regression',
            'teacher_student', 'two_spirals', 'concentric_rings', 'tiny_images', 'PreferencePairs', 'preference_pairs',
-           'TinyLM', 'tiny_lm', 'sequence_logprob', 'next_token_loss', 'loss_function', 'train']
+           'TinyLM', 'tiny_lm', 'sequence_logprob', 'next_token_loss', 'balanced_batches', 'NoisyLabels', 'flip_labels',
+           'loss_function', 'train']
 
 # %% ../nbs/00_foundations/04_data.ipynb #2d36396a
 def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -515,6 +516,62 @@ def next_token_loss(
         raise ValueError(f"`logits` must have shape (n, L, V) matching `tokens` {tuple(tokens.shape)}, "
                          f"got {tuple(logits.shape)}")
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+
+# %% ../nbs/00_foundations/04_data.ipynb #6f1f13e8
+def _integer_labels(labels, name: str = "labels") -> torch.Tensor:
+    "`labels` if it is a non-empty 1-D tensor of non-negative integers, else a clear error naming `name`."
+    t = check_tensor(name, labels, ndim=1)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer class labels, got {t.dtype}")
+    if not len(t): raise ValueError(f"`{name}` is empty")
+    if int(t.min()) < 0: raise ValueError(f"`{name}` must be non-negative class indices, got {int(t.min())}")
+    return t
+
+def balanced_batches(
+    labels: torch.Tensor,  # (n,) integer class labels
+    classes_per_batch: int,  # distinct classes in every batch
+    per_class: int,  # distinct samples of each class in a batch
+    seed: int | torch.Generator = 0,  # seed for the draws (an int or a torch.Generator)
+) -> list[torch.Tensor]:
+    "One epoch (n // batch size batches) of index tensors, each `classes_per_batch` classes × `per_class` samples."
+    labels = _integer_labels(labels)
+    cpb, k = check_int("classes_per_batch", classes_per_batch, minimum=1), check_int("per_class", per_class, minimum=1)
+    pools = [torch.nonzero(labels.cpu() == c).flatten() for c in labels.unique().cpu().tolist()]
+    pools = [p for p in pools if len(p) >= k]
+    if len(pools) < cpb:
+        raise ValueError(f"`classes_per_batch` is {cpb} but only {len(pools)} classes have `per_class` = {k} samples")
+    g, queues = as_generator(seed), [torch.empty(0, dtype=torch.long) for _ in pools]
+    def take(c: int) -> torch.Tensor:
+        if len(queues[c]) < k: queues[c] = pools[c][torch.randperm(len(pools[c]), generator=g)]
+        out, queues[c] = queues[c][:k], queues[c][k:]
+        return out
+    batches = [torch.cat([take(c) for c in torch.randperm(len(pools), generator=g)[:cpb].tolist()])
+               for _ in range(max(1, len(labels) // (cpb * k)))]
+    return [b.to(labels.device) for b in batches]
+
+# %% ../nbs/00_foundations/04_data.ipynb #f1e4846b
+@dataclass(frozen=True)
+class NoisyLabels:
+    "Labels after symmetric noise, and which samples were flipped."
+    labels: torch.Tensor  # (n,) the noisy labels
+    flipped: torch.Tensor  # (n,) bool: True where `labels` differs from the clean label
+
+def flip_labels(
+    y: torch.Tensor,  # (n,) clean integer labels in 0 … num_classes − 1
+    rate: float,  # fraction of labels to flip, in [0, 1]
+    num_classes: int,  # number of classes C (at least 2)
+    seed: int | torch.Generator = 0,  # seed for which samples flip and to what (an int or a torch.Generator)
+) -> NoisyLabels:
+    "Symmetric label noise: round(rate·n) samples, chosen uniformly, moved to a uniformly drawn other class."
+    y = _integer_labels(y, "y")
+    rate, C = check_float("rate", rate, minimum=0, maximum=1), check_int("num_classes", num_classes, minimum=2)
+    if int(y.max()) >= C: raise ValueError(f"`y` holds label {int(y.max())}, outside 0 … `num_classes` − 1 = {C - 1}")
+    g, m = as_generator(seed), round(rate * len(y))
+    chosen = torch.randperm(len(y), generator=g)[:m].to(y.device)
+    shift = torch.randint(1, C, (m,), generator=g).to(y.device, y.dtype)  # uniform over the C − 1 other classes
+    noisy = y.clone()
+    noisy[chosen] = (y[chosen] + shift) % C
+    return NoisyLabels(noisy, noisy != y)
 
 # %% ../nbs/00_foundations/04_data.ipynb #1deef6e0
 _LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}

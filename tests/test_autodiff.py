@@ -305,3 +305,96 @@ def test_train_mode_layers_name_dropout_and_batchnorm():
     assert train_mode_layers(net.eval()) == [] and train_mode_layers(_mlp([3, 4, 2])) == []
     with pytest.raises(ValueError, match=r"`model`.*1 \(BatchNorm1d.*it breaks; call model.eval\(\) first, or pass ok=1"):
         check_eval_mode(net.train(), "it breaks", opt_in="ok=1")
+
+
+# --- activations and their gradients ---------------------------------------------------------------------------
+
+def _split_gradient(model, cut, X, y, loss_fn):
+    "∂L/∂h for h the output of model[:cut], by running the two halves of a Sequential by hand (no hooks)."
+    h = model[:cut](X).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss_fn(model[cut:](h), y), h)
+    return h.detach(), g
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_activation_grads_equal_the_split_network(cut):
+    from gradviz.autodiff import activation_grads
+    model = _mlp([4, 6, 5, 3])
+    X, y = _data(7, 4, 3)
+    read = activation_grads(model, model[cut - 1], X, y, nn.functional.cross_entropy)
+    h, g = _split_gradient(model, cut, X, y, nn.functional.cross_entropy)
+    torch.testing.assert_close(read.activations, h, rtol=0, atol=1e-14)
+    torch.testing.assert_close(read.grads, g, rtol=0, atol=1e-14)
+    torch.testing.assert_close(read.loss, nn.functional.cross_entropy(model(X), y), rtol=0, atol=1e-14)
+
+
+def test_activation_grads_of_a_transformer_block_match_central_differences():
+    from gradviz.autodiff import activation_grads, replace_output
+    from gradviz.data import next_token_loss, tiny_lm
+    lm = tiny_lm(kind="transformer", dim=8, heads=2, vocab_size=6, device="cpu", dtype=F64)
+    tokens = torch.randint(0, 6, (3, 5), generator=as_generator(2))
+    module = lm.blocks[0]
+    read = activation_grads(lm, module, tokens, tokens, next_token_loss)
+    V = torch.randn(read.activations.shape, generator=as_generator(3), dtype=F64)
+    eps = 1e-5
+    def loss_at(t):
+        with replace_output(lm, module, lambda h: h + t * V): return next_token_loss(lm(tokens), tokens)
+    fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+    assert abs(float(fd - (read.grads * V).sum())) < 1e-8 * max(1.0, abs(float(fd)))
+    assert lm(tokens).allclose(lm(tokens)) and not module._forward_hooks  # the splice is gone
+
+
+def test_activation_grads_leave_parameter_grads_alone_and_work_without_them():
+    from gradviz.autodiff import activation_grads
+    model = _mlp([3, 4, 2]).requires_grad_(False)
+    X, y = _data(5, 3, 2)
+    read = activation_grads(model, model[1], X, y, nn.functional.cross_entropy)
+    assert read.grads.abs().sum() > 0 and all(p.grad is None for p in model.parameters())
+
+
+def test_activation_grads_refuse_what_they_cannot_read():
+    from gradviz.autodiff import activation_grads
+    model = _mlp([3, 4, 2])
+    X, y = _data(5, 3, 2)
+    ce = nn.functional.cross_entropy
+    with pytest.raises(ValueError, match="`module`.*not a submodule"): activation_grads(model, nn.Tanh(), X, y, ce)
+    with pytest.raises(TypeError, match="`loss_fn`"): activation_grads(model, model[1], X, y, "cross_entropy")
+    with pytest.raises(TypeError, match="`model`"): activation_grads("net", model[1], X, y, ce)
+    with pytest.raises(ValueError, match="`module` ran 2 times"): activation_grads(_twice, _twice.shared, X, y, ce)
+    with pytest.raises(ValueError, match="does not depend"):
+        activation_grads(model, model[1], X, y, lambda out, t: model[0].bias.sum())
+    unused = nn.ModuleDict({"a": nn.Linear(3, 2, dtype=F64), "b": nn.Linear(3, 2, dtype=F64)})
+    class OnlyA(nn.Module):
+        def __init__(self): super().__init__(); self.parts = unused
+        def forward(self, x): return self.parts["a"](x)
+    with pytest.raises(ValueError, match="not called"): activation_grads(OnlyA(), unused["b"], X, y, ce)
+    assert not model[1]._forward_hooks and not model[0]._forward_hooks
+
+
+class _Twice(nn.Module):
+    "One Linear applied twice: a module with two call sites."
+    def __init__(self):
+        super().__init__()
+        self.shared = nn.Linear(3, 3, dtype=F64)
+        self.out = nn.Linear(3, 2, dtype=F64)
+    def forward(self, x): return self.out(self.shared(torch.tanh(self.shared(x))))
+
+
+_twice = _Twice()
+
+
+def test_replace_output_splices_only_inside_the_block_even_on_error():
+    from gradviz.autodiff import replace_output
+    model = _mlp([3, 4, 2])
+    X, _ = _data(5, 3, 2)
+    before = model(X)
+    with replace_output(model, model[1], torch.zeros_like) as same:
+        assert same is model
+        torch.testing.assert_close(model(X), model[2].bias.expand(5, 2), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="boom"):
+        with replace_output(model, model[1], torch.zeros_like): raise RuntimeError("boom")
+    torch.testing.assert_close(model(X), before, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="`fn`"):
+        with replace_output(model, model[1], 3.0): pass
+    with pytest.raises(ValueError, match="`module`"):
+        with replace_output(model, nn.Tanh(), torch.zeros_like): pass

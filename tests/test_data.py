@@ -699,3 +699,67 @@ def test_loss_function_resolves_names_and_passes_callables():
     assert loss_function(fn) is fn
     with pytest.raises(ValueError, match="`loss_fn`"): loss_function("hinge")
     with pytest.raises(TypeError, match="`loss_fn`"): loss_function(3)
+
+
+# --- class-balanced batches and label noise ----------------------------------------------------------------------
+
+def test_balanced_batches_hold_distinct_classes_and_samples_and_skip_small_classes():
+    from gradviz.data import balanced_batches
+    labels = torch.tensor([0] * 9 + [1] * 3 + [2] * 7 + [3] * 5 + [4] * 6)  # class 1 is too small for per_class = 4
+    batches = balanced_batches(labels, classes_per_batch=2, per_class=4, seed=3)
+    assert len(batches) == len(labels) // 8
+    for b in batches:
+        assert len(b.unique()) == 8
+        counts = torch.bincount(labels[b], minlength=5)
+        assert sorted(counts.tolist()) == [0, 0, 0, 4, 4] and counts[1] == 0
+    g = torch.Generator().manual_seed(3)
+    assert all(torch.equal(a, b) for a, b in zip(batches, balanced_batches(labels, 2, 4, seed=g)))
+    assert not all(torch.equal(a, b) for a, b in zip(batches, balanced_batches(labels, 2, 4, seed=4)))
+
+
+def test_balanced_batches_use_every_sample_of_a_class_before_repeating_one():
+    from gradviz.data import balanced_batches
+    labels = torch.arange(60) % 3  # 20 per class, 5 drawn at a time: 4 draws of a class cover it exactly
+    batches = balanced_batches(labels, classes_per_batch=3, per_class=5, seed=0)  # 4 batches: every class 4 times
+    counts = torch.bincount(torch.cat(batches), minlength=60)
+    assert torch.equal(counts, torch.ones(60, dtype=torch.long))
+
+
+def test_balanced_batches_refuse_bad_input():
+    from gradviz.data import balanced_batches
+    labels = torch.arange(20) % 4
+    with pytest.raises(ValueError, match="`classes_per_batch`"): balanced_batches(labels, 5, 2)
+    with pytest.raises(ValueError, match="`per_class`"): balanced_batches(labels, 2, 0)
+    with pytest.raises(TypeError, match="`labels`"): balanced_batches(labels.double(), 2, 2)
+    with pytest.raises(ValueError, match="`labels`"): balanced_batches(torch.tensor([], dtype=torch.long), 1, 1)
+    with pytest.raises(ValueError, match="`labels`"): balanced_batches(labels - 1, 2, 2)
+
+
+@pytest.mark.parametrize("rate,n,C", [(0.2, 5000, 10), (0.0, 50, 2), (1.0, 37, 3), (0.33, 101, 7)])
+def test_flip_labels_flips_exactly_round_rate_n_to_other_classes(rate, n, C):
+    from gradviz.data import flip_labels
+    clean = torch.arange(n) % C
+    noisy = flip_labels(clean, rate, num_classes=C, seed=1)
+    assert int(noisy.flipped.sum()) == round(rate * n)
+    assert torch.equal(noisy.flipped, noisy.labels != clean)
+    assert int(noisy.labels.min()) >= 0 and int(noisy.labels.max()) < C and noisy.labels.dtype == clean.dtype
+    assert torch.equal(noisy.labels, flip_labels(clean, rate, C, seed=1).labels)
+
+
+def test_flip_labels_spread_uniformly_over_the_other_classes():
+    from scipy.stats import chisquare
+    from gradviz.data import flip_labels
+    clean = torch.zeros(90_000, dtype=torch.long)  # all class 0: the flipped ones should land evenly on 1 … 5
+    noisy = flip_labels(clean, 0.5, num_classes=6, seed=2)
+    landed = torch.bincount(noisy.labels[noisy.flipped], minlength=6)
+    assert landed[0] == 0
+    assert chisquare(landed[1:].numpy()).pvalue > 1e-3
+
+
+def test_flip_labels_refuse_bad_input():
+    from gradviz.data import flip_labels
+    y = torch.arange(10) % 3
+    with pytest.raises(ValueError, match="`rate`"): flip_labels(y, -0.1, 3)
+    with pytest.raises(ValueError, match="`num_classes`"): flip_labels(y, 0.1, 1)
+    with pytest.raises(ValueError, match="`num_classes`"): flip_labels(y, 0.1, 2)  # label 2 does not fit
+    with pytest.raises(TypeError, match="`y`"): flip_labels(y.float(), 0.1, 3)
