@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import scipy.stats
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 from torch import nn
@@ -403,6 +404,50 @@ def _check_data(data) -> None:
         raise TypeError(f"`data` is a one-pass iterator ({type(data).__name__}): every product reads the data again; "
                         "pass a DataLoader or a list")
 
+_SEPARABLE = (F.cross_entropy, F.nll_loss, F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss,
+              F.binary_cross_entropy, F.binary_cross_entropy_with_logits)
+_SEPARABLE_MODULES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss,
+                      nn.BCELoss, nn.BCEWithLogitsLoss)
+
+def _separable(loss_fn: Callable) -> bool:
+    "Whether `loss_fn` is a standard loss that averages or sums per-sample terms with equal weights."
+    if isinstance(loss_fn, _SEPARABLE_MODULES): return getattr(loss_fn, "weight", None) is None
+    return any(loss_fn is f for f in _SEPARABLE)
+
+def _stack_key(inputs, targets, count: int):
+    "What must agree for two batches to be concatenated (structure, trailing shapes, dtypes); None if not stackable."
+    leaves = _leaves((inputs, targets))
+    if any(t.ndim == 0 or t.shape[0] != count for t in leaves): return None
+    if not targets.is_floating_point() and bool((targets < 0).any()): return None  # ignore_index changes a mean
+    structure = _map_leaves((inputs, targets), lambda t: None)
+    return repr(structure), tuple((t.shape[1:], t.dtype) for t in leaves)
+
+def _merge_batches(items: list, max_batch: int | None):
+    "Runs of consecutive stackable `(inputs, targets, count)` items, concatenated, each at most `max_batch` samples."
+    run, key, total = [], None, 0
+    def flush():
+        if len(run) == 1: return run[0]
+        cat = lambda *ts: torch.cat(ts)
+        merged = _zip_leaves(cat, [(i, t) for i, t, _ in run])
+        return merged[0], merged[1], total
+    for inputs, targets, count in items:
+        k = _stack_key(inputs, targets, count)
+        if run and (k is None or k != key or (max_batch is not None and total + count > max_batch)):
+            yield flush()
+            run, total = [], 0
+        run, key, total = run + [(inputs, targets, count)], k, total + count
+    if run: yield flush()
+
+def _zip_leaves(fn: Callable, objs: list):
+    "`fn` applied to the corresponding tensors of structurally equal nested objects (tuples, lists, mappings)."
+    first = objs[0]
+    if isinstance(first, torch.Tensor): return fn(*objs)
+    if isinstance(first, Mapping): return {k: _zip_leaves(fn, [o[k] for o in objs]) for k in first}
+    if isinstance(first, (tuple, list)):
+        out = [_zip_leaves(fn, [o[i] for o in objs]) for i in range(len(first))]
+        return tuple(out) if isinstance(first, tuple) else out
+    return first
+
 KEEP_GRAPHS_BYTES = 2**30  # `keep_graphs=None` keeps the batches' graphs when they are estimated to fit in this
 
 def _held_bytes(build: Callable[[], SymmetricOperator]) -> tuple[SymmetricOperator, int]:
@@ -437,24 +482,39 @@ class BatchSumOperator(SymmetricOperator):
         distributed: bool = False,  # sum the products over the ranks of the process group
         progress: bool | Callable = False,  # a progress bar over the batches of each pass
         summary: tuple[str, int] | None = None,  # the full-data loss's reduction and N, kept as attributes
+        merge_batches: bool = False,  # kept graphs of stackable batches are built on their concatenation (exact
+                                      # only for a loss that is a mean or sum over samples: `from_data` decides)
     ):
         _check_data(data)
         super().__init__(size, dtype, device)
         self.data, self._build, self._weight, self._size_of = data, build, weight, batch_size_fn
         self.target_key, self.max_batch, self.distributed, self.progress = target_key, max_batch, distributed, progress
         self.reduction, self.num_data = summary or (None, None)
-        self._kept, self.kept_bytes = None, 0
+        self._kept, self.kept_bytes, self.merge_batches = None, 0, merge_batches
         if keep_graphs is not False: self._keep(auto=keep_graphs is None)
 
     def _keep(self, auto: bool) -> None:
-        "Build and keep every batch's operator; with `auto`, stream instead once they would pass `KEEP_GRAPHS_BYTES`."
-        kept, held, counted = [], 0, 0
+        "Build and keep the batches' operators; with `auto`, stream instead once they would pass `KEEP_GRAPHS_BYTES`."
+        kept, held, counted, seen = [], 0, 0, []
         for inputs, targets, count in self.batches("building"):
             if not count: continue
+            counted += count
+            if self.merge_batches and kept:  # the first batch's graph has sized the estimate; merge the rest later
+                seen.append((inputs, targets, count))
+                continue
             op, nbytes = _held_bytes(lambda: self._build(inputs, targets, self._weight(count)))
-            kept, held, counted = kept + [op], held + nbytes, counted + count
+            kept, held, seen = kept + [op], held + nbytes, seen + [(inputs, targets, count)]
             if auto and held / counted * max(self.num_data or counted, counted) > KEEP_GRAPHS_BYTES: return
+        if self.merge_batches and len(seen) > 1: kept, held = self._build_merged(seen)
         self._kept, self.kept_bytes = kept, held
+
+    def _build_merged(self, items: list) -> tuple[list, int]:
+        "Operators over runs of batches concatenated (at most `max_batch` samples each) and their held bytes."
+        kept, held = [], 0
+        for inputs, targets, count in _merge_batches(items, self.max_batch):
+            op, nbytes = _held_bytes(lambda: self._build(inputs, targets, self._weight(count)))
+            kept, held = kept + [op], held + nbytes
+        return kept, held
 
     @property
     def keeps_graphs(self) -> bool:
@@ -597,6 +657,7 @@ def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, targ
     elif progress is not False and progress is not None and not callable(progress):
         raise TypeError(f"`progress` must be a bool or a callable, got {type(progress).__name__}")
     size_of = batch_size_fn or (lambda b: batch_size(b, target_key))
+    merge = batch_size_fn is None and _separable(loss_fn) and not train_mode_layers(model)  # concatenation is exact
     kwargs = dict(size=theta.numel(), dtype=theta.dtype, device=dev, batch_size_fn=size_of, target_key=target_key,
                   max_batch=max_batch, keep_graphs=keep_graphs, distributed=distributed, progress=progress)
     reader = BatchSumOperator(lambda *a: None, data, weight=lambda c: 1.0, **{**kwargs, "keep_graphs": False})
@@ -607,7 +668,8 @@ def _prepare_data(model, loss_fn, data, *, params, num_data, batch_size_fn, targ
     if num_data is None:
         num_data = int(all_reduce_sum(torch.tensor(sum(first.counts))).item()) if distributed else sum(first.counts)
         if num_data == 0: raise ValueError("`data`: `batch_size_fn` counts no samples in any batch")
-    return net, theta, dict(kwargs, data=data, weight=_batch_weight(reduction, num_data)), (reduction, num_data)
+    return net, theta, dict(kwargs, data=data, weight=_batch_weight(reduction, num_data), merge_batches=merge), \
+        (reduction, num_data)
 
 def _data_options(options: dict) -> dict:
     "Keyword options of a `from_data` constructor checked against `HessianOperator.from_data`'s, defaults filled in."

@@ -143,6 +143,33 @@ def test_graphs_are_kept_while_they_fit_and_streamed_beyond(monkeypatch):
     assert HessianOperator.from_data(net, CE, loader, keep_graphs=True).keeps_graphs
 
 
+def test_kept_batches_of_a_per_sample_loss_are_merged_into_one_graph_and_others_stay_apart():
+    net, X, y = _problem()
+    loader = DataLoader(TensorDataset(X, y), batch_size=16)  # 16, 16, 16, 16, 6
+    V = _vectors(param_layout(net).size)
+    full = HessianOperator.from_model(net, CE, X, y) @ V
+    merged = HessianOperator.from_data(net, CE, loader)
+    assert merged.merge_batches and len(merged._kept) == 1 and _rel(merged @ V, full) < 1e-12
+    capped = HessianOperator.from_data(net, nn.CrossEntropyLoss(reduction="sum"), loader, max_batch=40)
+    assert len(capped._kept) == 2 and _rel(capped @ V, 70 * full) < 1e-12  # 16 + 16 | 16 + 16 + 6
+    coupled = lambda out, t: CE(out, t) + out.mean().square()  # couples the samples of a batch: never merged
+    apart = HessianOperator.from_data(net, coupled, loader)
+    assert not apart.merge_batches and len(apart._kept) == 5
+    assert _rel(apart @ V, HessianOperator.from_data(net, coupled, loader, keep_graphs=False) @ V) < 1e-12
+    assert _rel(apart @ V, HessianOperator.from_model(net, coupled, X, y) @ V) > 1e-6  # merging would change it
+    weighted = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0], dtype=F64))  # a weighted mean: not merged
+    assert not HessianOperator.from_data(net, weighted, loader).merge_batches
+    y_ignored = y.clone()
+    y_ignored[::7] = -100  # ignore_index makes each batch's mean over a different count: not merged
+    ignoring = HessianOperator.from_data(net, CE, DataLoader(TensorDataset(X, y_ignored), batch_size=16))
+    assert len(ignoring._kept) == 5
+    streamed = HessianOperator.from_data(net, CE, DataLoader(TensorDataset(X, y_ignored), batch_size=16),
+                                         keep_graphs=False)
+    assert _rel(ignoring @ V, streamed @ V) < 1e-12
+    counted = HessianOperator.from_data(net, CE, loader, batch_size_fn=lambda b: len(b[1]))
+    assert not counted.merge_batches  # a custom count may not be what the loss averages over
+
+
 def test_iterative_methods_run_unchanged_and_count_products():
     net, X, y = _problem()
     loader = DataLoader(TensorDataset(X, y), batch_size=16)
