@@ -220,3 +220,19 @@ def test_loader_benchmark_peers_run_or_say_why(quick_dir):
         for name in ("hessian_eigenthings", "curvlinops_eigsh", "pyhessian"):
             if name in methods:
                 assert "rel_err" in methods[name]["default"] and isinstance(methods[name]["default"]["products"], int)
+
+
+def test_representation_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "representation")
+    assert res["benchmark"] == "representation" and res["config"]["quick"] is True
+    assert res["machine"]["torch_threads"] == 1
+    if res["ms_loss"]["peer_available"]:
+        for row in res["ms_loss"]["rows"].values():
+            assert _finite(row["speedup_over_pml"]) and row["float32_value_abs_diff"] < 1e-5
+            assert row["float64_grad_max_abs_diff"] < 1e-10
+    for row in res["cdc"]["rows"]:
+        assert row["max_abs_diff_vs_reference"] < 1e-4
+        for mode in ("forward", "forward_backward"):
+            assert _finite(row[mode]["ratio_cdc_over_conv"]) and _finite(row[mode]["ratio_reference_over_cdc"])
+    names = {t["name"] for t in res["targets"]}
+    assert "cdc_over_conv2d" in names and all(t["met"] in (True, False) for t in res["targets"])
