@@ -485,3 +485,14 @@ PROBES = [
     Probe(drift_slider_figure, dict(hs=(0.1,), landscape="quadratic", steps=2),
           dict(hs=[[0.0], [NAN]], landscape=[UNKNOWN, "bilinear game"], steps=SIZES), named={"hs": r"hs\[0\]"}),
 ]
+
+
+@pytest.mark.parametrize("landscape", ["quadratic"])
+def test_the_principal_flow_field_stays_finite_at_the_pole(landscape):
+    "hλ = 1 exactly (h = 1 on a unit eigenvalue) is the pole of log(1 − hλ)/(hλ): the field is evaluated just below it."
+    from gradviz.dynamics.drift import drift_figure, grid_derivatives, grid_flow
+    grid = grid_derivatives(landscape)
+    lam = torch.linalg.eigvalsh(grid.J)
+    for h in sorted({1.0, *(1 / lam[lam > 0].unique()[:3]).tolist()}):
+        assert np.isfinite(grid_flow(grid, "PF", h)).all()
+    drift_figure(landscape=landscape, h=1.0)  # the explorer's largest step size draws

@@ -482,7 +482,7 @@ def grid_flow(
     h: float,  # step size
     mode: str = "simultaneous",  # "simultaneous" or "alternating" updates (changes the IGR flow only)
 ) -> np.ndarray:
-    "The flow's velocity (U, V) at every grid point, shape (2, n, n), vectorised over the grid."
+    "The flow's velocity (U, V) at every grid point, shape (2, n, n); PF takes the pole hλ = 1 at 1 − 1e-9."
     check_type("grid", grid, LandscapeGrid)
     flow, mode = check_choice("flow", flow, FLOWS), check_choice("mode", mode, _MODES)
     h = check_float("h", h, minimum=0)
@@ -495,7 +495,8 @@ def grid_flow(
         lam, U = torch.linalg.eigh(J)
         Uc = U.to(torch.complex128)
         coords = (Uc.mT @ F.to(torch.complex128)[..., None])[..., 0]  # ∇E in each point's eigenbasis
-        V = (Uc @ (pf_coefficient(h * lam) * coords)[..., None])[..., 0].real
+        x = torch.where((h * lam - 1).abs() < 1e-9, 1 - 1e-9, h * lam)  # at the pole hλ = 1, just below it: finite
+        V = (Uc @ (pf_coefficient(x) * coords)[..., None])[..., 0].real
     return V.T.reshape(2, grid.n, grid.n).numpy()
 
 # %% ../../nbs/20_dynamics/20_drift.ipynb #84587311
