@@ -1,4 +1,4 @@
-"""Flat objectives, Hessian-vector products, dense Hessians, per-sample gradients and Jacobians, all on `torch.func`.
+"""Flat objectives, Hessian-vector products, dense Hessians, per-sample gradients, Jacobians and the bytes backward keeps, all on `torch.func`.
 
 Docs: https://gradviz.github.io/gradviz/00_foundations/autodiff.html.md"""
 
@@ -8,6 +8,7 @@ Docs: https://gradviz.github.io/gradviz/00_foundations/autodiff.html.md"""
 from __future__ import annotations
 
 import re
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Union
@@ -25,7 +26,7 @@ ParamSelection = Union[None, str, re.Pattern, list, tuple, Callable, nn.Module] 
 __all__ = ['ParamSelection', 'FORWARD_MODE_BUG', 'select_params', 'ParamLayout', 'param_layout', 'flatten_params', 'call_model',
            'model_function', 'param_gradient', 'flat_objective', 'gradient', 'hvp_reverse', 'hvp',
            'hvp_finite_difference', 'hessian', 'train_mode_layers', 'check_eval_mode', 'per_sample_grads', 'jacobian',
-           'flat_model', 'ActivationGrads', 'activation_grads', 'replace_output']
+           'flat_model', 'ActivationGrads', 'activation_grads', 'replace_output', 'saved_tensor_bytes']
 
 # %% ../nbs/00_foundations/01_autodiff.ipynb #e1b78c8e
 def _by_names(model: nn.Module, names: list | tuple) -> list[tuple[str, nn.Parameter]]:
@@ -380,3 +381,25 @@ def replace_output(
     handle = module.register_forward_hook(lambda mod, inputs, output: fn(output))
     try: yield model
     finally: handle.remove()
+
+# %% ../nbs/00_foundations/01_autodiff.ipynb #73a8a1f2
+def saved_tensor_bytes(
+    fn: Callable,  # the computation; its outputs (and so its graph) are kept until the count is taken
+    *args,  # positional arguments of `fn`
+    **kwargs,  # keyword arguments of `fn`
+) -> int:
+    "Bytes autograd saves for backward while `fn(*args, **kwargs)` runs, each storage counted once."
+    if not callable(fn): raise TypeError(f"`fn` must be callable, got {type(fn).__name__}")
+    saved: list[weakref.ref] = []
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(weakref.ref(t))
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*args, **kwargs)
+    storages = {}
+    for t in (ref() for ref in saved):
+        if t is None: continue
+        s = t.untyped_storage()
+        storages[(t.device, s.data_ptr())] = s.nbytes()
+    del out
+    return sum(storages.values())

@@ -27,15 +27,16 @@ from . import core
 from .autodiff import (FORWARD_MODE_BUG, ParamSelection, _check_scalar_loss, check_eval_mode, flat_objective,
                               flatten_params, model_function, param_layout, train_mode_layers)
 from .parallel import all_reduce_sum, is_distributed
-from .core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
+from .core import (as_generator, check_choice, check_float, check_int, check_tensor, check_type, numpy_rng,
+                          resolve_device)
 
 # %% auto #0
 __all__ = ['KEEP_GRAPHS_BYTES', 'SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator',
            'GaussNewtonOperator', 'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator',
            'EmpiricalFisherOperator', 'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density',
            'TraceEstimate', 'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors',
-           'compute_trace_errors', 'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'TruncatedSVD',
-           'randomized_svd']
+           'compute_trace_errors', 'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'LinearSolveResult',
+           'linear_solve', 'SketchSolveResult', 'sketch_solve', 'TruncatedSVD', 'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -1125,6 +1126,188 @@ def conjugate_gradient(
         p_, rr = r + (rr_new / rr) * p_, rr_new
         history.append(math.sqrt(rr))
     return CGResult(x, max_iters, history[-1] <= tol * bnorm, np.array(history))
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #69582ee3
+@dataclass(frozen=True)
+class LinearSolveResult:
+    "Solution of Ax = b by `linear_solve`, with the method used and its residual history."
+    x: torch.Tensor
+    num_iters: int  # iterations: products with A (cg, gmres), pairs Av and Aᵀv (normal_cg), columns (dense)
+    converged: bool
+    residual_norms: np.ndarray  # ‖b − A x_k‖ per iteration (normal_cg: ‖Aᵀ(b − A x_k)‖)
+    method: str
+
+def _as_product(name: str, fn, n: int) -> Callable:
+    "`v ↦ A v` from a callable, a square tensor or a SymmetricOperator."
+    if isinstance(fn, SymmetricOperator): return as_operator(fn)._apply
+    if isinstance(fn, torch.Tensor):
+        check_tensor(name, fn, shape=(n, n), floating=True)
+        return lambda v: fn @ v
+    if callable(fn): return fn
+    raise TypeError(f"`{name}` must be callable, a SymmetricOperator or a tensor, got {type(fn).__name__}")
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #755a6a5d
+def _gmres(mv: Callable, b: torch.Tensor, x: torch.Tensor, tol: float, max_iters: int, restart: int):
+    "Restarted GMRES(`restart`) from `x`: `(x, iterations, residual history)`."
+    bnorm, its = float(b.norm()), 0
+    r = b - mv(x) if bool(x.any()) else b.clone()
+    history = [float(r.norm())]
+    while history[-1] > tol * bnorm and its < max_iters:
+        m, beta = min(restart, max_iters - its), r.norm()
+        V, H = b.new_zeros(m + 1, len(b)), b.new_zeros(m + 1, m)
+        V[0] = r / beta
+        for j in range(m):
+            w, its = mv(V[j]), its + 1
+            for _ in range(2):  # Gram–Schmidt twice keeps V orthonormal to working precision
+                h = V[: j + 1] @ w
+                w, H[: j + 1, j] = w - V[: j + 1].T @ h, H[: j + 1, j] + h
+            H[j + 1, j] = w.norm()
+            rhs = torch.zeros(j + 2, dtype=b.dtype, device=b.device)
+            rhs[0] = beta
+            y = torch.linalg.lstsq(H[: j + 2, : j + 1], rhs.unsqueeze(1)).solution.squeeze(1)
+            history.append(float((rhs - H[: j + 2, : j + 1] @ y).norm()))
+            if history[-1] <= tol * bnorm or float(H[j + 1, j]) <= 1e-14 * float(beta): break
+            V[j + 1] = w / H[j + 1, j]
+        x = x + V[: j + 1].T @ y
+        r = b - mv(x)
+        history[-1] = float(r.norm())
+    return x, its, history
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #e829c13c
+def _transpose_product(matvec, rmatvec, n: int) -> Callable:
+    "`v ↦ Aᵀ v` from `rmatvec`, or from `matvec` when it is a tensor or a symmetric operator."
+    if rmatvec is not None: return _as_product("rmatvec", rmatvec, n)
+    if isinstance(matvec, torch.Tensor): return lambda v: matvec.T @ v
+    if isinstance(matvec, SymmetricOperator): return as_operator(matvec)._apply
+    raise ValueError("`rmatvec` (v ↦ Aᵀv) is needed by method='normal_cg' when `matvec` is a plain callable")
+
+def _dense_solve(mv: Callable, b: torch.Tensor) -> LinearSolveResult:
+    "Materialise A with one product per column and solve it directly."
+    A = torch.stack([mv(e) for e in torch.eye(len(b), dtype=b.dtype, device=b.device)], dim=1)
+    x, info = torch.linalg.solve_ex(A, b)
+    if int(info) != 0 or not bool(torch.isfinite(x).all()): raise ValueError("`matvec` is singular: no unique solution")
+    return LinearSolveResult(x, len(b), True, np.array([float(b.norm()), float((b - A @ x).norm())]), "dense")
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #300e391d
+def linear_solve(
+    matvec,  # `v ↦ A v`: a callable, a square tensor or a SymmetricOperator
+    b: torch.Tensor,  # right-hand side
+    method: str = "cg",  # "cg" (A symmetric positive definite), "normal_cg", "gmres" or "dense"
+    *,
+    rmatvec=None,  # `v ↦ Aᵀ v`, needed by "normal_cg" unless `matvec` is a tensor or symmetric operator
+    tol: float = 1e-10,  # stop when ‖b − Ax‖ ≤ tol · ‖b‖ (normal_cg: ‖Aᵀ(b − Ax)‖ ≤ tol · ‖Aᵀb‖)
+    max_iters: int | None = None,  # default: 10 × len(b)
+    x0: torch.Tensor | None = None,  # initial guess (zeros if None)
+    restart: int | None = None,  # GMRES cycle length, default min(len(b), 50)
+) -> LinearSolveResult:
+    "Solve Ax = b from products with A by CG, CG on the normal equations, restarted GMRES or a dense solve."
+    check_tensor("b", b, ndim=1, floating=True)
+    check_choice("method", method, ("cg", "normal_cg", "gmres", "dense"))
+    mv, n = _as_product("matvec", matvec, len(b)), len(b)
+    check_float("tol", tol, minimum=0, strict=True)
+    max_iters = 10 * n if max_iters is None else check_int("max_iters", max_iters, minimum=1)
+    x0 = torch.zeros_like(b) if x0 is None else check_tensor("x0", x0, shape=(n,)).to(b)
+    if method == "dense": return _dense_solve(mv, b)
+    if method == "gmres":
+        restart = min(n, 50) if restart is None else check_int("restart", restart, minimum=1)
+        x, its, history = _gmres(mv, b, x0, tol, max_iters, restart)
+        return LinearSolveResult(x, its, history[-1] <= tol * float(b.norm()), np.array(history), method)
+    if method == "normal_cg":
+        rmv = _transpose_product(matvec, rmatvec, n)
+        res = conjugate_gradient(lambda v: rmv(mv(v)), rmv(b), tol=tol, max_iters=max_iters, x0=x0)
+    else: res = conjugate_gradient(mv, b, tol=tol, max_iters=max_iters, x0=x0)
+    return LinearSolveResult(res.x, res.num_iters, res.converged, res.residual_norms, method)
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #674de25d
+@dataclass(frozen=True)
+class SketchSolveResult:
+    "Solution of Kx = b by randomized iterative sketching, with the residual after every step."
+    x: torch.Tensor
+    num_iters: int
+    converged: bool
+    residual_norms: np.ndarray  # ‖K x_k − b‖ for k = 0 … num_iters
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #bb1c4cd2
+def _row_steps(K: np.ndarray, G: np.ndarray, rng) -> Callable:
+    "Kaczmarz steps, rows drawn ∝ ‖K_i‖²: `r ↦ (Δx, Δr)`."
+    sq = np.diag(G).copy()
+    p, draws = sq / sq.sum(), iter(())
+    def step(r):
+        nonlocal draws
+        i = next(draws, None)
+        if i is None:
+            draws = iter(rng.choice(len(K), size=4096, p=p))
+            i = next(draws)
+        c = r[i] / sq[i]
+        return c * K[i], c * G[:, i]
+    return step
+
+def _gaussian_steps(K: np.ndarray, G: np.ndarray, rng) -> Callable:
+    "One Gaussian sketch vector s per step: `r ↦ (Δx, Δr)`."
+    def step(r):
+        s = rng.standard_normal(len(K))
+        Gs = G @ s
+        c = (s @ r) / (s @ Gs)
+        return c * (K.T @ s), c * Gs
+    return step
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #b747f741
+def _block_steps(K: np.ndarray, G: np.ndarray, rng, block_size: int) -> Callable:
+    "Exact projection onto a uniformly drawn block of rows: `r ↦ (Δx, Δr)`."
+    def step(r):
+        B = rng.choice(len(K), size=block_size, replace=False)
+        try: y = np.linalg.solve(G[np.ix_(B, B)], r[B])
+        except np.linalg.LinAlgError: y = np.linalg.lstsq(G[np.ix_(B, B)], r[B], rcond=None)[0]
+        return K[B].T @ y, G[:, B] @ y
+    return step
+
+def _stop_rule(stop, bnorm: float) -> Callable:
+    "`(x, ‖r‖) ↦ bool` from a relative tolerance or a callable."
+    if callable(stop): return stop
+    tol = check_float("stop", stop, minimum=0, strict=True)
+    return lambda x, rnorm: rnorm <= tol * bnorm
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #cf3de6f9
+def sketch_solve(
+    K: torch.Tensor,  # the m×n matrix, dense
+    b: torch.Tensor,  # right-hand side, m entries (the system should be consistent)
+    sketch: str = "row",  # "row" (Kaczmarz, rows ∝ ‖K_i‖²), "gaussian" or "block"
+    *,
+    stop: float | Callable = 1e-8,  # ‖Kx − b‖ ≤ stop·‖b‖, or a callable `(x, ‖Kx − b‖) -> bool` checked every step
+    max_iters: int = 100_000,  # sketch steps at most
+    block_size: int | None = None,  # rows per "block" step, default max(2, m // 10)
+    seed: int | torch.Generator = 0,  # draws the sketches
+    x0: torch.Tensor | None = None,  # initial guess (zeros if None)
+) -> SketchSolveResult:
+    "Solve Kx = b by randomized sketch-and-project steps, tracking the exact residual after every step."
+    check_tensor("K", K, ndim=2, floating=True)
+    m, n = K.shape
+    check_tensor("b", b, shape=(m,), floating=True)
+    check_choice("sketch", sketch, ("row", "gaussian", "block"))
+    max_iters = check_int("max_iters", max_iters, minimum=1)
+    block_size = max(2, m // 10) if block_size is None else check_int("block_size", block_size, minimum=1, maximum=m)
+    x = np.zeros(n) if x0 is None else check_tensor("x0", x0, shape=(n,)).detach().numpy(force=True).astype(float)
+    Kn, bn = K.detach().numpy(force=True).astype(float), b.detach().numpy(force=True).astype(float)
+    if not np.any(Kn): raise ValueError("`K` is zero: nothing to project onto")
+    done, G, rng = _stop_rule(stop, float(np.linalg.norm(bn))), Kn @ Kn.T, numpy_rng(seed)
+    step = {"row": lambda: _row_steps(Kn, G, rng), "gaussian": lambda: _gaussian_steps(Kn, G, rng),
+            "block": lambda: _block_steps(Kn, G, rng, block_size)}[sketch]()
+    x, its, history, converged = _sketch_loop(Kn, bn, x, step, done, max_iters)
+    out = torch.from_numpy(x).to(device=K.device, dtype=K.dtype)
+    return SketchSolveResult(out, its, converged, np.array(history))
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #aa25c00c
+def _sketch_loop(K: np.ndarray, b: np.ndarray, x: np.ndarray, step: Callable, done: Callable, max_iters: int):
+    "Apply `step` until `done`: `(x, steps taken, residual norms, whether `done` said stop)`."
+    r = K @ x - b
+    history = [math.sqrt(r @ r)]
+    for t in range(max_iters):
+        if done(torch.from_numpy(x), history[-1]): return x, t, history, True
+        dx, dr = step(r)
+        x, r = x - dx, r - dr
+        if (t + 1) % 1000 == 0: r = K @ x - b
+        history.append(math.sqrt(r @ r))
+    return x, max_iters, history, bool(done(torch.from_numpy(x), history[-1]))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #cd1be6da
 class TruncatedSVD(NamedTuple):

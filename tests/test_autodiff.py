@@ -7,7 +7,7 @@ from torch import nn
 import reference as ref
 from gradviz.autodiff import (flat_model, flat_objective, flatten_params, gradient, hessian, hvp,
                               hvp_finite_difference, jacobian, model_function, param_layout, per_sample_grads,
-                              check_eval_mode, select_params, train_mode_layers)
+                              check_eval_mode, saved_tensor_bytes, select_params, train_mode_layers)
 from gradviz.core import as_generator
 
 F64 = torch.float64
@@ -398,3 +398,28 @@ def test_replace_output_splices_only_inside_the_block_even_on_error():
         with replace_output(model, model[1], 3.0): pass
     with pytest.raises(ValueError, match="`module`"):
         with replace_output(model, nn.Tanh(), torch.zeros_like): pass
+
+
+def test_saved_tensor_bytes_counts_each_storage_once():
+    x = torch.randn(500, dtype=torch.float64, generator=as_generator(0)).requires_grad_()
+    w = torch.randn(500, 30, dtype=torch.float64, generator=as_generator(1)).requires_grad_()
+    assert saved_tensor_bytes(lambda: (x * x).sum()) == 500 * 8
+    assert saved_tensor_bytes(lambda: (x @ w).sum()) == (500 + 500 * 30) * 8
+    assert saved_tensor_bytes(lambda: x.sigmoid().sum()) == 500 * 8  # sigmoid saves its output
+    view = x[:100]
+    assert saved_tensor_bytes(lambda: (view * view).sum()) == 500 * 8  # a view holds its whole storage
+    with torch.no_grad(): assert saved_tensor_bytes(lambda: (x * w[:, 0]).sum()) == 0
+
+
+def test_saved_tensor_bytes_grows_linearly_when_unrolling():
+    x0 = torch.randn(64, dtype=torch.float64, generator=as_generator(2)).requires_grad_()
+    def unroll(k):
+        h = x0
+        for _ in range(k): h = torch.tanh(h) + 0.5 * h
+        return h.sum()
+    b = [saved_tensor_bytes(unroll, k) for k in (5, 10, 20)]
+    assert b[1] - b[0] == 5 * 64 * 8 and b[2] - b[1] == 10 * 64 * 8
+
+
+def test_saved_tensor_bytes_refuses_non_callables():
+    with pytest.raises(TypeError, match="`fn`"): saved_tensor_bytes(3)

@@ -14,6 +14,7 @@ from gradviz.autodiff import flat_objective
 from gradviz.core import as_generator
 from gradviz.linalg import (DenseOperator, FunctionOperator, GaussNewtonOperator, HessianOperator, HutchppEstimate,
                             SpectralDensity, TraceEstimate, as_operator, compute_trace_errors, conjugate_gradient, hutchinson_trace,
+                            linear_solve, sketch_solve,
                             hutchpp_trace, lanczos, lanczos_tridiagonal, plot_trace_errors, randomized_svd,
                             slq_density)
 
@@ -733,3 +734,116 @@ def test_half_precision_is_refused_and_bfloat16_warns():
     v = torch.ones(op.size, dtype=F64)
     err = ((op @ v.bfloat16()).to(F64) - H @ v).norm() / (H @ v).norm()
     assert torch.isfinite(err) and err < 0.2
+
+
+def _nonsymmetric(n: int, kappa: float, seed: int) -> torch.Tensor:
+    "An n×n matrix: symmetric part with eigenvalues log-spaced in [1, kappa], plus a skew-symmetric part."
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=as_generator(seed), dtype=F64))
+    G = torch.randn(n, n, generator=as_generator(seed + 1), dtype=F64)
+    return Q @ torch.diag(torch.logspace(0, math.log10(kappa), n, dtype=F64)) @ Q.T + 3 * (G - G.T) / math.sqrt(2 * n)
+
+
+@pytest.mark.parametrize("method", ["normal_cg", "gmres", "dense"])
+def test_linear_solve_matches_numpy_on_nonsymmetric_systems(method):
+    A, b = _nonsymmetric(80, 20.0, 11), torch.randn(80, generator=as_generator(13), dtype=F64)
+    exact = torch.from_numpy(np.linalg.solve(A.numpy(), b.numpy()))
+    res = linear_solve(lambda v: A @ v, b, method, rmatvec=lambda v: A.T @ v, tol=1e-12)
+    assert res.converged and res.method == method
+    torch.testing.assert_close(res.x, exact, rtol=0, atol=1e-9)
+    assert res.residual_norms[-1] <= 1e-9 * float(b.norm()) * (20 if method == "normal_cg" else 1)
+
+
+def test_linear_solve_gmres_agrees_with_scipy_iteration_for_iteration():
+    "Without restarts, GMRES's k-th residual is the minimum over the k-th Krylov space: scipy's full GMRES too."
+    A, b = _nonsymmetric(40, 50.0, 21), torch.randn(40, generator=as_generator(23), dtype=F64)
+    ours = linear_solve(A, b, "gmres", tol=1e-10, restart=40)
+    theirs = []
+    spla.gmres(A.numpy(), b.numpy(), rtol=1e-10, restart=40, callback=theirs.append, callback_type="pr_norm")
+    k = min(len(theirs), len(ours.residual_norms) - 1) - 1
+    np.testing.assert_allclose(ours.residual_norms[1:k + 1] / float(b.norm()), theirs[:k], rtol=1e-6, atol=1e-12)
+
+
+def test_linear_solve_cg_and_restarts():
+    A = _nonsymmetric(60, 10.0, 31)
+    S, b = A @ A.T, torch.randn(60, generator=as_generator(33), dtype=F64)  # symmetric positive definite
+    cg = linear_solve(S, b, "cg", tol=1e-12)
+    torch.testing.assert_close(S @ cg.x, b, rtol=0, atol=1e-9)
+    full, short = (linear_solve(A, b, "gmres", tol=1e-10, restart=r) for r in (60, 5))
+    assert full.converged and short.converged and full.num_iters < short.num_iters
+    warm = linear_solve(A, b, "gmres", tol=1e-10, x0=full.x)
+    assert warm.num_iters == 0 and warm.converged
+    assert linear_solve(S, torch.zeros(60, dtype=F64), "gmres").num_iters == 0
+
+
+def test_linear_solve_refuses_bad_input():
+    A, b = torch.eye(3, dtype=F64), torch.ones(3, dtype=F64)
+    with pytest.raises(ValueError, match="`method`"): linear_solve(A, b, "lu")
+    with pytest.raises(ValueError, match="`rmatvec`"): linear_solve(lambda v: v, b, "normal_cg")
+    with pytest.raises(ValueError, match="`matvec`"): linear_solve(torch.zeros(3, 3, dtype=F64), b, "dense")
+    with pytest.raises(ValueError, match="`matvec`"): linear_solve(torch.eye(4, dtype=F64), b)
+    with pytest.raises(TypeError, match="`matvec`"): linear_solve("A", b)
+    with pytest.raises(ValueError, match="`tol`"): linear_solve(A, b, tol=0.0)
+    with pytest.raises(ValueError, match="`restart`"): linear_solve(A, b, "gmres", restart=0)
+    with pytest.raises(ValueError, match="`x0`"): linear_solve(A, b, x0=torch.ones(2, dtype=F64))
+
+
+def _consistent(m: int, n: int, seed: int):
+    "A consistent m×n system with singular values 1…10 and its solution."
+    U, _ = torch.linalg.qr(torch.randn(m, n, generator=as_generator(seed), dtype=F64))
+    V, _ = torch.linalg.qr(torch.randn(n, n, generator=as_generator(seed + 1), dtype=F64))
+    K = U @ torch.diag(torch.linspace(1, 10, n, dtype=F64)) @ V.T
+    x = torch.randn(n, generator=as_generator(seed + 2), dtype=F64)
+    return K, K @ x, x
+
+
+@pytest.mark.parametrize("sketch", ["row", "gaussian", "block"])
+def test_sketch_solve_converges_and_records_the_exact_residual(sketch):
+    K, b, x = _consistent(30, 20, 41)
+    res = sketch_solve(K, b, sketch, stop=1e-10, block_size=4, seed=3)
+    assert res.converged and res.num_iters == len(res.residual_norms) - 1
+    torch.testing.assert_close(res.x, x, rtol=0, atol=1e-8)
+    assert res.residual_norms[-1] <= 1e-10 * float(b.norm())
+    for t in (1, 7, 1500):  # the tracked residual equals K x_t − b recomputed from scratch
+        xt = sketch_solve(K, b, sketch, stop=1e-30, max_iters=t, block_size=4, seed=3).x
+        assert abs(res.residual_norms[t] - float((K @ xt - b).norm())) <= 1e-9 * float(b.norm())
+
+
+def test_sketch_solve_kaczmarz_meets_the_strohmer_vershynin_bound_in_mean():
+    K, b, x = _consistent(40, 15, 51)
+    rate = 1 - 1 / float((K ** 2).sum())  # σ_min(K) = 1
+    steps = np.array([50, 200, 800])
+    mse = np.mean([[float((sketch_solve(K, b, stop=1e-30, max_iters=int(t), seed=s).x - x).norm() ** 2)
+                    for t in steps] for s in range(50)], axis=0)
+    bound = rate ** steps * float(x.norm() ** 2)
+    assert np.all(mse <= bound), (mse, bound)
+    assert mse[-1] < 0.5 * mse[0]  # and it does converge
+
+
+def test_sketch_solve_rows_are_drawn_by_squared_norm():
+    "A system whose second row is 3× longer: Kaczmarz picks it 9× as often (each step solves one row exactly)."
+    K = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=F64)
+    hits = [int(sketch_solve(K, torch.tensor([1.0, 3.0], dtype=F64), stop=1e-12, max_iters=1, seed=s).x[1] != 0)
+            for s in range(2000)]
+    assert abs(np.mean(hits) - 0.9) < 0.025
+
+
+def test_sketch_solve_is_deterministic_and_stops_on_a_callable():
+    K, b, _ = _consistent(25, 25, 61)
+    a, c = (sketch_solve(K, b, "gaussian", stop=1e-6, seed=7) for _ in range(2))
+    torch.testing.assert_close(a.x, c.x, rtol=0, atol=0)
+    seen = []
+    res = sketch_solve(K, b, stop=lambda x, rnorm: seen.append(rnorm) or len(seen) > 10)
+    assert res.num_iters == 10 and res.converged and seen == list(res.residual_norms)
+    one = sketch_solve(K, b, "block", block_size=25, stop=1e-10)
+    assert one.num_iters == 1
+
+
+def test_sketch_solve_refuses_bad_input():
+    K, b = torch.eye(3, dtype=F64), torch.ones(3, dtype=F64)
+    with pytest.raises(ValueError, match="`sketch`"): sketch_solve(K, b, "sparse")
+    with pytest.raises(ValueError, match="`b`"): sketch_solve(K, torch.ones(4, dtype=F64))
+    with pytest.raises(ValueError, match="`K`"): sketch_solve(torch.zeros(3, 3, dtype=F64), b)
+    with pytest.raises(ValueError, match="`K`"): sketch_solve(torch.ones(3, dtype=F64), b)
+    with pytest.raises(ValueError, match="`stop`"): sketch_solve(K, b, stop=-1.0)
+    with pytest.raises(ValueError, match="`block_size`"): sketch_solve(K, b, "block", block_size=4)
+    with pytest.raises(ValueError, match="`max_iters`"): sketch_solve(K, b, max_iters=0)
