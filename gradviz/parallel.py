@@ -26,8 +26,8 @@ import torch.multiprocessing as mp
 from .core import check_choice, check_float, check_int, check_tensor
 
 # %% auto #0
-__all__ = ['BACKENDS', 'is_distributed', 'rank_and_world', 'split_evenly', 'all_reduce_sum', 'WorkerError', 'run_workers',
-           'ShardSum', 'demo_uneven_sum']
+__all__ = ['BACKENDS', 'is_distributed', 'rank_and_world', 'split_evenly', 'all_reduce_sum', 'WorkerError', 'free_port',
+           'run_workers', 'ShardSum', 'demo_uneven_sum']
 
 # %% ../nbs/00_foundations/06_parallel.ipynb #ef1bed80
 def is_distributed() -> bool:
@@ -71,16 +71,17 @@ class WorkerError(RuntimeError):
         super().__init__(f"rank {rank} of {world_size} failed:\n{traceback}")
     def __reduce__(self): return type(self), (self.rank, self.world_size, self.traceback)
 
-def _free_port() -> int:
-    "A TCP port on 127.0.0.1 that nothing listens on right now."
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 def _loopback_interface() -> str | None:
     "The loopback network interface's name (`lo` on Linux, `lo0` on macOS), if there is one."
     names = [name for _, name in socket.if_nameindex()] if hasattr(socket, "if_nameindex") else []
     return next((name for name in names if name.startswith("lo")), None)
+
+# %% ../nbs/00_foundations/06_parallel.ipynb #74df0f38
+def free_port() -> int:
+    "A TCP port on 127.0.0.1 that nothing listens on right now (for a rendezvous address)."
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 # %% ../nbs/00_foundations/06_parallel.ipynb #e9e182fd
 def _to_cpu(x):
@@ -90,12 +91,14 @@ def _to_cpu(x):
     if isinstance(x, dict): return {k: _to_cpu(v) for k, v in x.items()}
     return x
 
-def _worker(fn, rank, world_size, port, backend, timeout, results, args):
+def _worker(fn, rank, world_size, port, backend, timeout, threads, results, args):
     "One spawned rank: join the group as `torchrun` would, run `fn`, send back its result or its traceback."
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if backend == "gloo" and _loopback_interface(): os.environ.setdefault("GLOO_SOCKET_IFNAME", _loopback_interface())
+    if threads is not None: torch.set_num_threads(threads)
     try:
+        if backend == "nccl": torch.cuda.set_device(rank)
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", world_size=world_size, rank=rank,
                                 timeout=timedelta(seconds=timeout))
         buf = io.BytesIO()
@@ -158,12 +161,20 @@ def _stop(procs, grace: float) -> None:
 # %% ../nbs/00_foundations/06_parallel.ipynb #44a6cbe3
 BACKENDS = ("gloo", "nccl")
 
+def _check_gpus_per_rank(world_size: int) -> None:
+    "NCCL gives each rank its own GPU: refuse a world larger than the visible GPUs, naming both counts."
+    gpus = torch.cuda.device_count()
+    if gpus < world_size:
+        raise ValueError(f"`world_size`={world_size} ranks need one GPU each under backend='nccl', but {gpus} "
+                         "GPU(s) are visible: use fewer ranks, or backend='gloo' on the CPU")
+
 def run_workers(
     fn: Callable,  # `fn(rank, world_size, *args)`, defined at the top level of a module
     world_size: int,  # number of processes (ranks)
     *args,  # passed to every rank after `rank, world_size` (pickled)
     backend: str = "gloo",  # "gloo" (CPU, anywhere) or "nccl" (one GPU per rank)
     timeout: float = 60.0,  # seconds before every worker is killed and `TimeoutError` raised
+    threads: int | None = 1,  # torch threads per rank (None: torch's default, which oversubscribes the cores)
 ) -> list:
     "Run `fn` in `world_size` spawned processes joined in one process group; each rank's return value, in rank order."
     _check_worker_fn(fn)
@@ -172,10 +183,12 @@ def run_workers(
     if not dist.is_available() or not dist.is_backend_available(backend):
         raise ValueError(f"`backend` {backend!r} is not available in this build of torch")
     timeout = check_float("timeout", timeout, minimum=0, strict=True)
+    threads = None if threads is None else check_int("threads", threads, minimum=1)
+    if backend == "nccl": _check_gpus_per_rank(world_size)
     ctx = mp.get_context("spawn")
-    results, port = ctx.Queue(), _free_port()
-    procs = [ctx.Process(target=_worker, args=(fn, r, world_size, port, backend, timeout, results, args), daemon=True)
-             for r in range(world_size)]
+    results, port = ctx.Queue(), free_port()
+    procs = [ctx.Process(target=_worker, args=(fn, r, world_size, port, backend, timeout, threads, results, args),
+                         daemon=True) for r in range(world_size)]
     finished = False
     try:
         for p in procs: p.start()
@@ -215,3 +228,7 @@ def _demo_wait(rank: int, world_size: int, seconds: float) -> int:
     "A worker that sleeps `seconds` before answering (a stand-in for a hung collective)."
     time.sleep(seconds)
     return rank
+
+def _demo_threads(rank: int, world_size: int) -> int:
+    "A worker that answers how many torch threads it runs with."
+    return torch.get_num_threads()

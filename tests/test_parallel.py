@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from gradviz.core import as_generator
-from gradviz.parallel import (ShardSum, WorkerError, all_reduce_sum, demo_uneven_sum, is_distributed, rank_and_world,
-                              run_workers, split_evenly)
+import gradviz.parallel as parallel
+from gradviz.parallel import (ShardSum, WorkerError, all_reduce_sum, demo_uneven_sum, free_port, is_distributed,
+                              rank_and_world, run_workers, split_evenly)
 from probe import INF, NAN, SIZES, UNKNOWN, Probe
 from torchrun import run_under_torchrun
 
@@ -171,7 +172,8 @@ PROBES = [
           dict(n=[-1, 2.5, "10"], world_size=SIZES + [1.5], rank=[-1, 3, 0.5])),
     Probe(run_workers, dict(fn=demo_uneven_sum, world_size=2, backend="gloo", timeout=TIMEOUT),
           dict(fn=[lambda rank, world_size: rank, _typed_locally(), "demo_uneven_sum", None],
-               world_size=SIZES + [1.5], backend=[UNKNOWN, "GLOO"], timeout=[0, -1.0, NAN, INF, "60"])),
+               world_size=SIZES + [1.5], backend=[UNKNOWN, "GLOO"], timeout=[0, -1.0, NAN, INF, "60"],
+               threads=SIZES + [1.5, "1"])),
 ]
 
 
@@ -189,3 +191,30 @@ def test_all_reduce_sum_refuses_what_is_not_a_tensor():
 @pytest.mark.skipif(torch.distributed.is_nccl_available(), reason="this torch build has NCCL")
 def test_nccl_is_refused_where_torch_has_no_nccl():
     with pytest.raises(ValueError, match="`backend`"): run_workers(demo_uneven_sum, 2, backend="nccl")
+
+
+def _threads(rank, world_size):
+    return torch.get_num_threads(), os.environ["LOCAL_RANK"]
+
+
+def test_each_rank_runs_with_the_threads_asked_for():
+    assert run_workers(_threads, 3, threads=1, timeout=TIMEOUT) == [(1, "0"), (1, "1"), (1, "2")]
+    assert [t for t, _ in run_workers(_threads, 2, threads=2, timeout=TIMEOUT)] == [2, 2]
+    assert _leftover_workers() == []
+
+
+def test_free_port_gives_a_port_that_can_be_bound():
+    import socket
+    ports = {free_port() for _ in range(5)}
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s: s.bind(("127.0.0.1", port))
+
+
+def test_nccl_needs_one_gpu_per_rank(monkeypatch):
+    "With NCCL present but fewer GPUs than ranks, the refusal names both counts before any process starts."
+    monkeypatch.setattr(torch.distributed, "is_backend_available", lambda backend: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"`world_size`=2 .* but 1 GPU"):
+        run_workers(demo_uneven_sum, 2, torch.ones(3), backend="nccl")
+    assert _leftover_workers() == []
+    parallel._check_gpus_per_rank(1)  # one rank, one GPU: accepted
