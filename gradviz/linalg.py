@@ -33,10 +33,11 @@ from .core import (as_generator, check_choice, check_float, check_int, check_ten
 # %% auto #0
 __all__ = ['KEEP_GRAPHS_BYTES', 'SymmetricOperator', 'DenseOperator', 'FunctionOperator', 'as_operator', 'HessianOperator',
            'GaussNewtonOperator', 'split_batch', 'batch_size', 'split_into_chunks', 'BatchSumOperator',
-           'EmpiricalFisherOperator', 'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'SpectralDensity', 'slq_density',
-           'TraceEstimate', 'hutchinson_trace', 'HutchppEstimate', 'hutchpp_trace', 'TraceErrors',
-           'compute_trace_errors', 'plot_trace_errors', 'CGResult', 'conjugate_gradient', 'LinearSolveResult',
-           'linear_solve', 'SketchSolveResult', 'sketch_solve', 'TruncatedSVD', 'randomized_svd']
+           'EmpiricalFisherOperator', 'Tridiagonal', 'lanczos_tridiagonal', 'lanczos', 'RestartedLanczos',
+           'thick_restart_lanczos', 'SpectralDensity', 'slq_density', 'TraceEstimate', 'hutchinson_trace',
+           'HutchppEstimate', 'hutchpp_trace', 'TraceErrors', 'compute_trace_errors', 'plot_trace_errors', 'CGResult',
+           'conjugate_gradient', 'LinearSolveResult', 'linear_solve', 'SketchSolveResult', 'sketch_solve',
+           'TruncatedSVD', 'randomized_svd']
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #65cc0bb1
 class SymmetricOperator:
@@ -200,6 +201,18 @@ class HessianOperator(SymmetricOperator):
         if self.method == "forward-over-reverse": return self._forward_over_reverse(v)
         if not self._grad.requires_grad: return torch.zeros_like(v)  # f is (at most) linear: H = 0
         return torch.autograd.grad(self._grad, self._leaf, v, retain_graph=True)[0]
+
+    def _matmat(self, V):
+        "A block of products in one batched backward pass through the kept gradient graph (vmap over the columns)."
+        if self.method == "forward-over-reverse" or not getattr(self, "_batches", True): return super()._matmat(V)
+        if not self._grad.requires_grad: return torch.zeros_like(V)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a missing batching rule falls back to a loop with a warning
+                return torch.autograd.grad(self._grad, self._leaf, V.T, retain_graph=True, is_grads_batched=True)[0].T
+        except RuntimeError:  # an operation vmap cannot batch at all: products one column at a time from now on
+            self._batches = False
+            return super()._matmat(V)
 
     def _forward_over_reverse(self, v):
         try: return jvp(grad(self.f), (self.theta,), (v,))[1]
@@ -852,11 +865,19 @@ def lanczos(
     tol: float | None = None,  # relative residual ‖Ay − θy‖ / ‖A‖ for convergence; √eps of the dtype if None
     max_iters: int | None = None,  # cap on steps when `num_iters` is None (default min(p, 20k + 100))
     reorthogonalize: bool = True,  # full re-orthogonalisation (turning it off invites ghost eigenvalues)
+    ncv: int | None = None,  # cap the basis at ncv vectors with thick restarts (`thick_restart_lanczos`); None: no cap
 ) -> tuple[torch.Tensor, torch.Tensor]:
     "The k extreme eigenvalues (sorted from the requested end) and eigenvectors (columns) of a symmetric operator."
     op = as_operator(op)
     check_int("k", k, minimum=1, maximum=op.size)
     check_choice("which", which, ("largest", "smallest"))
+    if ncv is not None:
+        if num_iters is not None or not reorthogonalize:
+            raise ValueError("`ncv` (a capped, restarted basis) runs until convergence with full re-orthogonalisation: "
+                             "leave `num_iters` None and `reorthogonalize` True")
+        cap = None if max_iters is None else check_int("max_iters", max_iters, minimum=k)
+        r = thick_restart_lanczos(op, k, which, ncv=ncv, seed=seed, tol=tol, max_products=cap)
+        return r.values, r.vectors
     tol = _default_tol(op.dtype) if tol is None else check_float("tol", tol, minimum=0, strict=True)
     if num_iters is not None: steps, stop = check_int("num_iters", num_iters, minimum=k, maximum=op.size), None
     else:
@@ -874,6 +895,83 @@ def lanczos(
     if T.Q is None: return values, torch.full((op.size, k), float("nan"), dtype=op.dtype, device=op.device)
     vecs = (S_k.T @ T.Q).T  # (k×m)(m×p) is far faster than (p×m)(m×k) with Q stored by rows
     return values, vecs / vecs.norm(dim=0, keepdim=True)
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #d1174c62
+@dataclass(frozen=True)
+class RestartedLanczos:
+    "Eigenpairs from thick-restart Lanczos, with what they cost."
+    values: torch.Tensor  # the k eigenvalues, from the requested end
+    vectors: torch.Tensor  # p×k unit eigenvectors (columns)
+    residuals: np.ndarray  # ‖A y − θ y‖ / max|θ| of each pair
+    num_products: int
+    num_restarts: int
+    basis_rows: int  # basis vectors held at once: ncv + 1, whatever the number of products
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #46b232c5
+def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int, gen: torch.Generator) -> float:
+    "One Lanczos step from row j of Q, orthogonalised fully against rows 0…j; T gets the coefficients. Returns β."
+    w = op._apply(Q[j])
+    before, h = float(w.norm()), Q[: j + 1] @ w
+    w = torch.addmv(w, Q[: j + 1].T, h, alpha=-1)
+    if float(w.norm()) < 0.7071 * before:  # twice is enough (Kahan–Parlett)
+        h2 = Q[: j + 1] @ w
+        w, h = torch.addmv(w, Q[: j + 1].T, h2, alpha=-1), h + h2
+    T[: j + 1, j] = T[j, : j + 1] = h.double().cpu().numpy()
+    b = float(w.norm())
+    if b <= torch.finfo(op.dtype).eps ** (2 / 3) * max(np.abs(T[: j + 1, : j + 1]).max(), 1e-300):
+        w, b_new = _orthogonalize(_random_unit(op, gen), Q[: j + 1])  # invariant subspace: a fresh direction
+        Q[j + 1], b = w / b_new, 0.0
+    else: Q[j + 1] = w / b
+    T[j + 1, j] = T[j, j + 1] = b
+    return b
+
+def _thick_restart(Q: torch.Tensor, T: np.ndarray, m: int, keep: np.ndarray, theta: np.ndarray, S: np.ndarray) -> int:
+    "Keep the Ritz vectors `keep` and the residual direction: Q's first rows and T's arrow. Returns the new size."
+    n = len(keep)
+    Q[:n] = torch.as_tensor(S[:, keep].T.copy(), dtype=Q.dtype, device=Q.device) @ Q[:m]
+    Q[n] = Q[m]
+    arrow = T[m, m - 1] * S[m - 1, keep]
+    T[:] = 0.0
+    T[np.arange(n), np.arange(n)] = theta[keep]
+    T[n, :n] = T[:n, n] = arrow
+    return n
+
+# %% ../nbs/00_foundations/02_linalg.ipynb #926fdcbb
+def thick_restart_lanczos(
+    op,  # a SymmetricOperator (e.g. `HessianOperator`) or a square symmetric tensor
+    k: int = 1,  # number of eigenpairs wanted
+    which: str = "largest",  # "largest" or "smallest" (algebraic)
+    ncv: int | None = None,  # basis cap (memory (ncv + 1)·p); default max(2k + 1, 20) as ARPACK, at most p
+    seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the starting vector
+    tol: float | None = None,  # relative residual for convergence; √eps of the dtype if None
+    max_products: int | None = None,  # give up after this many products (default 100·ncv)
+) -> RestartedLanczos:
+    "The k extreme eigenpairs of a symmetric operator by Lanczos with thick restarts: memory capped at ncv vectors."
+    op = as_operator(op)
+    k = check_int("k", k, minimum=1, maximum=op.size)
+    check_choice("which", which, ("largest", "smallest"))
+    ncv = min(max(2 * k + 1, 20), op.size) if ncv is None else check_int("ncv", ncv, minimum=min(k + 2, op.size))
+    ncv = min(ncv, op.size)
+    tol = _default_tol(op.dtype) if tol is None else check_float("tol", tol, minimum=0, strict=True)
+    budget = 100 * ncv if max_products is None else check_int("max_products", max_products, minimum=1)
+    gen, start = as_generator(seed), op.num_matvecs
+    Q, T = torch.zeros(ncv + 1, op.size, dtype=op.dtype, device=op.device), np.zeros((ncv + 1, ncv + 1))
+    Q[0], j, restarts = _random_unit(op, gen), 0, 0
+    while True:
+        _extend_basis(op, Q, T, j, gen)
+        theta, S = np.linalg.eigh(T[: j + 1, : j + 1])
+        idx = _wanted(theta, min(k, j + 1), which)
+        resid = np.abs(T[j + 1, j] * S[j, idx]) / max(np.abs(theta).max(), 1e-300)
+        done = len(idx) == k and bool(np.all(resid <= tol))
+        if done or op.num_matvecs - start >= budget or j + 1 == op.size: break
+        if j + 1 < ncv: j += 1
+        else:
+            keep = _wanted(theta, k + (ncv - k) // 2, which)
+            j, restarts = _thick_restart(Q, T, ncv, keep, theta, S), restarts + 1
+    vecs = (torch.as_tensor(S[:, idx].T.copy(), dtype=op.dtype, device=op.device) @ Q[: j + 1]).T
+    values = torch.as_tensor(theta[idx].copy(), dtype=op.dtype, device=op.device)
+    return RestartedLanczos(values, vecs / vecs.norm(dim=0, keepdim=True), resid, op.num_matvecs - start, restarts,
+                            ncv + 1)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #9b8fc9fa
 @dataclass(frozen=True)
@@ -914,24 +1012,51 @@ class SpectralDensity:
         return float(scipy.stats.wasserstein_distance(nodes, exact, u_weights=weights))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #d983d161
+def _lanczos_block_runs(op: SymmetricOperator, Q0: torch.Tensor, steps: int) -> list[Tridiagonal]:
+    "Independent Lanczos recurrences (no re-orthogonalisation) from the columns of `Q0`, one block product per step."
+    alpha, beta = np.zeros((steps, Q0.shape[1])), np.zeros((steps, Q0.shape[1]))
+    length, live = np.full(Q0.shape[1], min(steps, op.size)), torch.ones(Q0.shape[1], dtype=torch.bool)
+    q_prev, q, b_prev = torch.zeros_like(Q0), Q0, torch.zeros(Q0.shape[1], dtype=op.dtype, device=op.device)
+    tiny, scale = torch.finfo(op.dtype).eps ** (2 / 3), np.full(Q0.shape[1], 1e-300)
+    for j in range(min(steps, op.size)):
+        op.num_matvecs += q.shape[1]
+        W = op._matmat(q)
+        a = (W * q).sum(0)
+        W = W - q * a - q_prev * b_prev
+        b = W.norm(dim=0)
+        alpha[j], beta[j] = a.double().cpu().numpy(), b.double().cpu().numpy()
+        scale = np.maximum(scale, np.maximum(np.abs(alpha[j]), beta[j]))
+        ended = live.cpu().numpy() & (beta[j] <= tiny * scale)  # this probe's Krylov space is exhausted
+        length[ended], live[torch.as_tensor(ended)] = j + 1, False
+        b = torch.where(live.to(b.device), b, torch.ones_like(b))
+        q_prev, q, b_prev = q, W / b * live.to(W.device), b * live.to(b.device)
+        if not bool(live.any()): break
+    return [Tridiagonal(alpha[: length[i], i], beta[: length[i], i], None) for i in range(Q0.shape[1])]
+
 def slq_density(
     op,  # a SymmetricOperator (e.g. `HessianOperator`) or a square symmetric tensor
     num_probes: int = 10,  # independent random starting vectors (Rademacher)
     num_iters: int = 80,  # Lanczos steps per probe = HVPs per probe (nodes per probe)
     seed: int | torch.Generator | None = None,  # an int or a torch.Generator for the probes
     reorthogonalize: bool = False,  # full re-orthogonalisation in each run (not needed for densities; see below)
+    batched: bool = True,  # without re-orthogonalisation, advance all probes together: one block product per step
 ) -> SpectralDensity:
     "The spectral density of a symmetric operator by stochastic Lanczos quadrature."
     op = as_operator(op)
     check_int("num_probes", num_probes, minimum=1)
     num_iters = check_int("num_iters", num_iters, minimum=1, maximum=op.size)
+    check_type("batched", batched, bool)
     gen = as_generator(seed)
+    probes = [torch.randint(0, 2, (op.size,), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
+              for _ in range(num_probes)]
+    Q0 = (torch.stack(probes, dim=1) / math.sqrt(op.size)).to(device=op.device, dtype=op.dtype)
+    if batched and not reorthogonalize: runs = _lanczos_block_runs(op, Q0, num_iters)
+    else:
+        basis = _Basis(op.size, op.dtype, op.device, rows=num_iters) if reorthogonalize else None
+        runs = [_lanczos_run(op, q, num_iters, reorthogonalize, gen, basis=basis) for q in Q0.T]
     nodes, weights = [], []
-    basis = _Basis(op.size, op.dtype, op.device, rows=num_iters) if reorthogonalize else None
-    for _ in range(num_probes):
-        z = torch.randint(0, 2, (op.size,), generator=gen, device=gen.device).to(torch.float64) * 2 - 1
-        q = (z / math.sqrt(op.size)).to(device=op.device, dtype=op.dtype)
-        vals, S = _lanczos_run(op, q, num_iters, reorthogonalize, gen, basis=basis).ritz()
+    for T in runs:
+        vals, S = T.ritz()
         m = len(vals)
         nodes.append(np.pad(vals, (0, num_iters - m), constant_values=vals[-1]))
         weights.append(np.pad(S[0] ** 2 / num_probes, (0, num_iters - m)))

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
+import scipy.stats
 import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
@@ -14,7 +15,7 @@ from gradviz.autodiff import flat_objective
 from gradviz.core import as_generator
 from gradviz.linalg import (DenseOperator, FunctionOperator, GaussNewtonOperator, HessianOperator, HutchppEstimate,
                             SpectralDensity, TraceEstimate, as_operator, compute_trace_errors, conjugate_gradient, hutchinson_trace,
-                            linear_solve, sketch_solve,
+                            linear_solve, sketch_solve, thick_restart_lanczos,
                             hutchpp_trace, lanczos, lanczos_tridiagonal, plot_trace_errors, randomized_svd,
                             slq_density)
 
@@ -847,3 +848,79 @@ def test_sketch_solve_refuses_bad_input():
     with pytest.raises(ValueError, match="`stop`"): sketch_solve(K, b, stop=-1.0)
     with pytest.raises(ValueError, match="`block_size`"): sketch_solve(K, b, "block", block_size=4)
     with pytest.raises(ValueError, match="`max_iters`"): sketch_solve(K, b, max_iters=0)
+
+
+def test_hessian_matmat_is_one_batched_pass_equal_to_columns(mlp_hessian):
+    op = mlp_hessian[0]
+    model, X, y = _mlp_problem()
+    loss = nn.functional.cross_entropy
+    V = torch.randn(op.size, 9, generator=as_generator(71), dtype=F64)
+    torch.testing.assert_close(op.matmat(V), torch.stack([op.matvec(v) for v in V.T], dim=1), rtol=0, atol=1e-12)
+    data = [(X[:120], y[:120]), (X[120:], y[120:])]
+    streamed = HessianOperator.from_data(model, loss, data, keep_graphs=False)
+    torch.testing.assert_close(streamed.matmat(V), op.matmat(V), rtol=0, atol=1e-12)
+
+
+def test_batched_slq_runs_the_same_recurrences_as_one_probe_at_a_time(mlp_hessian):
+    op, _, eigenvalues = mlp_hessian
+    exact = eigenvalues.numpy()
+    spread = exact[-1] - exact[0]
+    fast, slow = (slq_density(op, num_probes=6, num_iters=60, seed=3, batched=b) for b in (True, False))
+    between = scipy.stats.wasserstein_distance(fast.nodes.ravel(), slow.nodes.ravel(),
+                                               fast.weights.ravel(), slow.weights.ravel())
+    assert between <= 0.5 * min(fast.wasserstein(exact), slow.wasserstein(exact))
+    np.testing.assert_allclose(fast.weights.sum(), 1.0, atol=1e-12)
+    diag = DenseOperator(torch.diag(torch.tensor([1.0, 1.0, 2.0, 2.0, 3.0, 3.0], dtype=F64)))  # early breakdown
+    a, b = (slq_density(diag, num_probes=4, num_iters=6, seed=1, batched=flag) for flag in (True, False))
+    np.testing.assert_allclose(a.nodes, b.nodes, atol=1e-12)
+    np.testing.assert_allclose(a.weights, b.weights, atol=1e-12)
+
+
+def _known_spectrum(spectrum: torch.Tensor, seed: int) -> torch.Tensor:
+    "A dense symmetric matrix Q diag(spectrum) Qᵀ with a random orthogonal Q."
+    Q, _ = torch.linalg.qr(torch.randn(len(spectrum), len(spectrum), generator=as_generator(seed), dtype=F64))
+    A = Q @ torch.diag(spectrum.to(F64)) @ Q.T
+    return (A + A.T) / 2
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest"])
+@pytest.mark.parametrize("case", ["clustered", "repeated", "spread"])
+def test_thick_restart_matches_eigvalsh_on_known_spectra(case, which):
+    bulk = torch.linspace(0, 1, 396, dtype=F64)
+    ends = {"clustered": [1.020, 1.021, 1.023, 1.026], "repeated": [2.0, 2.0, 3.0, 3.0], "spread": [1.5, 2, 4, 8]}[case]
+    spectrum = torch.cat([bulk, torch.tensor(ends, dtype=F64), -torch.tensor(ends, dtype=F64)])
+    A = _known_spectrum(spectrum, seed=5)
+    exact = torch.linalg.eigvalsh(A)
+    res = thick_restart_lanczos(A, k=4, which=which, ncv=16, seed=0, tol=1e-12)
+    want = exact[-4:].flip(0) if which == "largest" else exact[:4]
+    torch.testing.assert_close(res.values, want, rtol=0, atol=1e-8)
+    torch.testing.assert_close(A @ res.vectors, res.vectors * res.values, rtol=0, atol=1e-7)
+    assert res.basis_rows == 17 and res.num_restarts > 0
+
+
+def test_thick_restart_agrees_with_the_full_basis_on_the_network_hessian(mlp_hessian):
+    op, _, eigenvalues = mlp_hessian
+    for which, want in (("largest", eigenvalues[-10:].flip(0)), ("smallest", eigenvalues[:5])):
+        full = lanczos(op, k=len(want), which=which, seed=0, tol=1e-10)[0]
+        capped, _ = lanczos(op, k=len(want), which=which, ncv=30, seed=0, tol=1e-10)
+        torch.testing.assert_close(capped, full, rtol=0, atol=1e-8 * float(eigenvalues.abs().max()))
+        torch.testing.assert_close(capped, want, rtol=0, atol=1e-8 * float(eigenvalues.abs().max()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(30, 120), k=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_thick_restart_has_no_ghosts_on_random_symmetric_matrices(n, k, seed):
+    G = torch.randn(n, n, generator=as_generator(seed), dtype=F64)
+    A = (G + G.T) / 2
+    exact = torch.linalg.eigvalsh(A)
+    res = thick_restart_lanczos(A, k=k, ncv=min(n, 2 * k + 8), seed=seed, tol=1e-12, max_products=20_000)
+    torch.testing.assert_close(res.values, exact[-k:].flip(0), rtol=0, atol=1e-8 * float(exact.abs().max()))
+
+
+def test_thick_restart_refuses_bad_input():
+    A = torch.eye(30, dtype=F64)
+    with pytest.raises(ValueError, match="`ncv`"): thick_restart_lanczos(A, k=5, ncv=6)
+    with pytest.raises(ValueError, match="`k`"): thick_restart_lanczos(A, k=0)
+    with pytest.raises(ValueError, match="`which`"): thick_restart_lanczos(A, which="middle")
+    with pytest.raises(ValueError, match="`ncv`"): lanczos(A, k=2, ncv=10, num_iters=20)
+    with pytest.raises(ValueError, match="`max_products`"): thick_restart_lanczos(A, max_products=0)

@@ -213,15 +213,16 @@ def test_gpu_cell_runner_reports_each_gpu_cell(tmp_path):
 
 # ---------------------------------------------------------------- what the notebooks save (CONTRIBUTING.md, "Weight")
 MAX_NOTEBOOK_BYTES = 1_000_000
-MAX_BOOK_BYTES = 12_000_000
+MAX_MEAN_NOTEBOOK_BYTES = 500_000  # the book grows by chapters; its weight per notebook stays bounded
 
 
 def test_notebooks_are_light():
-    "No notebook over 1 MB with its saved outputs, the whole book under 12 MB."
+    "No notebook over 1 MB with its saved outputs, and 0.5 MB per notebook on average over the book."
     sizes = {nb: (NBS / nb).stat().st_size for nb in _notebooks()}
     heavy = {nb: f"{s / 1e6:.2f} MB" for nb, s in sizes.items() if s > MAX_NOTEBOOK_BYTES}
     assert not heavy, f"notebooks over {MAX_NOTEBOOK_BYTES / 1e6:g} MB: {heavy}"
-    assert sum(sizes.values()) < MAX_BOOK_BYTES, f"the book weighs {sum(sizes.values()) / 1e6:.1f} MB"
+    mean = sum(sizes.values()) / len(sizes)
+    assert mean < MAX_MEAN_NOTEBOOK_BYTES, f"the book averages {mean / 1e6:.2f} MB per notebook"
 
 
 def test_notebooks_save_no_widget_state():
