@@ -236,3 +236,18 @@ def test_representation_benchmark_runs(quick_dir):
             assert _finite(row[mode]["ratio_cdc_over_conv"]) and _finite(row[mode]["ratio_reference_over_cdc"])
     names = {t["name"] for t in res["targets"]}
     assert "cdc_over_conv2d" in names and all(t["met"] in (True, False) for t in res["targets"])
+
+
+def test_scale_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "scale")
+    assert res["benchmark"] == "scale" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    ncv = res["config"]["ncvs"][0]
+    for name, model in res["models"].items():
+        top = model["top"]
+        for label in ("lanczos (full basis)", f"lanczos (ncv={ncv})", "eigsh (same operator)"):
+            assert top[label]["met_bar"], (name, label, top[label])
+            assert _finite(top[label]["overhead"]) and top[label]["products"] > 0
+        assert top[f"lanczos (ncv={ncv})"]["basis_vectors"] == ncv + 1
+        assert all(_finite(b["gain"]) for b in model["blocks"].values())
+        assert _finite(model["estimators"]["slq_gain"])
+    assert all(t["met"] in (True, False) for t in res["targets"])
