@@ -1090,11 +1090,9 @@ def hutchinson_trace(
     check_int("num_probes", num_probes, minimum=2)
     check_choice("distribution", distribution, ("rademacher", "gaussian"))
     gen = as_generator(seed)
-    samples = []
-    for _ in range(num_probes):
-        z = _probe(op, gen, distribution)
-        samples.append(float(z @ op._apply(z)))
-    s = np.array(samples)
+    Z = torch.stack([_probe(op, gen, distribution) for _ in range(num_probes)], dim=1)
+    op.num_matvecs += num_probes
+    s = np.concatenate([(B * op._matmat(B)).sum(0).double().cpu().numpy() for B in Z.split(32, dim=1)])
     return TraceEstimate(float(s.mean()), float(s.std(ddof=1) / math.sqrt(len(s))), s)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #6178ca3a

@@ -924,3 +924,12 @@ def test_thick_restart_refuses_bad_input():
     with pytest.raises(ValueError, match="`which`"): thick_restart_lanczos(A, which="middle")
     with pytest.raises(ValueError, match="`ncv`"): lanczos(A, k=2, ncv=10, num_iters=20)
     with pytest.raises(ValueError, match="`max_products`"): thick_restart_lanczos(A, max_products=0)
+
+
+def test_gauss_newton_matmat_is_one_batched_pass_equal_to_columns():
+    model, X, y = _mlp_problem()
+    G = GaussNewtonOperator(model, nn.functional.cross_entropy, X, y)
+    V = torch.randn(G.size, 6, generator=as_generator(73), dtype=F64)
+    torch.testing.assert_close(G.matmat(V), torch.stack([G.matvec(v) for v in V.T], dim=1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(G.matmat(V), ref.gauss_newton(model, nn.functional.cross_entropy, X, y) @ V,
+                               rtol=0, atol=1e-10)
