@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-MODULES = ("hessian", "per_sample", "spectrum", "sven", "optimizers", "explorers", "loader", "representation", "scale")  # every benchmark module `python -m benchmarks` runs, in order
+MODULES = ("hessian", "per_sample", "spectrum", "sven", "optimizers", "explorers", "loader", "representation", "scale", "implicit", "distributed")  # every benchmark module `python -m benchmarks` runs, in order
 
 
 def common_parser(description: str) -> argparse.ArgumentParser:

@@ -395,7 +395,11 @@ def saved_tensor_bytes(
         saved.append(weakref.ref(t))
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(*args, **kwargs)
+        try: out = fn(*args, **kwargs)
+        except RuntimeError as err:
+            if "saved tensor hooks" not in str(err): raise
+            raise ValueError("`fn` uses a torch.func transform (grad, vjp, jacrev, hessian), which refuses the "
+                             "saved-tensor hooks this count needs: write its gradients with torch.autograd") from None
     storages = {}
     for t in (ref() for ref in saved):
         if t is None: continue

@@ -203,8 +203,8 @@ class HessianOperator(SymmetricOperator):
         return torch.autograd.grad(self._grad, self._leaf, v, retain_graph=True)[0]
 
     def _matmat(self, V):
-        "A block of products in one batched backward pass through the kept gradient graph (vmap over the columns)."
-        if self.method == "forward-over-reverse" or not getattr(self, "_batches", True): return super()._matmat(V)
+        "A block of products: one batched backward pass (vmap over the columns) on an accelerator, columns on a CPU."
+        if self.method == "forward-over-reverse" or not _batches(self): return super()._matmat(V)
         if not self._grad.requires_grad: return torch.zeros_like(V)
         try:
             with warnings.catch_warnings():
@@ -274,6 +274,10 @@ class HessianOperator(SymmetricOperator):
         def on_batch(inputs, targets, w):
             return cls._on_batch(lambda t: w * loss_fn(net(t, inputs), targets), theta, method)
         return BatchSumOperator(on_batch, **kwargs, summary=summary)
+
+def _batches(op: SymmetricOperator) -> bool:
+    "Whether `op` computes blocks of products in one batched backward pass: off a CPU, unless it was turned off."
+    return getattr(op, "_batches", op.device.type != "cpu")
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #882b6152
 class GaussNewtonOperator(SymmetricOperator):
@@ -911,12 +915,18 @@ class RestartedLanczos:
 def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int, gen: torch.Generator) -> float:
     "One Lanczos step from row j of Q, orthogonalised fully against rows 0…j; T gets the coefficients. Returns β."
     w = op._apply(Q[j])
+    local = j > 0 and not np.any(T[j, : j - 1])  # a three-term step (not the arrow row after a restart)
+    if local:  # remove α q_j + β q_{j−1} first: one full pass then leaves only rounding to catch
+        a, b_prev = float(Q[j] @ w), T[j, j - 1]
+        w = torch.add(w, Q[j], alpha=-a).sub_(Q[j - 1], alpha=b_prev)
     before, h = float(w.norm()), Q[: j + 1] @ w
     w = torch.addmv(w, Q[: j + 1].T, h, alpha=-1)
     if float(w.norm()) < 0.7071 * before:  # twice is enough (Kahan–Parlett)
         h2 = Q[: j + 1] @ w
         w, h = torch.addmv(w, Q[: j + 1].T, h2, alpha=-1), h + h2
-    T[: j + 1, j] = T[j, : j + 1] = h.double().cpu().numpy()
+    h = h.double().cpu().numpy()
+    if local: h[j], h[j - 1] = h[j] + a, h[j - 1] + b_prev
+    T[: j + 1, j] = T[j, : j + 1] = h
     b = float(w.norm())
     if b <= torch.finfo(op.dtype).eps ** (2 / 3) * max(np.abs(T[: j + 1, : j + 1]).max(), 1e-300):
         w, b_new = _orthogonalize(_random_unit(op, gen), Q[: j + 1])  # invariant subspace: a fresh direction
@@ -1385,8 +1395,8 @@ def _block_steps(K: np.ndarray, G: np.ndarray, rng, block_size: int) -> Callable
     return step
 
 def _stop_rule(stop, bnorm: float) -> Callable:
-    "`(x, ‖r‖) ↦ bool` from a relative tolerance or a callable."
-    if callable(stop): return stop
+    "`(x as a NumPy array, ‖r‖) ↦ bool` from a relative tolerance or a callable of `(x as a tensor, ‖r‖)`."
+    if callable(stop): return lambda x, rnorm: stop(torch.from_numpy(x), rnorm)
     tol = check_float("stop", stop, minimum=0, strict=True)
     return lambda x, rnorm: rnorm <= tol * bnorm
 
@@ -1425,12 +1435,12 @@ def _sketch_loop(K: np.ndarray, b: np.ndarray, x: np.ndarray, step: Callable, do
     r = K @ x - b
     history = [math.sqrt(r @ r)]
     for t in range(max_iters):
-        if done(torch.from_numpy(x), history[-1]): return x, t, history, True
+        if done(x, history[-1]): return x, t, history, True
         dx, dr = step(r)
         x, r = x - dx, r - dr
         if (t + 1) % 1000 == 0: r = K @ x - b
         history.append(math.sqrt(r @ r))
-    return x, max_iters, history, bool(done(torch.from_numpy(x), history[-1]))
+    return x, max_iters, history, bool(done(x, history[-1]))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #cd1be6da
 class TruncatedSVD(NamedTuple):

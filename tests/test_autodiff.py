@@ -423,3 +423,9 @@ def test_saved_tensor_bytes_grows_linearly_when_unrolling():
 
 def test_saved_tensor_bytes_refuses_non_callables():
     with pytest.raises(TypeError, match="`fn`"): saved_tensor_bytes(3)
+
+
+def test_saved_tensor_bytes_names_torch_func_transforms():
+    from torch.func import grad
+    x = torch.randn(5, dtype=torch.float64, generator=as_generator(3)).requires_grad_()
+    with pytest.raises(ValueError, match="`fn`.*torch.func"): saved_tensor_bytes(lambda: grad(lambda t: (t ** 3).sum())(x))

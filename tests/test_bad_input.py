@@ -1,4 +1,4 @@
-"""Every public function and class of Parts 1-5 refuses bad input with an error naming the argument."""
+"""Every public function and class of Parts 1-7 refuses bad input with an error naming the argument."""
 import dataclasses
 import importlib
 import inspect
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PARTS = ("curvature", "dynamics", "rl", "alignment", "representation")
+PARTS = ("curvature", "dynamics", "rl", "alignment", "representation", "bilevel", "distributed")
 TESTS = sorted(p.stem for p in Path(__file__).parent.glob("test_*.py") if p.stem.split("_")[1] in PARTS)
 
 

@@ -251,3 +251,25 @@ def test_scale_benchmark_runs(quick_dir):
         assert all(_finite(b["gain"]) for b in model["blocks"].values())
         assert _finite(model["estimators"]["slq_gain"])
     assert all(t["met"] in (True, False) for t in res["targets"])
+
+
+def test_implicit_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "implicit")
+    assert res["benchmark"] == "implicit" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    rows = res["hypergradient"]["rows"]
+    assert rows["gradviz custom_root (cg)"]["rel_error"] <= 1e-6
+    for name, row in rows.items(): assert _finite(row["timing"]["median_s"]), name
+    for row in res["unrolled"]["rows"].values():
+        assert row["implicit_saved_bytes"] < row["unrolled_saved_bytes"]
+    assert all(t["met"] in (True, False) for t in res["targets"])
+
+
+def test_distributed_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "distributed")
+    assert res["benchmark"] == "distributed" and res["config"]["quick"] is True
+    for row in res["round_time"]["rows"].values():
+        assert row["identical_iterates"] is True
+        assert _finite(row["ratio_gloo_over_in_process"]) and row["gloo"]["median_s"] > 0
+    if res["clipped_sum"]["peer_available"]:
+        assert res["clipped_sum"]["max_abs_diff"] < 1e-10 and _finite(res["clipped_sum"]["ratio_over_opacus"])
+    assert all(t["met"] in (True, False) for t in res["targets"])

@@ -1,6 +1,5 @@
 """gradviz.parallel: real processes on loopback (gloo), against single-process sums, np.array_split and math.fsum."""
 import math
-import multiprocessing
 import os
 import re
 import time
@@ -13,13 +12,10 @@ from gradviz.core import as_generator
 import gradviz.parallel as parallel
 from gradviz.parallel import (ShardSum, WorkerError, all_reduce_sum, demo_uneven_sum, free_port, is_distributed,
                               rank_and_world, run_workers, split_evenly)
+from workers import leftover_workers
 from probe import INF, NAN, SIZES, UNKNOWN, Probe
 from torchrun import run_under_torchrun
 
-try:
-    import psutil
-except ImportError:  # the check falls back on multiprocessing's own list of children
-    psutil = None
 
 F64 = torch.float64
 TIMEOUT = 60.0  # generous: a busy CI machine takes seconds to start each process
@@ -55,16 +51,6 @@ def _unpicklable(rank, world_size):
     return lambda: rank
 
 
-def _leftover_workers() -> list:
-    "Spawned worker processes still alive below this one."
-    alive = list(multiprocessing.active_children())
-    if psutil is not None:
-        for p in psutil.Process().children(recursive=True):
-            try:
-                if "spawn_main" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE: alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-    return alive
 
 
 # ---------------------------------------------------------------- sums over real ranks
@@ -82,7 +68,7 @@ def test_two_ranks_give_the_single_process_float64_sum_exactly():
         assert r.total[0].item() == exact.sum().item() == math.fsum(exact.tolist())
         assert r.total[1].item() == pytest.approx(math.fsum(gauss.tolist()), rel=1e-13, abs=1e-13)
         assert torch.equal(r.partial, x[r.start:r.stop].sum(0))
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 def test_results_come_in_rank_order_with_the_helpers_seeing_the_process_group():
@@ -94,7 +80,7 @@ def test_results_come_in_rank_order_with_the_helpers_seeing_the_process_group():
     for o in out:
         assert torch.equal(o["total"], torch.full((2,), 2.0 * (1 + 2 + 3), dtype=F64))
         assert not o["total"].requires_grad and o["count"].dtype == torch.int64 and o["count"].item() == 0 + 1 + 2
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 def test_world_size_one_runs_and_an_unpicklable_result_is_reported():
@@ -104,7 +90,7 @@ def test_world_size_one_runs_and_an_unpicklable_result_is_reported():
     with pytest.raises(WorkerError, match="rank 0 of 1") as info:
         run_workers(_unpicklable, 1, timeout=TIMEOUT)
     assert "pickle" in info.value.traceback.lower()
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 # ---------------------------------------------------------------- failures: prompt, named, and nothing left behind
@@ -116,20 +102,20 @@ def test_a_failing_rank_is_reported_with_its_rank_and_traceback():
     assert isinstance(err, RuntimeError) and err.rank == 1 and err.world_size == 2
     assert "ValueError: boom from rank 1" in str(err) and "Traceback (most recent call last)" in err.traceback
     assert "_fail" in err.traceback
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 def test_a_rank_that_dies_without_a_word_is_reported():
     with pytest.raises(WorkerError, match="rank 1 of 2 failed") as info:
         run_workers(_exit_silently, 2, timeout=TIMEOUT)
     assert "exited with code 3" in str(info.value)
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 def test_a_hanging_worker_is_killed_at_the_timeout():
     with pytest.raises(TimeoutError, match="`timeout`=5"):
         run_workers(_sleep, 2, 600.0, timeout=5.0)
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 # ---------------------------------------------------------------- the same worker under torchrun
@@ -180,7 +166,7 @@ PROBES = [
 @pytest.mark.parametrize("probe,arg,value", [c for p in PROBES for c in p.cases()])
 def test_bad_input_names_the_argument(probe, arg, value):
     probe.check(arg, value)
-    assert _leftover_workers() == []  # refused before anything started
+    assert leftover_workers() == []  # refused before anything started
 
 
 def test_all_reduce_sum_refuses_what_is_not_a_tensor():
@@ -200,7 +186,7 @@ def _threads(rank, world_size):
 def test_each_rank_runs_with_the_threads_asked_for():
     assert run_workers(_threads, 3, threads=1, timeout=TIMEOUT) == [(1, "0"), (1, "1"), (1, "2")]
     assert [t for t, _ in run_workers(_threads, 2, threads=2, timeout=TIMEOUT)] == [2, 2]
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
 
 
 def test_free_port_gives_a_port_that_can_be_bound():
@@ -216,5 +202,5 @@ def test_nccl_needs_one_gpu_per_rank(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ValueError, match=r"`world_size`=2 .* but 1 GPU"):
         run_workers(demo_uneven_sum, 2, torch.ones(3), backend="nccl")
-    assert _leftover_workers() == []
+    assert leftover_workers() == []
     parallel._check_gpus_per_rank(1)  # one rank, one GPU: accepted
