@@ -26,11 +26,3 @@ def device(request):
     "Every device present on this machine; tests using it run once per device."
     return torch.device(request.param)
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under `pytest -n N --dist loadgroup`, keep each test file on one worker (its module fixtures run once) and let
-    the notebooks, which share nothing, spread over every worker."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None and item.path.name != "test_notebooks.py":
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
