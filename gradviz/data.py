@@ -1,4 +1,4 @@
-"""Gaussian clusters with a separability knob, teacher–student regression, two spirals, concentric rings, tiny images, preference pairs, small networks, a tiny language model and one shared trainer: everything a chapter needs, generated in milliseconds, so nothing is ever downloaded.
+"""Gaussian clusters with a separability knob, teacher–student regression, two spirals, concentric rings, tiny images, preference pairs, small networks, a tiny language model, one shared trainer, two moons and Friedman #1, Poisson systems, Gaussian mixtures with exact noised scores, and tiny video clips: everything a chapter needs, generated in milliseconds, so nothing is ever downloaded.
 
 Docs: https://gradviz.github.io/gradviz/00_foundations/data.html.md"""
 
@@ -21,10 +21,11 @@ from .core import (
     as_generator, check_choice, check_float, check_int, check_same_length, check_tensor, check_type, resolve_device)
 
 # %% auto #0
-__all__ = ['cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tiny_cnn', 'Teacher', 'Regression',
+__all__ = ['OBSTACLES', 'cluster_means', 'gaussian_clusters', 'mlp', 'count_parameters', 'tiny_cnn', 'Teacher', 'Regression',
            'teacher_student', 'two_spirals', 'concentric_rings', 'tiny_images', 'PreferencePairs', 'preference_pairs',
            'TinyLM', 'tiny_lm', 'sequence_logprob', 'next_token_loss', 'balanced_batches', 'NoisyLabels', 'flip_labels',
-           'loss_function', 'train']
+           'loss_function', 'train', 'two_moons', 'friedman1', 'friedman1_mean', 'PoissonSystem', 'poisson_system',
+           'GaussianMixture', 'imbalanced_ring', 'Clips', 'tiny_clips', 'video_cnn']
 
 # %% ../nbs/00_foundations/04_data.ipynb #2d36396a
 def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -130,10 +131,10 @@ def _check_sizes(name: str, sizes, minimum_len: int) -> list[int]:
 
 # %% ../nbs/00_foundations/04_data.ipynb #2db93bd9
 def _init_(module: nn.Module, g: torch.Generator, scale: float) -> nn.Module:
-    "Fill every Linear and Conv2d in `module` with U(-b, b), b = scale/sqrt(fan_in), drawn from `g`."
+    "Fill every Linear and Conv2d/Conv3d in `module` with U(-b, b), b = scale/sqrt(fan_in), drawn from `g`."
     with torch.no_grad():
         for m in module.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
                 bound = scale / math.sqrt(m.weight[0].numel())
                 for p in (m.weight, m.bias):
                     if p is not None: p.copy_((2 * _rand(g, *p.shape) - 1) * bound)
@@ -665,3 +666,344 @@ def train(
         losses.append(loss.detach())
         if hasattr(bar, "set_postfix") and step % max(1, steps // 50) == 0: bar.set_postfix(loss=f"{loss.item():.4g}")
     return torch.stack(losses).cpu()
+
+# %% ../nbs/00_foundations/04_data.ipynb #e2192bb7
+def two_moons(
+    n: int = 400,  # number of samples (labels alternate 0 = outer moon, 1 = inner moon)
+    noise: float = 0.1,  # standard deviation of the Gaussian jitter added to each point
+    *,
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
+    dtype: torch.dtype = torch.float32,  # floating-point dtype of `X`
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "Two interleaved half circles (scikit-learn's `make_moons` formula): `X` (n, 2), `y` (n,) long in {0, 1}."
+    n, noise = check_int("n", n, minimum=2), check_float("noise", noise, minimum=0)
+    dtype, g = _float_dtype(dtype), as_generator(seed)
+    inner = (torch.arange(n, device=g.device) % 2).double()
+    t = math.pi * _rand(g, n)
+    outer_xy = torch.stack([t.cos(), t.sin()], 1)
+    inner_xy = torch.stack([1 - t.cos(), 0.5 - t.sin()], 1)
+    X = torch.where(inner[:, None] > 0, inner_xy, outer_xy) + noise * _randn(g, n, 2)
+    return _place(X, device, dtype), _balanced_labels(n, 2, device)
+
+# %% ../nbs/00_foundations/04_data.ipynb #a2a1cf5f
+def friedman1(
+    n: int = 1000,  # number of samples
+    dim: int = 10,  # input dimension (at least 5; inputs beyond the fifth are pure distractors)
+    noise: float = 1.0,  # standard deviation σ of the Gaussian noise on y
+    *,
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the data lives; `default_device()` if None
+    dtype: torch.dtype = torch.float32,  # floating-point dtype of `X` and `y`
+) -> tuple[torch.Tensor, torch.Tensor]:
+    "Friedman #1: `X` (n, dim) uniform on [0, 1], y = 10 sin(π x₁x₂) + 20 (x₃ − ½)² + 10 x₄ + 5 x₅ + σε, shape (n,)."
+    n, dim = check_int("n", n, minimum=1), check_int("dim", dim, minimum=5)
+    noise, dtype, g = check_float("noise", noise, minimum=0), _float_dtype(dtype), as_generator(seed)
+    X = _rand(g, n, dim)
+    y = friedman1_mean(X) + noise * _randn(g, n)
+    return _place(X, device, dtype), _place(y, device, dtype)
+
+def friedman1_mean(X: torch.Tensor) -> torch.Tensor:  # inputs (n, d ≥ 5)
+    "The noiseless Friedman #1 target E[y | x] = 10 sin(π x₁x₂) + 20 (x₃ − ½)² + 10 x₄ + 5 x₅, shape (n,)."
+    check_tensor("X", X, ndim=2, floating=True)
+    if X.shape[1] < 5: raise ValueError(f"`X` must have at least 5 columns, got {X.shape[1]}")
+    x = X.T
+    return 10 * torch.sin(math.pi * x[0] * x[1]) + 20 * (x[2] - 0.5) ** 2 + 10 * x[3] + 5 * x[4]
+
+# %% ../nbs/00_foundations/04_data.ipynb #cf79f8a2
+OBSTACLES = ("box", "disc", "two_boxes", "slit")
+
+def _obstacle_mask(N: int, obstacles) -> torch.Tensor:
+    "The (N, N) bool grid of solid cells for a preset name, a given mask, or None (no obstacle)."
+    solid = torch.zeros(N, N, dtype=torch.bool)
+    if obstacles is None: return solid
+    if isinstance(obstacles, torch.Tensor):
+        check_tensor("obstacles", obstacles, shape=(N, N))
+        if obstacles.dtype != torch.bool: raise TypeError(f"`obstacles` must be a bool tensor, got {obstacles.dtype}")
+        return obstacles.cpu().clone()
+    if not isinstance(obstacles, str):
+        raise TypeError("`obstacles` must be None, a preset name or an (N, N) bool tensor, "
+                        f"got {type(obstacles).__name__}")
+    i, j = torch.meshgrid(torch.arange(N), torch.arange(N), indexing="ij")
+    a, b = N // 3, (2 * N) // 3
+    kind = check_choice("obstacles", obstacles, OBSTACLES)
+    if kind == "box": return (i >= a) & (i < b) & (j >= a) & (j < b)
+    if kind == "disc": return (i - (N - 1) / 2) ** 2 + (j - (N - 1) / 2) ** 2 <= (N / 5) ** 2
+    if kind == "two_boxes":
+        s = max(N // 6, 1)
+        return (((i >= a - s) & (i < a)) | ((i >= b) & (i < b + s))) & (j >= N // 4) & (j < (3 * N) // 4)
+    gap = max(N // 8, 1)  # a wall across the middle column with a slit in its centre
+    return (j == N // 2) & ((i < (N - gap) // 2) | (i >= (N + gap) // 2))
+
+# %% ../nbs/00_foundations/04_data.ipynb #0a335409
+def _check_fluid(fluid: torch.Tensor, boundary: str) -> None:
+    "Every fluid region must touch a Dirichlet wall (or, for pure Neumann, be one region): else A is singular."
+    from scipy import ndimage
+    labels, count = ndimage.label(fluid.numpy())
+    if count == 0: raise ValueError("`obstacles` leaves no fluid cell")
+    if boundary == "neumann":
+        if count > 1: raise ValueError(f"`obstacles` splits the fluid into {count} regions: with boundary='neumann' "
+                                       "the null space would not be the constants alone")
+        return
+    edge = set(labels[0]) | set(labels[-1]) | set(labels[:, 0]) | set(labels[:, -1])
+    enclosed = set(range(1, count + 1)) - edge
+    if enclosed: raise ValueError(f"`obstacles` encloses {len(enclosed)} fluid region(s) that touch no Dirichlet "
+                                  "wall: the matrix would be singular")
+
+# %% ../nbs/00_foundations/04_data.ipynb #416fdfcb
+class PoissonSystem:
+    "The 5-point Laplacian on the fluid cells of an N×N grid, as a masked stencil (vectors hold fluid cells only)."
+    def __init__(self, N: int, fluid: torch.Tensor, boundary: str, device, dtype: torch.dtype):
+        self.N, self.boundary, self.dtype = N, boundary, dtype
+        self.device = resolve_device(device)
+        self.fluid = fluid.to(self.device)
+        self.size = int(fluid.sum())
+        wall = 1.0 if boundary == "dirichlet" else 0.0  # an outer face adds u_ij (u = 0 outside) or nothing
+        f = F.pad(fluid.to(torch.float64), (1, 1, 1, 1), value=wall)
+        degree = f[:-2, 1:-1] + f[2:, 1:-1] + f[1:-1, :-2] + f[1:-1, 2:]
+        self._degree = degree.to(self.device, dtype) * self.fluid
+
+    def to_grid(self, v: torch.Tensor) -> torch.Tensor:
+        "Vectors (…, n) of fluid values as grids (…, N, N), zero on solid cells."
+        u = v.new_zeros(*v.shape[:-1], self.N, self.N)
+        u[..., self.fluid] = v
+        return u
+
+    def from_grid(self, u: torch.Tensor) -> torch.Tensor:
+        "Grids (…, N, N) as vectors (…, n) of their fluid cells, row-major."
+        return u[..., self.fluid]
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        "A v for v of shape (n,) or a batch of rows (k, n), by the stencil (four grid shifts)."
+        check_tensor("v", v, ndim=(1, 2), floating=True)
+        if v.shape[-1] != self.size: raise ValueError(f"`v` must have {self.size} entries per row, got {v.shape[-1]}")
+        u = self.to_grid(v)
+        p = F.pad(u, (1, 1, 1, 1))  # zeros outside, and solid cells hold zeros: neither adds to a neighbour sum
+        neighbours = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+        return self.from_grid(self._degree.to(v.dtype) * u - neighbours)
+
+    def diagonal(self) -> torch.Tensor:
+        "The diagonal of A: each fluid cell's number of flux faces, shape (n,)."
+        return self.from_grid(self._degree)
+
+    def operator(self):
+        "A as a `SymmetricOperator` (counts products; works with `lanczos`, `conjugate_gradient`, …)."
+        from gradviz.linalg import FunctionOperator  # linalg does not import data: no cycle
+        return FunctionOperator(self.matvec, self.size, dtype=self.dtype, device=self.device)
+
+    def to_scipy(self):
+        "A as a float64 `scipy.sparse.csr_matrix`, built face by face (independent of the stencil)."
+        import numpy as np
+        import scipy.sparse as sp
+        fluid = self.fluid.cpu().numpy()
+        index = -np.ones(fluid.shape, dtype=np.int64)
+        index[fluid] = np.arange(self.size)
+        entries = []  # (row, column, value); duplicates are summed by the sparse constructor
+        for i, j in zip(*np.nonzero(fluid)):
+            for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+                inside = 0 <= a < self.N and 0 <= b < self.N
+                if inside and fluid[a, b]: entries += [(index[i, j], index[i, j], 1.0), (index[i, j], index[a, b], -1)]
+                elif not inside and self.boundary == "dirichlet": entries.append((index[i, j], index[i, j], 1.0))
+        rows, cols, vals = zip(*entries)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.size, self.size))
+
+    def dense(self) -> torch.Tensor:
+        "A as a dense (n, n) tensor, from the sparse matrix."
+        return torch.from_numpy(self.to_scipy().toarray()).to(self.device, self.dtype)
+
+    def null_space(self) -> torch.Tensor | None:
+        "The unit constant vector for pure Neumann (A·1 = 0), else None (A is positive definite)."
+        if self.boundary == "dirichlet": return None
+        return torch.full((self.size,), self.size ** -0.5, dtype=self.dtype, device=self.device)
+
+    def __repr__(self):
+        return f"PoissonSystem(N={self.N}, unknowns={self.size}, boundary={self.boundary!r})"
+
+# %% ../nbs/00_foundations/04_data.ipynb #f9e78a3e
+def poisson_system(
+    N: int,  # cells per side of the square grid (at least 3)
+    obstacles=None,  # None, a preset name (see `OBSTACLES`) or an (N, N) bool tensor, True = solid
+    boundary: str = "dirichlet",  # outer walls: "dirichlet" (u = 0 outside) or "neumann" (no flux)
+    *,
+    device: str | torch.device | None = None,  # where the stencil lives; `default_device()` if None
+    dtype: torch.dtype = torch.float64,  # floating-point dtype of products and dense matrices
+) -> PoissonSystem:
+    "The 5-point Laplacian on an N×N grid with solid obstacle cells (no-flux faces) and Dirichlet or Neumann walls."
+    N = check_int("N", N, minimum=3)
+    check_choice("boundary", boundary, ["dirichlet", "neumann"])
+    fluid = ~_obstacle_mask(N, obstacles)
+    _check_fluid(fluid, boundary)
+    return PoissonSystem(N, fluid, boundary, device, _float_dtype(dtype))
+
+# %% ../nbs/00_foundations/04_data.ipynb #a335c644
+def _mixture_weights(weights, K: int) -> torch.Tensor:
+    "Mixture weights as a float64 (K,) tensor of nonnegative entries summing to 1, or a clear error."
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten().cpu()
+    if w.numel() != K: raise ValueError(f"`weights` must have one entry per component ({K}), got {w.numel()}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()): raise ValueError("`weights` must be nonnegative")
+    if abs(float(w.sum()) - 1) > 1e-6: raise ValueError(f"`weights` must sum to 1, got {float(w.sum()):.6g}")
+    return w / w.sum()
+
+class GaussianMixture:
+    "An isotropic Gaussian mixture in Rᵈ with closed-form density, responsibilities and score, noised or not."
+    def __init__(self, means: torch.Tensor, stds, weights):
+        check_tensor("means", means, ndim=(1, 2), floating=True)
+        self.means = (means[:, None] if means.ndim == 1 else means).detach().clone()
+        K = self.num_components = self.means.shape[0]
+        self.dim = self.means.shape[1]
+        if isinstance(stds, Real): stds = torch.full((K,), check_float("stds", stds, minimum=0, strict=True))
+        self.stds = check_tensor("stds", torch.as_tensor(stds), shape=(K,)).to(self.means)
+        if not bool((self.stds > 0).all()): raise ValueError("`stds` must be positive")
+        self.weights = _mixture_weights(weights, K).to(self.means)
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "GaussianMixture":
+        "A copy with means, stds and weights on `device` in `dtype`."
+        dev, dt = resolve_device(device, self.means), dtype or self.means.dtype
+        return GaussianMixture(self.means.to(dev, dt), self.stds.to(dev, dt), self.weights.to(dev, dt))
+
+    def _variances(self, noise_std: float) -> torch.Tensor:
+        return self.stds ** 2 + check_float("noise_std", noise_std, minimum=0) ** 2
+
+    def _points(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, ndim=(1, 2), floating=True)
+        if x.ndim == 1 and self.dim != 1: raise ValueError(f"`x` must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        x = x[:, None] if x.ndim == 1 else x
+        if x.shape[1] != self.dim: raise ValueError(f"`x` must have {self.dim} columns, got {x.shape[1]}")
+        return x
+
+    def _log_joint(self, x: torch.Tensor, noise_std: float) -> torch.Tensor:
+        "log w_k + log N(x; μ_k, v_k I), shape (n, K), in x's dtype (differentiable in x)."
+        v = self._variances(noise_std).to(x)
+        sq = ((x[:, None, :] - self.means.to(x)[None]) ** 2).sum(-1)
+        return self.weights.to(x).log() - 0.5 * self.dim * torch.log(2 * math.pi * v) - sq / (2 * v)
+
+    def log_prob(self, x: torch.Tensor, noise_std: float = 0.0) -> torch.Tensor:
+        "log p_σ(x) of the mixture convolved with N(0, σ²I), σ = `noise_std`; shape (n,)."
+        return torch.logsumexp(self._log_joint(self._points(x), noise_std), dim=1)
+
+    def responsibilities(self, x: torch.Tensor, noise_std: float = 0.0) -> torch.Tensor:
+        "γ_k(x): the posterior probability of each component given x under p_σ; shape (n, K)."
+        return torch.softmax(self._log_joint(self._points(x), noise_std), dim=1)
+
+    def score(self, x: torch.Tensor, noise_std: float = 0.0) -> torch.Tensor:
+        "∇ₓ log p_σ(x) in closed form, the shape of `x`."
+        pts = self._points(x)
+        gamma, v = self.responsibilities(pts, noise_std), self._variances(noise_std).to(pts)
+        s = ((gamma / v)[:, :, None] * (self.means.to(pts)[None] - pts[:, None, :])).sum(1)
+        return s.reshape(x.shape)
+
+    def sample(self, n: int, *, seed: int | torch.Generator = 0,
+               noise_std: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        "`(x (n, d), component (n,) long)`: draws from p_σ in the mixture's dtype and on its device."
+        n, g = check_int("n", n, minimum=1), as_generator(seed)
+        cdf = self.weights.to(g.device, torch.float64).cumsum(0)
+        comp = torch.searchsorted(cdf, _rand(g, n), right=True).clamp_max(self.num_components - 1)
+        sd = self._variances(noise_std).to(g.device, torch.float64).sqrt()[comp]
+        x = self.means.to(g.device, torch.float64)[comp] + sd[:, None] * _randn(g, n, self.dim)
+        return x.to(self.means), comp.to(self.means.device)
+
+    def __repr__(self): return f"GaussianMixture(components={self.num_components}, dim={self.dim})"
+
+# %% ../nbs/00_foundations/04_data.ipynb #abdbc6ed
+def imbalanced_ring(
+    k: int = 8,  # number of modes, evenly spaced on a circle (at least 3)
+    rare: float = 0.02,  # weight of the rare mode k // 2 (opposite the major one)
+    major: float = 0.4,  # weight of mode 0; the other k − 2 modes share 1 − major − rare equally
+    *,
+    radius: float = 2.0,  # radius of the circle of means
+    std: float = 0.1,  # standard deviation of every mode
+    device: str | torch.device | None = None,  # where the mixture lives; `default_device()` if None
+    dtype: torch.dtype = torch.float64,  # floating-point dtype of its parameters
+) -> GaussianMixture:
+    "k Gaussian modes on a circle with one heavy mode (`major`) and, opposite it, one rare mode (`rare`)."
+    k = check_int("k", k, minimum=3)
+    rare, major = check_float("rare", rare, 0, 1, strict=True), check_float("major", major, 0, 1, strict=True)
+    if rare + major >= 1: raise ValueError(f"`rare` + `major` must be below 1, got {rare + major:g}")
+    radius, std = check_float("radius", radius, minimum=0, strict=True), check_float("std", std, minimum=0, strict=True)
+    angle = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+    w = torch.full((k,), (1 - major - rare) / (k - 2), dtype=torch.float64)
+    w[0], w[k // 2] = major, rare
+    means = radius * torch.stack([angle.cos(), angle.sin()], 1)
+    return GaussianMixture(means, std, w).to(device, _float_dtype(dtype))
+
+# %% ../nbs/00_foundations/04_data.ipynb #3e914647
+class Clips(NamedTuple):
+    "Synthetic video clips; unpacks as `x, y, background = ...`."
+    x: torch.Tensor  # clips (n, channels, frames, size, size) in [0, 1]
+    y: torch.Tensor  # labels (n,) long: the blob's direction of motion
+    background: torch.Tensor  # (n,) long: the background pattern, correlated with `y`
+
+def _grating(g: torch.Generator, pattern: torch.Tensor, size: int, num_classes: int) -> torch.Tensor:
+    "Static backgrounds (n, size, size): 0.3 + 0.15·sin of a grating at orientation π·pattern/C, random phase."
+    n = len(pattern)
+    theta = math.pi * (pattern.double() + 0.5) / num_classes
+    r = torch.arange(size, dtype=torch.float64, device=g.device)
+    ii, jj = torch.meshgrid(r, r, indexing="ij")
+    phase = 2 * math.pi * _rand(g, n)
+    wave = (jj[None] * theta.cos()[:, None, None] + ii[None] * theta.sin()[:, None, None]) * (2 * math.pi / 8)
+    return 0.3 + 0.15 * torch.sin(wave + phase[:, None, None])
+
+def tiny_clips(
+    n: int,  # number of clips (labels cycle 0, 1, …, C-1)
+    frames: int = 8,  # frames per clip T
+    size: int = 24,  # height = width in pixels
+    num_classes: int = 4,  # number of motion directions C
+    background_correlation: float = 0.7,  # probability that the background pattern equals the label
+    *,
+    channels: int = 1,  # channels per frame (the same picture in each, with independent pixel noise)
+    seed: int | torch.Generator = 0,  # seed (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the clips live; `default_device()` if None
+    dtype: torch.dtype = torch.float32,  # floating-point dtype of the clips
+) -> Clips:
+    "A blob moving in its class's direction over a class-correlated grating: `Clips(x (n, C, T, H, W), y, background)`."
+    n, frames = check_int("n", n, minimum=1), check_int("frames", frames, minimum=2)
+    size, num_classes = check_int("size", size, minimum=8), check_int("num_classes", num_classes, minimum=2)
+    corr = check_float("background_correlation", background_correlation, 0, 1)
+    channels, dtype, g = check_int("channels", channels, minimum=1), _float_dtype(dtype), as_generator(seed)
+    y = torch.arange(n, device=g.device) % num_classes
+    other = (_rand(g, n) * num_classes).long().clamp_max(num_classes - 1)
+    background = torch.where(_rand(g, n) < corr, y, other)
+    bg = _grating(g, background, size, num_classes)
+    angle = 2 * math.pi * y.double() / num_classes
+    jitter = (_rand(g, n, 2) - 0.5) * size / 6
+    speed, back = 2 * size / 24, (frames - 1) / 2  # pixels per frame; the path is centred on the middle
+    t = torch.arange(frames, dtype=torch.float64, device=g.device)
+    ci = (size - 1) / 2 + jitter[:, None, 0] - speed * (t[None] - back) * angle.sin()[:, None]  # up is −row
+    cj = (size - 1) / 2 + jitter[:, None, 1] + speed * (t[None] - back) * angle.cos()[:, None]
+    r = torch.arange(size, dtype=torch.float64, device=g.device)
+    d2 = (r[None, None, :, None] - ci[..., None, None]) ** 2 + (r[None, None, None, :] - cj[..., None, None]) ** 2
+    video = bg[:, None] + 0.55 * torch.exp(-d2 / (2 * (1.2 * size / 24) ** 2))
+    x = (video[:, None] + 0.03 * _randn(g, n, channels, frames, size, size)).clamp(0, 1)
+    return Clips(_place(x, device, dtype), y.to(resolve_device(device)), background.to(resolve_device(device)))
+
+# %% ../nbs/00_foundations/04_data.ipynb #7c353aed
+_VIDEO_KINDS = ("3d", "2d_temporal", "2plus1d")
+
+def _video_layers(kind: str, c: int, w: int, act) -> list[nn.Module]:
+    "The convolutions of a `video_cnn` of `kind`, input channels `c`, width `w`, activation class `act`."
+    conv = lambda i, o, k, s, p: _new(nn.Conv3d, i, o, k, stride=s, padding=p)
+    if kind == "3d": return [conv(c, w, 3, 1, 1), act(), conv(w, w, 3, 2, 1), act()]
+    space = lambda i, s: conv(i, w, (1, 3, 3), (1, s, s), (0, 1, 1))
+    if kind == "2d_temporal": return [space(c, 1), act(), space(w, 2), act()]
+    time = lambda s: conv(w, w, (3, 1, 1), (s, 1, 1), (1, 0, 0))
+    return [space(c, 1), act(), time(1), act(), space(w, 2), act(), time(2), act()]
+
+def video_cnn(
+    kind: str = "3d",  # "3d" (3×3×3 convolutions), "2d_temporal" (per-frame 1×3×3 only) or "2plus1d" (factorised)
+    *,
+    in_channels: int = 1,  # channels per frame
+    num_classes: int = 4,  # number of output logits
+    width: int = 8,  # channels of every convolution
+    activation: str = "relu",  # nonlinearity after each convolution
+    seed: int | torch.Generator = 0,  # seed for the initial weights (an int or a torch.Generator)
+    device: str | torch.device | None = None,  # where the parameters live; `default_device()` if None
+    dtype: torch.dtype = torch.float32,  # floating-point dtype of the parameters
+) -> nn.Sequential:
+    "A small video classifier on (n, C, T, H, W): convolutions, then average pooling to 1×4×4, Flatten, Linear."
+    kind = check_choice("kind", kind, _VIDEO_KINDS)
+    c, num_classes = check_int("in_channels", in_channels, minimum=1), check_int("num_classes", num_classes, minimum=1)
+    w, act = check_int("width", width, minimum=1), _activation(activation)
+    dtype, g, dev = _float_dtype(dtype), as_generator(seed), resolve_device(device)
+    net = nn.Sequential(*_video_layers(kind, c, w, act), nn.AdaptiveAvgPool3d((1, 4, 4)), nn.Flatten(),
+                        _new(nn.Linear, 16 * w, num_classes))
+    return _init_(net, g, 1.0).to(dev, dtype)

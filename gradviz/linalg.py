@@ -1229,35 +1229,52 @@ class CGResult:
     residual_norms: np.ndarray  # ‖b − A x_k‖ for k = 0 … num_iters
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #e0c67652
+def _preconditioner(preconditioner, b: torch.Tensor) -> Callable | None:
+    "`r ↦ M⁻¹ r` from a callable or a 1-D tensor of inverse diagonal entries (None: no preconditioning)."
+    if preconditioner is None or callable(preconditioner): return preconditioner
+    if isinstance(preconditioner, torch.Tensor):
+        d = check_tensor("preconditioner", preconditioner, shape=tuple(b.shape), floating=True).to(b)
+        if not bool((d > 0).all()): raise ValueError("`preconditioner` as a tensor must hold positive entries")
+        return lambda r: d * r
+    raise TypeError(f"`preconditioner` must be callable or a 1-D tensor, got {type(preconditioner).__name__}")
+
 def conjugate_gradient(
     matvec,  # `v ↦ A v` for a symmetric positive definite A: a callable, a SymmetricOperator or a tensor
     b: torch.Tensor,  # right-hand side
     tol: float = 1e-6,  # stop when ‖b − Ax‖ ≤ tol · ‖b‖
     max_iters: int | None = None,  # default: 10 × len(b)
     x0: torch.Tensor | None = None,  # initial guess (zeros if None)
+    *,
+    preconditioner=None,  # `r ↦ M⁻¹ r` for a symmetric positive definite M, or a 1-D tensor d with M⁻¹ r = d · r
+    callback: Callable | None = None,  # called as `callback(k, x_k, r_k)` after iteration k = 1, 2, …
 ) -> CGResult:
-    "Solve Ax = b for symmetric positive definite A with conjugate gradients (one product per iteration)."
+    "Solve Ax = b for symmetric positive definite A with (preconditioned) conjugate gradients, one product per step."
     check_tensor("b", b, ndim=1, floating=True)
     if isinstance(matvec, (torch.Tensor, SymmetricOperator)): mv = as_operator(matvec)._apply
     elif callable(matvec): mv = matvec
     else: raise TypeError(f"`matvec` must be callable, a SymmetricOperator or a tensor, got {type(matvec).__name__}")
     check_float("tol", tol, minimum=0, strict=True)
     max_iters = 10 * len(b) if max_iters is None else check_int("max_iters", max_iters, minimum=1)
+    if callback is not None and not callable(callback): raise TypeError("`callback` must be callable (k, x, r) or None")
+    precond = _preconditioner(preconditioner, b)
     x = torch.zeros_like(b) if x0 is None else check_tensor("x0", x0, shape=tuple(b.shape)).to(b).clone()
     r = b - mv(x) if x0 is not None else b.clone()
-    p_, rr, bnorm = r.clone(), float(r @ r), float(b.norm())
-    history = [math.sqrt(rr)]
+    z = r if precond is None else precond(r)
+    p_, rz, bnorm = z.clone(), float(r @ z), float(b.norm())
+    history = [math.sqrt(rz if precond is None else float(r @ r))]
     if bnorm == 0: return CGResult(torch.zeros_like(b), 0, True, np.array(history))
     for k in range(max_iters):
         if history[-1] <= tol * bnorm: return CGResult(x, k, True, np.array(history))
         Ap = mv(p_)
         curv = float(p_ @ Ap)
         if not curv > 0: raise ValueError(f"`matvec` is not positive definite: pᵀAp = {curv:.3g} at iteration {k}")
-        step = rr / curv
+        step = rz / curv
         x, r = x + step * p_, r - step * Ap
-        rr_new = float(r @ r)
-        p_, rr = r + (rr_new / rr) * p_, rr_new
-        history.append(math.sqrt(rr))
+        z = r if precond is None else precond(r)
+        rz_new = float(r @ z)
+        p_, rz = z + (rz_new / rz) * p_, rz_new
+        history.append(math.sqrt(rz if precond is None else float(r @ r)))
+        if callback is not None: callback(k + 1, x, r)
     return CGResult(x, max_iters, history[-1] <= tol * bnorm, np.array(history))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #69582ee3

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PARTS = ("curvature", "dynamics", "rl", "alignment", "representation", "bilevel", "distributed")
+PARTS = ("curvature", "dynamics", "rl", "alignment", "representation", "bilevel", "distributed", "learned", "generation")
 TESTS = sorted(p.stem for p in Path(__file__).parent.glob("test_*.py") if p.stem.split("_")[1] in PARTS)
 
 

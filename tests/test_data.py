@@ -9,10 +9,13 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import reference as ref
+from gradviz.core import as_generator
 from gradviz.autodiff import flat_objective, hessian, per_sample_grads
-from gradviz.data import (PreferencePairs, Regression, Teacher, TinyLM, cluster_means, count_parameters,
-                          gaussian_clusters, mlp, concentric_rings, next_token_loss, preference_pairs, sequence_logprob,
-                          teacher_student, tiny_cnn, tiny_images, tiny_lm, train, two_spirals)
+from gradviz.data import (OBSTACLES, GaussianMixture, PreferencePairs, Regression, Teacher, TinyLM, cluster_means,
+                          count_parameters, friedman1, friedman1_mean, gaussian_clusters, imbalanced_ring, mlp,
+                          concentric_rings, next_token_loss, poisson_system, preference_pairs, sequence_logprob,
+                          teacher_student, tiny_clips, tiny_cnn, tiny_images, tiny_lm, train, two_moons, two_spirals,
+                          video_cnn)
 
 F64 = torch.float64
 DTYPES = [torch.float32, F64]
@@ -32,6 +35,10 @@ GENERATORS = {
                                               for p in tiny_lm(10, 8, 2, "transformer", 2, 12, **kw).parameters()),
     "preference_pairs": lambda dtype=None, **kw: (lambda p: (p.chosen, p.rejected, p.differ))(
         preference_pairs(10, 6, 8, 2, **kw)),
+    "two_moons": lambda **kw: two_moons(30, 0.1, **kw),
+    "friedman1": lambda **kw: friedman1(30, 6, 0.5, **kw),
+    "tiny_clips": lambda **kw: tuple(tiny_clips(6, 4, 10, 3, 0.5, **kw)),
+    "video_cnn 2plus1d": lambda **kw: tuple(p.detach() for p in video_cnn("2plus1d", width=3, **kw).parameters()),
 }
 
 
@@ -763,3 +770,139 @@ def test_flip_labels_refuse_bad_input():
     with pytest.raises(ValueError, match="`num_classes`"): flip_labels(y, 0.1, 1)
     with pytest.raises(ValueError, match="`num_classes`"): flip_labels(y, 0.1, 2)  # label 2 does not fit
     with pytest.raises(TypeError, match="`y`"): flip_labels(y.float(), 0.1, 3)
+
+
+# ---------------------------------------------------------------- Parts 8 and 9: Poisson, moons, mixtures, clips
+
+@pytest.mark.parametrize("obstacle", [None, *OBSTACLES])
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann"])
+def test_poisson_stencil_equals_its_sparse_matrix(obstacle, boundary):
+    system = poisson_system(13, obstacle, boundary, device="cpu")
+    S = torch.from_numpy(system.to_scipy().toarray())
+    V = torch.randn(4, system.size, generator=as_generator(0), dtype=F64)
+    torch.testing.assert_close(system.matvec(V), V @ S.T, rtol=0, atol=1e-12)
+    torch.testing.assert_close(system.operator() @ V[0], S @ V[0], rtol=0, atol=1e-12)
+    assert torch.equal(S, S.T) and torch.equal(system.diagonal(), S.diagonal())
+    eig = torch.linalg.eigvalsh(S)
+    if boundary == "dirichlet":
+        assert system.null_space() is None and float(eig[0]) > 1e-6
+    else:  # one zero eigenvalue, the constants
+        assert abs(float(eig[0])) < 1e-12 and float(eig[1]) > 1e-6
+        assert float(system.matvec(system.null_space()).abs().max()) < 1e-13
+
+
+def test_poisson_eigenvalues_match_the_closed_form():
+    N = 9
+    c = torch.cos(torch.arange(1, N + 1, dtype=F64) * math.pi / (N + 1))
+    closed = (4 - 2 * c[:, None] - 2 * c[None]).flatten().sort().values
+    torch.testing.assert_close(torch.linalg.eigvalsh(poisson_system(N, device="cpu").dense()), closed,
+                               rtol=0, atol=1e-12)
+
+
+def test_poisson_grids_round_trip_and_solids_stay_zero():
+    system = poisson_system(16, "box", device="cpu")
+    v = torch.arange(system.size, dtype=F64)
+    grid = system.to_grid(v)
+    assert grid.shape == (16, 16) and bool((grid[~system.fluid] == 0).all())
+    assert torch.equal(system.from_grid(grid), v)
+    assert system.size == 16 * 16 - int((~system.fluid).sum())
+
+
+def test_poisson_refuses_bad_input():
+    with pytest.raises(ValueError, match="`N`"): poisson_system(2)
+    with pytest.raises(ValueError, match="`boundary`"): poisson_system(8, boundary="periodic")
+    with pytest.raises(ValueError, match="`obstacles`"): poisson_system(8, "star")
+    with pytest.raises(TypeError, match="`obstacles`"): poisson_system(8, torch.zeros(8, 8))
+    wall = torch.zeros(8, 8, dtype=torch.bool)
+    wall[:, 4] = True
+    with pytest.raises(ValueError, match="2 regions"): poisson_system(8, wall, "neumann")
+    with pytest.raises(ValueError, match="`v`"): poisson_system(8).matvec(torch.zeros(5, dtype=F64))
+
+
+def test_two_moons_and_friedman1_follow_their_formulas():
+    X, y = two_moons(200, 0.0, device="cpu", dtype=F64)
+    assert torch.allclose(X[y == 0].norm(dim=1), torch.ones(100, dtype=F64), atol=1e-12)
+    assert torch.allclose((X[y == 1] - torch.tensor([1.0, 0.5], dtype=F64)).norm(dim=1), torch.ones(100, dtype=F64))
+    X, yf = friedman1(500, 7, 0.0, device="cpu", dtype=F64)
+    x = X.numpy()
+    numpy_target = (10 * np.sin(np.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2 + 10 * x[:, 3] + 5 * x[:, 4])
+    np.testing.assert_allclose(yf.numpy(), numpy_target, rtol=0, atol=1e-12)
+    assert torch.equal(friedman1_mean(X), yf) and float(X.min()) >= 0 and float(X.max()) < 1
+    with pytest.raises(ValueError, match="`dim`"): friedman1(dim=4)
+    with pytest.raises(ValueError, match="`noise`"): two_moons(noise=-1.0)
+
+
+def test_gaussian_mixture_score_is_the_gradient_of_its_log_density():
+    mix = GaussianMixture(torch.randn(3, 2, generator=as_generator(0), dtype=F64),
+                          torch.tensor([0.3, 0.5, 1.0], dtype=F64), [0.2, 0.3, 0.5])
+    x = torch.randn(50, 2, generator=as_generator(1), dtype=F64).requires_grad_()
+    for sigma in (0.0, 0.7):
+        auto = torch.autograd.grad(mix.log_prob(x, sigma).sum(), x)[0]
+        torch.testing.assert_close(mix.score(x.detach(), sigma), auto, rtol=0, atol=1e-12)
+    gamma = mix.responsibilities(x.detach(), 0.2)
+    torch.testing.assert_close(gamma.sum(1), torch.ones(50, dtype=F64), rtol=0, atol=1e-14)
+
+
+def test_gaussian_mixture_in_one_dimension_matches_scipy():
+    from scipy import stats
+    mix = GaussianMixture(torch.tensor([-2.0, 1.0], dtype=F64), torch.tensor([0.5, 0.7], dtype=F64), [0.3, 0.7])
+    x = torch.linspace(-4, 4, 41, dtype=F64)
+    for sigma in (0.0, 0.4):
+        sd = np.sqrt(np.array([0.25, 0.49]) + sigma**2)
+        dens = 0.3 * stats.norm.pdf(x.numpy(), -2, sd[0]) + 0.7 * stats.norm.pdf(x.numpy(), 1, sd[1])
+        np.testing.assert_allclose(mix.log_prob(x, sigma).exp().numpy(), dens, rtol=1e-12)
+    assert mix.score(x).shape == x.shape
+
+
+def test_gaussian_mixture_samples_follow_the_weights_and_variances():
+    ring = imbalanced_ring(8, 0.05, 0.3, radius=3.0, std=0.2, device="cpu")
+    x, comp = ring.sample(40_000, seed=3, noise_std=0.1)
+    share = torch.bincount(comp, minlength=8).double() / 40_000
+    assert float((share - ring.weights).abs().max()) < 0.01
+    resid = x - ring.means[comp]
+    assert abs(float(resid.var()) - (0.04 + 0.01)) < 0.002
+    assert torch.equal(ring.sample(10, seed=3)[0], ring.sample(10, seed=3)[0])
+    assert not torch.equal(ring.sample(10, seed=3)[0], ring.sample(10, seed=4)[0])
+
+
+def test_gaussian_mixture_refuses_bad_input():
+    with pytest.raises(ValueError, match="`weights` must sum to 1"): GaussianMixture(torch.zeros(2, 1), 1.0, [0.5, 0.6])
+    with pytest.raises(ValueError, match="`weights`"): GaussianMixture(torch.zeros(2, 1), 1.0, [1.0])
+    with pytest.raises(ValueError, match="`stds`"): GaussianMixture(torch.zeros(2, 1), torch.tensor([1.0, -1.0]), [.5, .5])
+    with pytest.raises(ValueError, match="`x`"): imbalanced_ring(device="cpu").score(torch.zeros(3, 3, dtype=F64))
+    with pytest.raises(ValueError, match="`rare` \\+ `major`"): imbalanced_ring(rare=0.5, major=0.5)
+    with pytest.raises(ValueError, match="`k`"): imbalanced_ring(k=2)
+
+
+def test_tiny_clips_move_in_the_label_direction():
+    clips = tiny_clips(40, seed=1, device="cpu", dtype=F64)
+    video = clips.x[:, 0] - clips.x[:, 0].median(dim=1, keepdim=True).values  # the moving blob alone
+    w = video.clamp_min(0)
+    r = torch.arange(24, dtype=F64)
+    col = (w * r).sum((2, 3)) / w.sum((2, 3))
+    row = (w * r[:, None]).sum((2, 3)) / w.sum((2, 3))
+    dx, dy = col[:, -1] - col[:, 0], row[:, 0] - row[:, -1]  # up is −row
+    angle = torch.atan2(dy, dx) % (2 * math.pi)
+    predicted = torch.round(angle / (math.pi / 2)).long() % 4
+    assert float((predicted == clips.y).double().mean()) > 0.95
+    assert clips.x.shape == (40, 1, 8, 24, 24) and float(clips.x.min()) >= 0 and float(clips.x.max()) <= 1
+
+
+def test_tiny_clips_background_correlation():
+    for rho in (0.0, 1.0):
+        clips = tiny_clips(400, background_correlation=rho, seed=0, device="cpu")
+        agree = float((clips.background == clips.y).double().mean())
+        assert (agree == 1.0) if rho == 1.0 else abs(agree - 0.25) < 0.07
+    with pytest.raises(ValueError, match="`background_correlation`"): tiny_clips(4, background_correlation=1.5)
+
+
+@pytest.mark.parametrize("kind", ["3d", "2d_temporal", "2plus1d"])
+def test_video_cnn_shapes_and_frame_order(kind):
+    net = video_cnn(kind, in_channels=2, num_classes=5, width=4, seed=0, device="cpu", dtype=F64)
+    x = torch.rand(3, 2, 8, 12, 12, generator=as_generator(0), dtype=F64)
+    with torch.no_grad(): out, rev = net(x), net(x.flip(2))
+    assert out.shape == (3, 5)
+    assert (float((out - rev).abs().max()) < 1e-12) == (kind == "2d_temporal")
+    other = video_cnn(kind, in_channels=2, num_classes=5, width=4, seed=1, device="cpu", dtype=F64)
+    assert not torch.equal(next(net.parameters()), next(other.parameters()))
+    with pytest.raises(ValueError, match="`kind`"): video_cnn("4d")

@@ -939,3 +939,37 @@ def test_gauss_newton_matmat_equals_columns_and_the_reference():
     torch.testing.assert_close(G.matmat(V), torch.stack([G.matvec(v) for v in V.T], dim=1), rtol=0, atol=1e-12)
     torch.testing.assert_close(G.matmat(V), ref.gauss_newton(model, nn.functional.cross_entropy, X, y) @ V,
                                rtol=0, atol=1e-10)
+
+
+def test_preconditioned_cg_equals_cg_on_the_scaled_system():
+    Q, _ = torch.linalg.qr(torch.randn(80, 80, generator=as_generator(5), dtype=F64))
+    d = torch.logspace(-1, 1, 80, dtype=F64)
+    A0 = Q @ torch.diag(torch.linspace(1, 5, 80, dtype=F64)) @ Q.T
+    A = d[:, None] * ((A0 + A0.T) / 2) * d[None]
+    b = torch.randn(80, generator=as_generator(6), dtype=F64)
+    seen = []
+    pcg = conjugate_gradient(A, b, tol=1e-11, preconditioner=1 / A.diagonal(),
+                             callback=lambda k, x, r: seen.append((k, x.clone(), r.clone())))
+    s = A.diagonal().rsqrt()
+    ref_run = []
+    conjugate_gradient(s[:, None] * A * s[None], s * b, tol=1e-11, callback=lambda k, x, r: ref_run.append(s * x))
+    assert [k for k, _, _ in seen] == list(range(1, pcg.num_iters + 1)) and len(ref_run) >= 20
+    for (_, x, r), x_ref in zip(seen[:20], ref_run[:20]):  # the iterates agree step by step (the stops differ:
+        # the scaled run measures its residual in the scaled norm)
+        torch.testing.assert_close(x, x_ref, rtol=0, atol=1e-9 * float(x_ref.norm()))
+        torch.testing.assert_close(r, b - A @ x, rtol=0, atol=1e-9 * float(b.norm()))
+    torch.testing.assert_close(pcg.x, torch.linalg.solve(A, b), rtol=0, atol=1e-8)
+
+
+def test_conjugate_gradient_without_new_keywords_is_unchanged():
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=as_generator(7), dtype=F64))
+    A = Q @ torch.diag(torch.logspace(0, 2, 40, dtype=F64)) @ Q.T
+    A = (A + A.T) / 2
+    b = torch.randn(40, generator=as_generator(8), dtype=F64)
+    plain = conjugate_gradient(A, b, tol=1e-10)
+    identity = conjugate_gradient(A, b, tol=1e-10, preconditioner=lambda r: r, callback=lambda k, x, r: None)
+    assert plain.num_iters == identity.num_iters
+    assert torch.equal(plain.x, identity.x) and np.array_equal(plain.residual_norms, identity.residual_norms)
+    with pytest.raises(TypeError, match="`preconditioner`"): conjugate_gradient(A, b, preconditioner="jacobi")
+    with pytest.raises(ValueError, match="`preconditioner`"): conjugate_gradient(A, b, preconditioner=-torch.ones(40))
+    with pytest.raises(TypeError, match="`callback`"): conjugate_gradient(A, b, callback=3)
