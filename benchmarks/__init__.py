@@ -14,6 +14,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 for _var in THREAD_VARS: os.environ.setdefault(_var, "1")
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-MODULES = ("hessian", "per_sample", "spectrum", "sven", "optimizers", "explorers", "loader", "representation", "scale", "implicit", "distributed")  # every benchmark module `python -m benchmarks` runs, in order
+MODULES = ("hessian", "per_sample", "spectrum", "sven", "optimizers", "explorers", "loader", "representation", "scale", "implicit", "distributed", "learned", "attacks")  # every benchmark module `python -m benchmarks` runs, in order
 
 
 def common_parser(description: str) -> argparse.ArgumentParser:
@@ -157,6 +158,58 @@ def finish(name: str, results: dict, text: str, directory: Path, quick: bool) ->
     path = write_results(name, results, directory, quick)
     print(f"\nwrote {path}")
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    "The fields every sectioned benchmark's frozen `Config` starts with (subclass it and add the sizes)."
+    quick: bool = False
+    repeat: int = 5
+    device: str = "cpu"
+    seed: int = 0
+
+
+def run_sections(cfg, sections, notes: Iterable[str] = ()) -> dict:
+    "Run each `(name, section(bench))` in order on one `Bench` (at least 5 repeats unless quick): the results."
+    import time
+    import torch
+    from .hessian import Bench
+    if not cfg.quick and cfg.repeat < 5: cfg = dataclasses.replace(cfg, repeat=5)
+    b = Bench(cfg, torch.device(cfg.device))
+    t0 = time.perf_counter()
+    results = {"config": dataclasses.asdict(cfg)}
+    for name, section in sections: results[name] = section(b)
+    results["targets"], results["notes"] = b.targets, b.notes + list(notes)
+    results["wall_seconds"] = time.perf_counter() - t0
+    results["table"] = b.rows
+    return results
+
+
+def render_results(title: str, results: dict, name_width: int = 34) -> str:
+    "The printed table of a `run_sections` result, under a header naming `title`, the machine and the repeats."
+    m, quick = results["machine"], " (quick)" if results["config"]["quick"] else ""
+    head = [f"gradviz {title} benchmark — torch {m['torch']}, {m['torch_threads']} thread(s), {m['cpu_count']} CPUs, "
+            f"device {m['device']}, repeat {results['config']['repeat']}{quick}"]
+    return render_table(results, head, name_width=name_width, value_width=9)
+
+
+def peer_versions(*dists: str) -> dict:
+    "Installed version of each peer distribution, None where absent."
+    from importlib import metadata
+    out = {}
+    for dist in dists:
+        try: out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError: out[dist] = None
+    return out
+
+
+def section_main(module, argv: list[str] | None, title: str, peers: tuple[str, ...] = (), name_width: int = 34) -> Path:
+    "`main` of a sectioned benchmark module (`NAME`, `Config`, `QUICK`, `run(cfg)`): run, print, write its JSON."
+    args, machine = start(module.__doc__.splitlines()[0], argv)
+    cfg = make_config(module.Config, module.QUICK, args)
+    results = {"machine": {**machine, "peers": peer_versions(*peers)} if peers else machine, **module.run(cfg)}
+    results["machine"]["load_average_1min_at_end"] = os.getloadavg()[0]
+    return finish(module.NAME, results, render_results(title, results, name_width), args.results_dir, cfg.quick)
 
 
 def run_all(argv: list[str] | None = None) -> dict[str, Path]:

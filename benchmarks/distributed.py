@@ -17,24 +17,21 @@ Every timing is the median of `--repeat` runs (at least 5 unless `--quick`), tak
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import finish, make_config, render_table, start, timing
+from . import BenchConfig, run_sections, section_main, timing
 from .hessian import Bench, fmt_s
 
 NAME = "distributed"
 
 
 @dataclass(frozen=True)
-class Config:
-    "Everything that defines one run; `--quick` swaps in tiny sizes."
-    quick: bool = False
-    repeat: int = 5
-    device: str = "cpu"
-    seed: int = 0
+class Config(BenchConfig):
+    "Everything that defines one run (quick, repeat, device, seed, then these); `--quick` swaps in tiny sizes."
     n: int = 8000
     rounds: int = 50
     T: int = 10
@@ -139,44 +136,16 @@ SECTIONS = (("round_time", section_round_time), ("clipped_sum", section_clipped_
 # ----------------------------------------------------------------------------- driver
 def run(cfg: Config) -> dict:
     "Run every section; return the results dictionary (also holds the printable table)."
-    import torch
-    if not cfg.quick and cfg.repeat < 5: cfg = Config(**{**asdict(cfg), "repeat": 5})
-    b = Bench(cfg, torch.device(cfg.device))
-    t0 = time.perf_counter()
-    results = {"config": asdict(cfg)}
-    for name, section in SECTIONS: results[name] = section(b)
-    results["targets"], results["notes"] = b.targets, b.notes + [
+    return run_sections(cfg, SECTIONS, [
         "Round-time ratios divide the gloo server's time per round (start-up excluded) by the in-process time per "
         "round.",
         "Each rank runs one torch thread; the processes are started afresh for every timed run (spawn).",
-    ]
-    results["wall_seconds"] = time.perf_counter() - t0
-    results["table"] = b.rows
-    return results
-
-
-def render(results: dict) -> str:
-    "The table printed to stdout."
-    m = results["machine"]
-    quick = " (quick)" if results["config"]["quick"] else ""
-    head = [f"gradviz distributed benchmark — torch {m['torch']}, {m['torch_threads']} thread(s), {m['cpu_count']} "
-            f"CPUs, device {m['device']}, repeat {results['config']['repeat']}{quick}"]
-    return render_table(results, head, name_width=34, value_width=9)
-
-
-def _peer_versions() -> dict:
-    from importlib import metadata
-    try: return {"opacus": metadata.version("opacus")}
-    except metadata.PackageNotFoundError: return {"opacus": None}
+    ])
 
 
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print the table and write `results/distributed.json`; returns its path."
-    args, machine = start(__doc__.splitlines()[0], argv)
-    cfg = make_config(Config, QUICK, args)
-    results = {"machine": {**machine, "peers": _peer_versions()}, **run(cfg)}
-    results["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
-    return finish(NAME, results, render(results), args.results_dir, cfg.quick)
+    return section_main(sys.modules[__name__], argv, "distributed", ("opacus",), name_width=34)
 
 
 if __name__ == "__main__":

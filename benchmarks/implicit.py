@@ -19,24 +19,20 @@ Every timing is the median of `--repeat` runs (at least 5 unless `--quick`), tak
 """
 from __future__ import annotations
 
-import time
+import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import finish, make_config, render_table, start, timing
+from . import BenchConfig, run_sections, section_main, timing
 from .hessian import Bench, fmt_s
 
 NAME = "implicit"
 
 
 @dataclass(frozen=True)
-class Config:
-    "Everything that defines one run; `--quick` swaps in tiny sizes."
-    quick: bool = False
-    repeat: int = 5
-    device: str = "cpu"
-    seed: int = 0
+class Config(BenchConfig):
+    "Everything that defines one run (quick, repeat, device, seed, then these); `--quick` swaps in tiny sizes."
     n: int = 500
     d: int = 100
     lam: float = 1.0
@@ -169,47 +165,16 @@ SECTIONS = (("hypergradient", section_hypergradient), ("unrolled", section_unrol
 # ----------------------------------------------------------------------------- driver
 def run(cfg: Config) -> dict:
     "Run every section; return the results dictionary (also holds the printable table)."
-    import torch
-    if not cfg.quick and cfg.repeat < 5: cfg = Config(**{**asdict(cfg), "repeat": 5})
-    b = Bench(cfg, torch.device(cfg.device))
-    t0 = time.perf_counter()
-    results = {"config": asdict(cfg)}
-    for name, section in SECTIONS: results[name] = section(b)
-    results["targets"], results["notes"] = b.targets, b.notes + [
+    return run_sections(cfg, SECTIONS, [
         "Ratios divide a method's median time by gradviz custom_root's (section 1) or unrolled's by implicit's "
         "(section 2), all timed in the same interleaved rounds.",
         "Each timed call builds a fresh λ leaf, solves the inner problem and backpropagates the validation loss to λ.",
-    ]
-    results["wall_seconds"] = time.perf_counter() - t0
-    results["table"] = b.rows
-    return results
-
-
-def render(results: dict) -> str:
-    "The table printed to stdout."
-    m = results["machine"]
-    head = [f"gradviz implicit-differentiation benchmark — torch {m['torch']}, {m['torch_threads']} thread(s), "
-            f"{m['cpu_count']} CPUs, device {m['device']}, repeat {results['config']['repeat']}"
-            f"{' (quick)' if results['config']['quick'] else ''}"]
-    return render_table(results, head, name_width=44, value_width=9)
-
-
-def _peer_versions() -> dict:
-    from importlib import metadata
-    out = {}
-    for dist in ("torchopt",):
-        try: out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError: out[dist] = None
-    return out
+    ])
 
 
 def main(argv: list[str] | None = None) -> Path:
     "Parse options, pin threads, run, print the table and write `results/implicit.json`; returns its path."
-    args, machine = start(__doc__.splitlines()[0], argv)
-    cfg = make_config(Config, QUICK, args)
-    results = {"machine": {**machine, "peers": _peer_versions()}, **run(cfg)}
-    results["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
-    return finish(NAME, results, render(results), args.results_dir, cfg.quick)
+    return section_main(sys.modules[__name__], argv, "implicit-differentiation", ("torchopt",), name_width=44)
 
 
 if __name__ == "__main__":

@@ -851,7 +851,8 @@ class GaussianMixture:
         self.means = (means[:, None] if means.ndim == 1 else means).detach().clone()
         K = self.num_components = self.means.shape[0]
         self.dim = self.means.shape[1]
-        if isinstance(stds, Real): stds = torch.full((K,), check_float("stds", stds, minimum=0, strict=True))
+        if isinstance(stds, Real):  # a float stays exact: no trip through the default float32
+            stds = torch.full((K,), check_float("stds", stds, minimum=0, strict=True), dtype=torch.float64)
         self.stds = check_tensor("stds", torch.as_tensor(stds), shape=(K,)).to(self.means)
         if not bool((self.stds > 0).all()): raise ValueError("`stds` must be positive")
         self.weights = _mixture_weights(weights, K).to(self.means)

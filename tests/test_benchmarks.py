@@ -273,3 +273,27 @@ def test_distributed_benchmark_runs(quick_dir):
     if res["clipped_sum"]["peer_available"]:
         assert res["clipped_sum"]["max_abs_diff"] < 1e-10 and _finite(res["clipped_sum"]["ratio_over_opacus"])
     assert all(t["met"] in (True, False) for t in res["targets"])
+
+
+def test_learned_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "learned")
+    assert res["benchmark"] == "learned" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    for row in res["dcdm"]["rows"].values():
+        its = row["iterations"]
+        assert its["CG"] is not None and its["CG"] == its["scipy cg"]
+        assert _finite(row["timings"]["DCDM"]["median_s"])
+    rows = res["tanglenas"]["rows"]
+    assert res["tanglenas"]["tangle_activation_flat"] is True
+    darts = [r["darts"]["activation_bytes"] for r in rows.values()]
+    assert darts == sorted(darts) and darts[-1] > darts[0]  # WS-DARTS keeps one activation per choice
+    assert all(t["met"] in (True, False) for t in res["targets"])
+
+
+def test_attacks_benchmark_runs(quick_dir):
+    res = _quick(quick_dir, "attacks")
+    assert res["benchmark"] == "attacks" and res["config"]["quick"] is True and res["machine"]["torch_threads"] == 1
+    if res["peers"]["peer_available"]:
+        assert res["peers"]["ifgsm"]["max_abs_diff"] == 0.0 and res["peers"]["mifgsm"]["max_abs_diff"] < 1e-6
+        assert _finite(res["peers"]["ifgsm"]["ratio"]) and _finite(res["peers"]["mifgsm"]["ratio"])
+    assert _finite(res["bmtc_iteration"]["ratio_bmtc_over_ifgsm"])
+    assert all(t["met"] in (True, False) for t in res["targets"])

@@ -906,3 +906,8 @@ def test_video_cnn_shapes_and_frame_order(kind):
     other = video_cnn(kind, in_channels=2, num_classes=5, width=4, seed=1, device="cpu", dtype=F64)
     assert not torch.equal(next(net.parameters()), next(other.parameters()))
     with pytest.raises(ValueError, match="`kind`"): video_cnn("4d")
+
+
+def test_gaussian_mixture_keeps_a_float_std_exact():
+    mix = GaussianMixture(torch.zeros(2, 1, dtype=F64), 0.7, [0.5, 0.5])
+    assert mix.stds.dtype == F64 and float(mix.stds[0]) == 0.7
