@@ -915,30 +915,41 @@ class RestartedLanczos:
 def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int, gen: torch.Generator) -> float:
     "One Lanczos step from row j of Q, orthogonalised fully against rows 0…j; T gets the coefficients. Returns β."
     w = op._apply(Q[j])
+    if w.untyped_storage().data_ptr() == Q.untyped_storage().data_ptr(): w = w.clone()  # updated in place below
     local = j > 0 and not np.any(T[j, : j - 1])  # a three-term step (not the arrow row after a restart)
     if local:  # remove α q_j + β q_{j−1} first: one full pass then leaves only rounding to catch
         a, b_prev = float(Q[j] @ w), T[j, j - 1]
-        w = torch.add(w, Q[j], alpha=-a).sub_(Q[j - 1], alpha=b_prev)
+        w = torch.addmv(w, Q[j - 1 : j + 1].T, torch.tensor([b_prev, a], dtype=w.dtype, device=w.device), alpha=-1)
     before, h = float(w.norm()), Q[: j + 1] @ w
-    w = torch.addmv(w, Q[: j + 1].T, h, alpha=-1)
-    if float(w.norm()) < 0.7071 * before:  # twice is enough (Kahan–Parlett)
+    w.addmv_(Q[: j + 1].T, h, alpha=-1)
+    b = float(w.norm())
+    if b < 0.7071 * before:  # twice is enough (Kahan–Parlett)
         h2 = Q[: j + 1] @ w
-        w, h = torch.addmv(w, Q[: j + 1].T, h2, alpha=-1), h + h2
+        w, h = w.addmv_(Q[: j + 1].T, h2, alpha=-1), h + h2
+        b = float(w.norm())
     h = h.double().cpu().numpy()
     if local: h[j], h[j - 1] = h[j] + a, h[j - 1] + b_prev
     T[: j + 1, j] = T[j, : j + 1] = h
-    b = float(w.norm())
     if b <= torch.finfo(op.dtype).eps ** (2 / 3) * max(np.abs(T[: j + 1, : j + 1]).max(), 1e-300):
         w, b_new = _orthogonalize(_random_unit(op, gen), Q[: j + 1])  # invariant subspace: a fresh direction
         Q[j + 1], b = w / b_new, 0.0
-    else: Q[j + 1] = w / b
+    else: torch.div(w, b, out=Q[j + 1])
     T[j + 1, j] = T[j, j + 1] = b
     return b
+
+def _rotate_rows(Q: torch.Tensor, Y: torch.Tensor, m: int, chunk: int | None = None) -> None:
+    "Q[:n] ← Y·Q[:m] in place (Y is n×m, n ≤ m), on a CPU 4,096 columns at a time: the temporary stays in cache."
+    chunk = chunk or (4096 if Q.device.type == "cpu" else Q.shape[1])
+    n, tmp = len(Y), torch.empty(len(Y), min(chunk, Q.shape[1]), dtype=Q.dtype, device=Q.device)
+    for s in range(0, Q.shape[1], chunk):
+        cols = tmp[:, : min(chunk, Q.shape[1] - s)]
+        torch.mm(Y, Q[:m, s : s + chunk], out=cols)
+        Q[:n, s : s + chunk] = cols
 
 def _thick_restart(Q: torch.Tensor, T: np.ndarray, m: int, keep: np.ndarray, theta: np.ndarray, S: np.ndarray) -> int:
     "Keep the Ritz vectors `keep` and the residual direction: Q's first rows and T's arrow. Returns the new size."
     n = len(keep)
-    Q[:n] = torch.as_tensor(S[:, keep].T.copy(), dtype=Q.dtype, device=Q.device) @ Q[:m]
+    _rotate_rows(Q, torch.as_tensor(S[:, keep].T.copy(), dtype=Q.dtype, device=Q.device), m)
     Q[n] = Q[m]
     arrow = T[m, m - 1] * S[m - 1, keep]
     T[:] = 0.0
