@@ -1,6 +1,8 @@
 """Scale benchmark: the curvature engine on networks of 47k to a million parameters, against ARPACK and peers.
 
-    python -m benchmarks.scale [--quick] [--threads N] [--repeat R] [--device D] [--only NAME]
+    python -m benchmarks.scale [--quick] [--threads N] [--repeat R] [--device D] [--only NAME[,NAME...]]
+
+`--only` runs the named models (results in `results/scale-<names>.json`).
 
 Models (each a Hessian of the mean cross-entropy over one in-memory batch):
 - `bench47k`: the Hessian benchmark's MLP 100→200→128→10 (tanh), trained briefly on 1,000 Gaussian-cluster samples;
@@ -267,7 +269,7 @@ def run(cfg: Config, only: str | None = None) -> dict:
     device = torch.device(cfg.device)
     b, t0, results = Bench(cfg, device), time.perf_counter(), {"config": asdict(cfg), "models": {}}
     for name in cfg.models:
-        if only and only not in name: continue
+        if only and name not in only.split(","): continue
         model, X, y, describe = build(cfg, name, device)
         b.section(f"{name}: {describe['architecture']}, {describe['num_params']:,} parameters")
         op = operator(model, X, y)
@@ -328,7 +330,8 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = make_config(Config, QUICK, args)
     results = {"machine": {**machine, "peers": _peer_versions()}, **run(cfg, only)}
     results["machine"]["load_average_1min_at_end"] = __import__("os").getloadavg()[0]
-    return finish(NAME, results, render(results), args.results_dir, cfg.quick)
+    name = NAME if only is None else f"{NAME}-{only.replace(',', '+')}"  # a partial run never overwrites the full one
+    return finish(name, results, render(results), args.results_dir, cfg.quick)
 
 
 if __name__ == "__main__":

@@ -910,23 +910,32 @@ class RestartedLanczos:
     num_products: int
     num_restarts: int
     basis_rows: int  # basis vectors held at once: ncv + 1, whatever the number of products
+    num_corrections: int  # steps that subtracted their components along the basis (the others had < eps^(3/4))
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #46b232c5
-def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int, gen: torch.Generator) -> float:
-    "One Lanczos step from row j of Q, orthogonalised fully against rows 0…j; T gets the coefficients. Returns β."
+_SKIP_BELOW = 0.75  # a step keeps components along the basis below eps**_SKIP_BELOW of its norm (well under √eps)
+
+def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int, gen: torch.Generator) -> bool:
+    """One Lanczos step from row j of Q, orthogonal to rows 0…j; T gets the coefficients.
+
+    The step measures its components along every row; it subtracts them only when one exceeds eps^(3/4) of its
+    norm (a three-term step usually leaves less). Returns whether it did."""
     w = op._apply(Q[j])
     if w.untyped_storage().data_ptr() == Q.untyped_storage().data_ptr(): w = w.clone()  # updated in place below
     local = j > 0 and not np.any(T[j, : j - 1])  # a three-term step (not the arrow row after a restart)
-    if local:  # remove α q_j + β q_{j−1} first: one full pass then leaves only rounding to catch
+    if local:  # remove α q_j + β q_{j−1} first: what is left along the basis is rounding
         a, b_prev = float(Q[j] @ w), T[j, j - 1]
         w = torch.addmv(w, Q[j - 1 : j + 1].T, torch.tensor([b_prev, a], dtype=w.dtype, device=w.device), alpha=-1)
     before, h = float(w.norm()), Q[: j + 1] @ w
-    w.addmv_(Q[: j + 1].T, h, alpha=-1)
-    b = float(w.norm())
-    if b < 0.7071 * before:  # twice is enough (Kahan–Parlett)
-        h2 = Q[: j + 1] @ w
-        w, h = w.addmv_(Q[: j + 1].T, h2, alpha=-1), h + h2
+    corrected = not local or float(h.abs().max()) > torch.finfo(op.dtype).eps ** _SKIP_BELOW * before
+    if corrected:
+        w.addmv_(Q[: j + 1].T, h, alpha=-1)
         b = float(w.norm())
+        if b < 0.7071 * before:  # twice is enough (Kahan–Parlett)
+            h2 = Q[: j + 1] @ w
+            w, h = w.addmv_(Q[: j + 1].T, h2, alpha=-1), h + h2
+            b = float(w.norm())
+    else: h, b = torch.zeros_like(h), before  # already orthogonal to the basis: T keeps its three-term column
     h = h.double().cpu().numpy()
     if local: h[j], h[j - 1] = h[j] + a, h[j - 1] + b_prev
     T[: j + 1, j] = T[j, : j + 1] = h
@@ -935,7 +944,7 @@ def _extend_basis(op: SymmetricOperator, Q: torch.Tensor, T: np.ndarray, j: int,
         Q[j + 1], b = w / b_new, 0.0
     else: torch.div(w, b, out=Q[j + 1])
     T[j + 1, j] = T[j, j + 1] = b
-    return b
+    return corrected
 
 def _rotate_rows(Q: torch.Tensor, Y: torch.Tensor, m: int, chunk: int | None = None) -> None:
     "Q[:n] ← Y·Q[:m] in place (Y is n×m, n ≤ m), on a CPU 4,096 columns at a time: the temporary stays in cache."
@@ -977,9 +986,9 @@ def thick_restart_lanczos(
     budget = 100 * ncv if max_products is None else check_int("max_products", max_products, minimum=1)
     gen, start = as_generator(seed), op.num_matvecs
     Q, T = torch.zeros(ncv + 1, op.size, dtype=op.dtype, device=op.device), np.zeros((ncv + 1, ncv + 1))
-    Q[0], j, restarts = _random_unit(op, gen), 0, 0
+    Q[0], j, restarts, corrections = _random_unit(op, gen), 0, 0, 0
     while True:
-        _extend_basis(op, Q, T, j, gen)
+        corrections += _extend_basis(op, Q, T, j, gen)
         theta, S = np.linalg.eigh(T[: j + 1, : j + 1])
         idx = _wanted(theta, min(k, j + 1), which)
         resid = np.abs(T[j + 1, j] * S[j, idx]) / max(np.abs(theta).max(), 1e-300)
@@ -992,7 +1001,7 @@ def thick_restart_lanczos(
     vecs = (torch.as_tensor(S[:, idx].T.copy(), dtype=op.dtype, device=op.device) @ Q[: j + 1]).T
     values = torch.as_tensor(theta[idx].copy(), dtype=op.dtype, device=op.device)
     return RestartedLanczos(values, vecs / vecs.norm(dim=0, keepdim=True), resid, op.num_matvecs - start, restarts,
-                            ncv + 1)
+                            ncv + 1, corrections)
 
 # %% ../nbs/00_foundations/02_linalg.ipynb #9b8fc9fa
 @dataclass(frozen=True)

@@ -923,6 +923,23 @@ def test_thick_restart_has_no_ghosts_on_random_symmetric_matrices(n, k, seed):
     torch.testing.assert_close(res.values, exact[-k:].flip(0), rtol=0, atol=1e-8 * float(exact.abs().max()))
 
 
+def test_thick_restart_skips_only_corrections_it_does_not_need(monkeypatch):
+    "Steps whose components along the basis are already below eps^(3/4) skip the subtraction; nothing else changes."
+    import gradviz.linalg as gl
+    spectrum = torch.cat([torch.linspace(0, 1, 396, dtype=F64), torch.tensor([1.020, 1.021, 1.023, 1.026], dtype=F64)])
+    A = _known_spectrum(spectrum, seed=5).float()
+    exact = torch.linalg.eigvalsh(A.double())[-4:].flip(0)
+    lean = thick_restart_lanczos(A, k=4, ncv=16, seed=0, tol=1e-5)
+    monkeypatch.setattr(gl, "_SKIP_BELOW", 50.0)  # eps**50 underflows to 0: every step subtracts
+    always = thick_restart_lanczos(A, k=4, ncv=16, seed=0, tol=1e-5)
+    assert always.num_corrections == always.num_products
+    assert 0 < lean.num_corrections < 0.8 * lean.num_products, (lean.num_corrections, lean.num_products)
+    assert abs(lean.num_products - always.num_products) <= 0.1 * always.num_products
+    for res in (lean, always):
+        torch.testing.assert_close(res.values.double(), exact, rtol=0, atol=2e-5)
+        torch.testing.assert_close(res.vectors.T @ res.vectors, torch.eye(4), rtol=0, atol=1e-5)
+
+
 def test_thick_restart_refuses_bad_input():
     A = torch.eye(30, dtype=F64)
     with pytest.raises(ValueError, match="`ncv`"): thick_restart_lanczos(A, k=5, ncv=6)
