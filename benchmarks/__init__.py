@@ -85,11 +85,12 @@ def timing(times: list[float], per: int = 1, **extra) -> dict:
 def timed_rounds(fns: dict[str, Callable[[], object]], repeat: int, device=None) -> dict[str, list[float]]:
     """Call every function once per round, `repeat` rounds, and return each one's wall times.
 
-    Interleaving shares any slowdown from other processes fairly between a method and its baseline."""
+    Interleaving shares any slowdown from other processes fairly between a method and its baseline; every other round
+    runs in reverse order, so no function always follows the same neighbour (whose freed memory or cache it inherits)."""
     from gradviz.core import Timer
     times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    for r in range(repeat):
+        for name, fn in (fns.items() if r % 2 == 0 else reversed(fns.items())):
             with Timer(device) as t: fn()
             times[name].append(t.elapsed)
     return times
