@@ -51,8 +51,8 @@ class SymmetricOperator:
 
     def _matvec(self, v: torch.Tensor) -> torch.Tensor: raise NotImplementedError
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
-        "Columns of `V` multiplied one by one; subclasses may batch."
-        return torch.stack([self._matvec(c) for c in V.T], dim=1)
+        "Columns of `V` multiplied one by one (each copied to contiguous memory first); subclasses may batch."
+        return torch.stack([self._matvec(c) for c in V.T.contiguous()], dim=1)
 
     def _apply(self, v: torch.Tensor) -> torch.Tensor:
         "Unchecked, counted product (the hot path for iterative methods)."
@@ -1351,9 +1351,10 @@ def _transpose_product(matvec, rmatvec, n: int) -> Callable:
     if isinstance(matvec, SymmetricOperator): return as_operator(matvec)._apply
     raise ValueError("`rmatvec` (v ↦ Aᵀv) is needed by method='normal_cg' when `matvec` is a plain callable")
 
-def _dense_solve(mv: Callable, b: torch.Tensor) -> LinearSolveResult:
-    "Materialise A with one product per column and solve it directly."
-    A = torch.stack([mv(e) for e in torch.eye(len(b), dtype=b.dtype, device=b.device)], dim=1)
+def _dense_solve(mv: Callable | torch.Tensor, b: torch.Tensor) -> LinearSolveResult:
+    "Solve directly: A as given (a tensor), or materialised with one product per column."
+    A = mv if isinstance(mv, torch.Tensor) else \
+        torch.stack([mv(e) for e in torch.eye(len(b), dtype=b.dtype, device=b.device)], dim=1)
     x, info = torch.linalg.solve_ex(A, b)
     if int(info) != 0 or not bool(torch.isfinite(x).all()): raise ValueError("`matvec` is singular: no unique solution")
     return LinearSolveResult(x, len(b), True, np.array([float(b.norm()), float((b - A @ x).norm())]), "dense")
@@ -1377,7 +1378,7 @@ def linear_solve(
     check_float("tol", tol, minimum=0, strict=True)
     max_iters = 10 * n if max_iters is None else check_int("max_iters", max_iters, minimum=1)
     x0 = torch.zeros_like(b) if x0 is None else check_tensor("x0", x0, shape=(n,)).to(b)
-    if method == "dense": return _dense_solve(mv, b)
+    if method == "dense": return _dense_solve(matvec.to(b) if isinstance(matvec, torch.Tensor) else mv, b)
     if method == "gmres":
         restart = min(n, 50) if restart is None else check_int("restart", restart, minimum=1)
         x, its, history = _gmres(mv, b, x0, tol, max_iters, restart)

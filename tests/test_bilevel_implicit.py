@@ -14,7 +14,7 @@ from torch.func import jvp
 
 from gradviz.autodiff import hessian
 from gradviz.bilevel import implicit as impl
-from gradviz.bilevel.implicit import (SOLVES, Distillation, InnerProblem, Precision, SolutionPath, TuningRun,
+from gradviz.bilevel.implicit import (SOLVES, _jacobian, Distillation, InnerProblem, Precision, SolutionPath, TuningRun,
                                       classify_with_images, compute_path, compute_precision, custom_fixed_point,
                                       custom_root, distill_dataset, explore_implicit, implicit_figure,
                                       jacobian_slider_figure, lasso_problem, logistic_task, newton_solver,
@@ -138,6 +138,41 @@ def test_matrix_shaped_solutions_and_constants():
     torch.testing.assert_close(gB, torch.linalg.solve(A.T, C), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(gA, -torch.linalg.solve(A.T, C) @ X.detach().T, rtol=1e-9, atol=1e-12)
     assert root_vjp(F, X.detach(), (A, B, 2.0), C, solve="dense")[2] is None
+
+
+
+class _Cube(torch.autograd.Function):
+    "x³ as an old-style autograd.Function: torch.func cannot transform it, plain autograd can."
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x ** 2 * g
+
+
+def test_dense_solve_materialises_A_by_vmap_or_by_a_loop(ridge):
+    "solve='dense' builds A = ∂ₓF in one vmap of vjps (an F torch.func cannot transform: a loop of autograd products)."
+    x = ridge.solution(LAM)
+    c = torch.randn(len(x), generator=as_generator(8), dtype=F64)
+    cg = root_vjp(ridge.optimality, x, (_t(LAM),), c, solve="cg", tol=1e-13)[0]
+    assert abs(float(root_vjp(ridge.optimality, x, (_t(LAM),), c, solve="dense")[0] - cg)) < 1e-10 * abs(float(cg))
+    H = ridge.X.T @ ridge.X + LAM * torch.eye(len(x), dtype=F64)
+    torch.testing.assert_close(_jacobian(lambda z: ridge.optimality(z, _t(LAM)), x), H, rtol=1e-13, atol=1e-12)
+    fx = lambda z: ridge.optimality(z, _t(LAM)) + 0.01 * _Cube.apply(z)  # A = H + 0.03·diag(z²)
+    with pytest.raises(RuntimeError): torch.func.vjp(fx, x)
+    torch.testing.assert_close(_jacobian(fx, x), H + torch.diag(0.03 * x ** 2), rtol=1e-13, atol=1e-12)
+
+
+def test_dense_solve_names_a_zero_or_singular_A():
+    x, c = torch.ones(3, dtype=F64), torch.ones(3, dtype=F64)
+    with pytest.raises(ValueError, match="does not depend on x"):
+        root_vjp(lambda z, b: b - 1.0, x, (x.clone(),), c, solve="dense")
+    with pytest.raises(ValueError, match="singular"):
+        root_vjp(lambda z, b: z.sum() * torch.ones_like(z) - b, x, (x.clone(),), c, solve="dense")
 
 
 # ---------------------------------------------------------------- decorator semantics

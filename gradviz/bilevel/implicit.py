@@ -24,7 +24,7 @@ from torch.func import grad, jvp, vjp
 from .. import core
 from ..autodiff import hessian, saved_tensor_bytes
 from ..core import as_generator, check_choice, check_float, check_int, check_tensor, check_type, resolve_device
-from ..linalg import LinearSolveResult, linear_solve
+from ..linalg import LinearSolveResult, _dense_solve, linear_solve
 from ..viz import PALETTE, Explorer, dropdown, slider, slider_figure, subplots
 
 # %% auto #0
@@ -66,16 +66,43 @@ def _forward_product(fx: Callable, x: torch.Tensor, out: torch.Tensor, leaf: tor
         return lambda v: torch.autograd.grad(Atu, u, v.view_as(x), retain_graph=True)[0].reshape(-1)
     return lambda v: jvp(fx, (x,), (v.view_as(x),))[1].reshape(-1)
 
+def _check_output(out, x: torch.Tensor) -> None:
+    "F(x) must be a tensor shaped like x."
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        raise ValueError(f"`optimality_fn` must return a tensor shaped like x {tuple(x.shape)}, "
+                         f"got {getattr(out, 'shape', type(out).__name__)}")
+
+def _jacobian(fx: Callable, x: torch.Tensor) -> torch.Tensor:
+    "A = ∂ₓF (n×n), its rows eᵢᵀA: one `vmap` of vjps, or a loop of autograd products where F resists `torch.func`."
+    n, eye = x.numel(), torch.eye(x.numel(), dtype=x.dtype, device=x.device).view(-1, *x.shape)
+    try:
+        out, pull = vjp(fx, x)
+        _check_output(out, x)
+        return torch.vmap(pull)(eye)[0].reshape(n, n)
+    except RuntimeError:  # e.g. an old-style autograd.Function, or an operation without a batching rule
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            out = fx(leaf)
+        _check_output(out, x)
+        if not out.requires_grad: return x.new_zeros(n, n)
+        return torch.stack([torch.autograd.grad(out, leaf, e, retain_graph=True)[0].reshape(-1) for e in eye])
+
+def _dense_root_solve(fx: Callable, x: torch.Tensor, rhs: torch.Tensor, transpose: bool) -> LinearSolveResult:
+    "Aᵀu = rhs (`transpose`) or A t = rhs with A = ∂ₓF materialised (`_jacobian`) and factorised once."
+    A = _jacobian(fx, x)
+    if not bool(A.any()): raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
+    try: return _dense_solve(A.T if transpose else A, rhs.reshape(-1))
+    except ValueError: raise ValueError("A = ∂ₓF is singular at the solution: the implicit derivative is not unique")
+
 def _solve(F: Callable, x: torch.Tensor, params: tuple, rhs: torch.Tensor, transpose: bool, solve: str, tol: float,
            max_iters) -> LinearSolveResult:
     "Solve Aᵀu = rhs (`transpose`) or A t = rhs for A = ∂ₓF(x, θ), from products only."
     fx = lambda z: F(z, *params)
+    if solve == "dense": return _dense_root_solve(fx, x, rhs, transpose)
     with torch.enable_grad():  # one graph of F in x, reused by every product Aᵀv (cheaper than a vjp closure)
         leaf = x.detach().requires_grad_(True)
         out = fx(leaf)
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        raise ValueError(f"`optimality_fn` must return a tensor shaped like x {tuple(x.shape)}, "
-                         f"got {getattr(out, 'shape', type(out).__name__)}")
+    _check_output(out, x)
     if not out.requires_grad: raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
     At = lambda v: torch.autograd.grad(out, leaf, v.view_as(x), retain_graph=True)[0].reshape(-1)
     needs_A = solve == "normal_cg" or (not transpose and solve != "cg")  # CG assumes A = Aᵀ
