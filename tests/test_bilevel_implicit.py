@@ -14,8 +14,8 @@ from torch.func import jvp
 
 from gradviz.autodiff import hessian
 from gradviz.bilevel import implicit as impl
-from gradviz.bilevel.implicit import (SOLVES, _jacobian, Distillation, InnerProblem, Precision, SolutionPath, TuningRun,
-                                      classify_with_images, compute_path, compute_precision, custom_fixed_point,
+from gradviz.bilevel.implicit import (SOLVES, _graph, _jacobian, Distillation, InnerProblem, Precision, SolutionPath,
+                                      TuningRun, classify_with_images, compute_path, compute_precision, custom_fixed_point,
                                       custom_root, distill_dataset, explore_implicit, implicit_figure,
                                       jacobian_slider_figure, lasso_problem, logistic_task, newton_solver,
                                       plot_distilled, plot_path, plot_precision, plot_tuning, prox_gradient_map,
@@ -155,16 +155,29 @@ class _Cube(torch.autograd.Function):
 
 
 def test_dense_solve_materialises_A_by_vmap_or_by_a_loop(ridge):
-    "solve='dense' builds A = ∂ₓF in one vmap of vjps (an F torch.func cannot transform: a loop of autograd products)."
+    "solve='dense' builds A = ∂ₓF in one vmap of products on F's graph, also for an F torch.func cannot transform."
     x = ridge.solution(LAM)
     c = torch.randn(len(x), generator=as_generator(8), dtype=F64)
     cg = root_vjp(ridge.optimality, x, (_t(LAM),), c, solve="cg", tol=1e-13)[0]
     assert abs(float(root_vjp(ridge.optimality, x, (_t(LAM),), c, solve="dense")[0] - cg)) < 1e-10 * abs(float(cg))
     H = ridge.X.T @ ridge.X + LAM * torch.eye(len(x), dtype=F64)
-    torch.testing.assert_close(_jacobian(lambda z: ridge.optimality(z, _t(LAM)), x), H, rtol=1e-13, atol=1e-12)
+    jacobian = lambda fx: _jacobian(*_graph(lambda z: fx(z), x, (), ())[:2])
+    torch.testing.assert_close(jacobian(lambda z: ridge.optimality(z, _t(LAM))), H, rtol=1e-13, atol=1e-12)
     fx = lambda z: ridge.optimality(z, _t(LAM)) + 0.01 * _Cube.apply(z)  # A = H + 0.03·diag(z²)
     with pytest.raises(RuntimeError): torch.func.vjp(fx, x)
-    torch.testing.assert_close(_jacobian(fx, x), H + torch.diag(0.03 * x ** 2), rtol=1e-13, atol=1e-12)
+    torch.testing.assert_close(jacobian(fx), H + torch.diag(0.03 * x ** 2), rtol=1e-13, atol=1e-12)
+
+
+def test_parameter_product_runs_through_an_old_style_function(ridge):
+    "uᵀ∂_θF comes from F's one recorded graph, so an autograd.Function in the parameter path works with every solver."
+    x = ridge.solution(LAM)
+    c = torch.randn(len(x), generator=as_generator(9), dtype=F64)
+    F = lambda z, lam: ridge.optimality(z, 0.0) + lam * (z + 0.01 * _Cube.apply(z))  # B = ∂_λF = x + 0.01·x³
+    A = ridge.X.T @ ridge.X + LAM * torch.diag(1 + 0.03 * x ** 2)
+    expected = -torch.linalg.solve(A.T, c) @ (x + 0.01 * x ** 3)
+    for solve in ("dense", "gmres", "normal_cg"):
+        got = root_vjp(F, x, (_t(LAM),), c, solve=solve, tol=1e-13)[0]
+        assert abs(float(got - expected)) < 1e-9 * abs(float(expected)), solve
 
 
 def test_dense_solve_names_a_zero_or_singular_A():

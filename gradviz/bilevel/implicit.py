@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch.autograd.function import once_differentiable
-from torch.func import grad, jvp, vjp
+from torch.func import grad, jvp
 
 from .. import core
 from ..autodiff import hessian, saved_tensor_bytes
@@ -72,41 +72,45 @@ def _check_output(out, x: torch.Tensor) -> None:
         raise ValueError(f"`optimality_fn` must return a tensor shaped like x {tuple(x.shape)}, "
                          f"got {getattr(out, 'shape', type(out).__name__)}")
 
-def _jacobian(fx: Callable, x: torch.Tensor) -> torch.Tensor:
-    "A = ∂ₓF (n×n), its rows eᵢᵀA: one `vmap` of vjps, or a loop of autograd products where F resists `torch.func`."
-    n, eye = x.numel(), torch.eye(x.numel(), dtype=x.dtype, device=x.device).view(-1, *x.shape)
-    try:
-        out, pull = vjp(fx, x)
-        _check_output(out, x)
-        return torch.vmap(pull)(eye)[0].reshape(n, n)
-    except RuntimeError:  # e.g. an old-style autograd.Function, or an operation without a batching rule
-        with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            out = fx(leaf)
-        _check_output(out, x)
-        if not out.requires_grad: return x.new_zeros(n, n)
-        return torch.stack([torch.autograd.grad(out, leaf, e, retain_graph=True)[0].reshape(-1) for e in eye])
+def _graph(F: Callable, x: torch.Tensor, params: tuple, idx: Sequence[int]) -> tuple:
+    "F(x, θ) recorded once, x and the parameters at `idx` as leaves: (output, x's leaf, the parameters' leaves)."
+    with torch.enable_grad():
+        leaf, moving = x.detach().requires_grad_(True), [params[i].detach().requires_grad_(True) for i in idx]
+        full = list(params)
+        for i, p in zip(idx, moving): full[i] = p
+        out = F(leaf, *full)
+    _check_output(out, x)
+    if not out.requires_grad: raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
+    return out, leaf, moving
 
-def _dense_root_solve(fx: Callable, x: torch.Tensor, rhs: torch.Tensor, transpose: bool) -> LinearSolveResult:
+def _pull_x(out: torch.Tensor, leaf: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    "vᵀA = vᵀ∂ₓF on the recorded graph (kept for the next product), flattened."
+    g = torch.autograd.grad(out, leaf, v.view_as(out), retain_graph=True, allow_unused=True)[0]
+    if g is None: raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
+    return g.reshape(-1)
+
+def _jacobian(out: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
+    "A = ∂ₓF (n×n), its rows eᵢᵀA: one `vmap` of products on the recorded graph, or a loop where an operation can't batch."
+    n = leaf.numel()
+    eye = torch.eye(n, dtype=out.dtype, device=out.device).view(-1, *out.shape)
+    try: return torch.vmap(lambda e: _pull_x(out, leaf, e))(eye).reshape(n, n)
+    except RuntimeError: return torch.stack([_pull_x(out, leaf, e) for e in eye])  # e.g. a backward without vmap rules
+
+def _dense_root_solve(out: torch.Tensor, leaf: torch.Tensor, rhs: torch.Tensor, transpose: bool) -> LinearSolveResult:
     "Aᵀu = rhs (`transpose`) or A t = rhs with A = ∂ₓF materialised (`_jacobian`) and factorised once."
-    A = _jacobian(fx, x)
+    A = _jacobian(out, leaf)
     if not bool(A.any()): raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
     try: return _dense_solve(A.T if transpose else A, rhs.reshape(-1))
     except ValueError: raise ValueError("A = ∂ₓF is singular at the solution: the implicit derivative is not unique")
 
 def _solve(F: Callable, x: torch.Tensor, params: tuple, rhs: torch.Tensor, transpose: bool, solve: str, tol: float,
-           max_iters) -> LinearSolveResult:
-    "Solve Aᵀu = rhs (`transpose`) or A t = rhs for A = ∂ₓF(x, θ), from products only."
-    fx = lambda z: F(z, *params)
-    if solve == "dense": return _dense_root_solve(fx, x, rhs, transpose)
-    with torch.enable_grad():  # one graph of F in x, reused by every product Aᵀv (cheaper than a vjp closure)
-        leaf = x.detach().requires_grad_(True)
-        out = fx(leaf)
-    _check_output(out, x)
-    if not out.requires_grad: raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
-    At = lambda v: torch.autograd.grad(out, leaf, v.view_as(x), retain_graph=True)[0].reshape(-1)
+           max_iters, graph: tuple | None = None) -> LinearSolveResult:
+    "Solve Aᵀu = rhs (`transpose`) or A t = rhs for A = ∂ₓF(x, θ) on F's recorded `graph` (`_graph`; recorded if None)."
+    out, leaf, _ = _graph(F, x, params, ()) if graph is None else graph  # one graph, reused by every product
+    if solve == "dense": return _dense_root_solve(out, leaf, rhs, transpose)
+    At = lambda v: _pull_x(out, leaf, v)
     needs_A = solve == "normal_cg" or (not transpose and solve != "cg")  # CG assumes A = Aᵀ
-    A = _forward_product(fx, x, out, leaf) if needs_A else None
+    A = _forward_product(lambda z: F(z, *params), x, out, leaf) if needs_A else None
     mv, rmv = (At, A) if transpose or solve == "cg" else (A, At)
     res = linear_solve(mv, rhs.reshape(-1), solve, rmatvec=rmv if solve == "normal_cg" else None, tol=tol,
                        max_iters=max_iters)
@@ -117,17 +121,14 @@ def _solve(F: Callable, x: torch.Tensor, params: tuple, rhs: torch.Tensor, trans
 
 def _root_vjp(F: Callable, x: torch.Tensor, params: tuple, w: torch.Tensor, solve: str, tol: float, max_iters,
               wanted: Sequence[bool] | None = None) -> tuple:
-    "(uᵀ∂_θF per parameter, the linear solve), Aᵀu = −w; only the parameters `wanted` get a product."
-    res = _solve(F, x, params, -w, True, solve, tol, max_iters)
+    "(uᵀ∂_θF per parameter, the linear solve), Aᵀu = −w; only the parameters `wanted` get a product, from F's one graph."
     idx = [i for i, p in enumerate(params) if _moves(p) and (wanted is None or wanted[i])]
-    grads = [None] * len(params)
+    graph = _graph(F, x, params, idx)
+    res, grads = _solve(F, x, params, -w, True, solve, tol, max_iters, graph), [None] * len(params)
     if idx:
-        def f_theta(*moving):
-            full = list(params)
-            for i, p in zip(idx, moving): full[i] = p
-            return F(x, *full)
-        _, pull = vjp(f_theta, *(params[i] for i in idx))
-        for i, g in zip(idx, pull(res.x.view_as(x).to(x.dtype))): grads[i] = g
+        out, _, moving = graph
+        pulled = torch.autograd.grad(out, moving, res.x.view_as(out).to(out.dtype), allow_unused=True)
+        for i, p, g in zip(idx, moving, pulled): grads[i] = torch.zeros_like(p) if g is None else g
     return tuple(grads), res
 
 def root_vjp(
