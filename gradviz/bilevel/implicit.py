@@ -99,9 +99,10 @@ def _jacobian(out: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
 def _dense_root_solve(out: torch.Tensor, leaf: torch.Tensor, rhs: torch.Tensor, transpose: bool) -> LinearSolveResult:
     "Aᵀu = rhs (`transpose`) or A t = rhs with A = ∂ₓF materialised (`_jacobian`) and factorised once."
     A = _jacobian(out, leaf)
-    if not bool(A.any()): raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero")
     try: return _dense_solve(A.T if transpose else A, rhs.reshape(-1))
-    except ValueError: raise ValueError("A = ∂ₓF is singular at the solution: the implicit derivative is not unique")
+    except ValueError:  # a zero A is singular too: name the likelier mistake
+        if not bool(A.any()): raise ValueError("`optimality_fn` does not depend on x: A = ∂ₓF is zero") from None
+        raise ValueError("A = ∂ₓF is singular at the solution: the implicit derivative is not unique") from None
 
 def _solve(F: Callable, x: torch.Tensor, params: tuple, rhs: torch.Tensor, transpose: bool, solve: str, tol: float,
            max_iters, graph: tuple | None = None) -> LinearSolveResult:
