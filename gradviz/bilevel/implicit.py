@@ -90,7 +90,7 @@ def _pull_x(out: torch.Tensor, leaf: torch.Tensor, v: torch.Tensor) -> torch.Ten
     return g.reshape(-1)
 
 def _jacobian(out: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
-    "A = ∂ₓF (n×n), its rows eᵢᵀA: one `vmap` of products on the recorded graph, or a loop where an operation can't batch."
+    "A = ∂ₓF (n×n), its rows eᵢᵀA: one `vmap` of products on F's graph, or a loop where an operation can't batch."
     n = leaf.numel()
     eye = torch.eye(n, dtype=out.dtype, device=out.device).view(-1, *out.shape)
     try: return torch.vmap(lambda e: _pull_x(out, leaf, e))(eye).reshape(n, n)
@@ -122,7 +122,7 @@ def _solve(F: Callable, x: torch.Tensor, params: tuple, rhs: torch.Tensor, trans
 
 def _root_vjp(F: Callable, x: torch.Tensor, params: tuple, w: torch.Tensor, solve: str, tol: float, max_iters,
               wanted: Sequence[bool] | None = None) -> tuple:
-    "(uᵀ∂_θF per parameter, the linear solve), Aᵀu = −w; only the parameters `wanted` get a product, from F's one graph."
+    "(uᵀ∂_θF per parameter, the linear solve), Aᵀu = −w, all on F's one graph; only the parameters `wanted` move."
     idx = [i for i, p in enumerate(params) if _moves(p) and (wanted is None or wanted[i])]
     graph = _graph(F, x, params, idx)
     res, grads = _solve(F, x, params, -w, True, solve, tol, max_iters, graph), [None] * len(params)
