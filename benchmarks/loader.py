@@ -19,9 +19,9 @@ Sections, per problem:
    (BackPACK's diagonal Hessian on the float64 copy), over `trace_repeat` seeds.
 3. `products`: one loader product (streaming and kept graphs, both product methods) against the in-memory product on
    the concatenated data, with the streaming product broken into its parts.
-4. `distributed`: the top-10 Lanczos run on two processes (`gradviz.parallel.run_workers`, each rank a contiguous half of
-   the batches, cut where the sample counts balance best (1,024 and 1,076 samples),
-   `distributed=True`, one torch thread each) against one process on all batches, with and without process start-up.
+4. `distributed`: the top-10 Lanczos run on two processes (`gradviz.parallel.run_workers`, each rank its contiguous
+   `split_evenly` half of the samples (1,050 each) in batches of the same size, `distributed=True`, one torch thread
+   each) against one process on all batches, with and without process start-up.
 
 hessian-eigenthings averages batch Hessians with equal weights (`total / num_batches`); with a plain mean loss and a
 short last batch that is not the full-data Hessian. Its matched runs use the loss `sum · num_batches / N`, which makes
@@ -74,13 +74,14 @@ class Config:
     product_batch: int = 3  # products per timed product sample
     distributed: bool = True
     distributed_modes: tuple[str, ...] = ("streaming", "keep_graphs")
+    distributed_problems: tuple[str, ...] = ("mlp", "cnn")  # the smoke run spawns workers for the MLP only
     worker_timeout_s: float = 300.0
 
 
 QUICK = dict(quick=True, repeat=1, mlp_sizes=(16, 32, 4), cnn_width=4, num_samples=300, batch_size=64, train_steps=20,
              k=3, solver_repeat=1, gradviz_tols=(1e-2, None, 1e-6), eigenthings_steps=(6, 12, 24, 48), eigsh_tols=(1e-3, 1e-6),
              pyhessian_tols=(1e-6,), pyhessian_max_iter=200, pyhessian_cap_s=4.0, trace_budgets=(12,), trace_repeat=1,
-             product_batch=2, distributed_modes=("streaming",), worker_timeout_s=120.0)
+             product_batch=2, distributed_modes=("streaming",), distributed_problems=("mlp",), worker_timeout_s=120.0)
 
 
 # ----------------------------------------------------------------------------- problems
@@ -127,17 +128,11 @@ def build(cfg: Config, kind: str, device) -> SimpleNamespace:
                                      "dtype": "float32", "loss": "cross_entropy (mean)", "final_training_loss": float(losses[-1])})
 
 
-def share(batches: list, world_size: int, rank: int) -> list:
-    "`rank`'s contiguous share of the batches, cut where the running sample count is nearest to an equal split."
-    counts = [len(b[1]) for b in batches]
-    total, cuts, run = sum(counts), [0], 0
-    for r in range(1, world_size):
-        goal = total * r / world_size
-        i = cuts[-1]
-        while i < len(counts) and abs(run + counts[i] - goal) < abs(run - goal): run += counts[i]; i += 1
-        cuts.append(i)
-    cuts.append(len(batches))
-    return batches[cuts[rank]:cuts[rank + 1]]
+def share(X, y, batch_size: int, world_size: int, rank: int) -> list:
+    "`rank`'s batches: its contiguous `split_evenly` share of the samples (counts differ by one at most), batched."
+    from gradviz.parallel import split_evenly
+    mine = split_evenly(len(y), world_size, rank)
+    return split(X[mine], y[mine], batch_size)
 
 
 def CE(reduction: str = "mean"):
@@ -478,8 +473,7 @@ def _dist_worker(rank: int, world_size: int, spec: dict, state: dict, X, y, batc
     model = make_model(spec)
     model.load_state_dict(state)
     model.eval()
-    batches = split(X, y, batch_size)
-    mine = share(batches, world_size, rank)
+    mine = share(X, y, batch_size, world_size, rank)
     kw = dict(distributed=True) if world_size > 1 else {}
     runs, first_product, values = [], None, None
     for r in range(repeat):
@@ -592,8 +586,9 @@ def run(cfg: Config) -> dict:
         res["eig"] = section_eig(b, P, res["reference"]["top_eigenvalues"], peers)
         res["trace"] = section_trace(b, P, peers)
         res["products"] = section_products(b, P)
-        if cfg.distributed and device.type == "cpu": res["distributed"] = section_distributed(b, P)
-        else: res["distributed"] = {"skipped": "distributed section runs on the CPU only (gloo)"}
+        if device.type != "cpu": res["distributed"] = {"skipped": "distributed section runs on the CPU only (gloo)"}
+        elif cfg.distributed and kind in cfg.distributed_problems: res["distributed"] = section_distributed(b, P)
+        else: res["distributed"] = {"skipped": "not among `distributed_problems`"}
         ref = res["reference"]
         if abs(ref["smallest_eigenvalue"]) >= abs(ref["top_eigenvalues"][-1]):
             b.note(f"{kind}: |λmin| ≈ {abs(ref['smallest_eigenvalue']):.3g} ≥ λ{cfg.k} ≈ {ref['top_eigenvalues'][-1]:.3g}: PyHessian's "
