@@ -96,6 +96,11 @@ def timed_rounds(fns: dict[str, Callable[[], object]], repeat: int, device=None)
     return times
 
 
+def paired_ratio(times: list[float], baseline: list[float]) -> float:
+    "Median over rounds of a method's time over its baseline's in the same round (`timed_rounds`): drift cancels."
+    return median([t / b for t, b in zip(times, baseline)])
+
+
 def jsonable(x):
     "`x` with NumPy/torch scalars and arrays turned into Python values and non-finite floats into None."
     import numpy as np

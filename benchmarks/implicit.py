@@ -9,7 +9,8 @@ Sections (each a function `section_<name>(bench)` listed in `SECTIONS`):
    (a Cholesky solve) and differs in the backward pass: the closed form (−(H⁻¹∇L)ᵀw* with the same factor), gradviz
    `custom_root(∇g)` with `solve="cg"` and with `solve="dense"` (A = ∂ₓF materialised by one vmap of backward
    passes through F's graph, then LU), TorchOpt 0.7.3 `custom_root` with `solve_cg`, `solve_normal_cg` (its default)
-   and `solve_inv` (it materialises A too). One timed call is forward + backward. Accuracy: relative error against the closed form, ≤ 1e-6 required.
+   and `solve_inv` (it materialises A too). One timed call is forward + backward. Accuracy: relative error against
+   the closed form, ≤ 1e-6 required.
    Target: gradviz's faster solver ≥ 2× faster than TorchOpt's `solve_cg` and `solve_normal_cg`; like against like
    (cg against `solve_cg`) is reported beside it, and `solve_inv` (dense against dense) is reported, not a target.
 2. `unrolled`: gradient descent with η = 1/(L + λ) for k = 10, 100, 1000 steps from 0, differentiated by unrolling
@@ -25,11 +26,10 @@ from __future__ import annotations
 
 import sys
 import warnings
-from statistics import median
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import BenchConfig, run_sections, section_main, timed_rounds, timing
+from . import BenchConfig, paired_ratio, run_sections, section_main, timed_rounds, timing
 from .hessian import Bench, fmt_s
 
 NAME = "implicit"
@@ -117,14 +117,14 @@ def section_hypergradient(b: Bench) -> dict:
     best = min(accurate or ["gradviz custom_root (cg)"], key=lambda k: rows[k]["timing"]["median_s"])
     ours = rows[best]["timing"]["median_s"]
     for k, r in rows.items():
-        r["ratio_to_gradviz"] = median([t / o for t, o in zip(times[k], times[best])])  # same-round pairs
+        r["ratio_to_gradviz"] = paired_ratio(times[k], times[best])
         r["ratio_of_medians_to_gradviz"] = r["timing"]["median_s"] / ours
         b.row(k, fmt_s(r["timing"]["median_s"]), f"{r['ratio_to_gradviz']:.2f}× the time of {best} (ratio of medians "
               f"{r['ratio_of_medians_to_gradviz']:.2f}); relative error {r['rel_error']:.1e}")
     like = {"torchopt solve_cg": "gradviz custom_root (cg)", "torchopt solve_normal_cg": "gradviz custom_root (cg)",
             "torchopt solve_inv": "gradviz custom_root (dense)"}
     same_ratio = lambda peer: (f"; like against like ({like[peer]}) "
-                               f"{median([t / o for t, o in zip(times[peer], times[like[peer]])]):.2f}×")
+                               f"{paired_ratio(times[peer], times[like[peer]]):.2f}×")
     for peer in ("torchopt solve_cg", "torchopt solve_normal_cg", "torchopt solve_inv"):
         ok = peer in rows and rows[peer]["rel_error"] <= cfg.max_rel_error and bool(accurate)
         if peer == "torchopt solve_inv":  # not a target (CONTRIBUTING names TorchOpt's CG solvers): dense against dense

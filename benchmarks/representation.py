@@ -25,11 +25,10 @@ Every timing is the median of `--repeat` runs (at least 5 unless `--quick`), tak
 from __future__ import annotations
 
 import time
-from statistics import median
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import finish, make_config, render_table, start, timed_rounds, timing
+from . import finish, make_config, paired_ratio, render_table, start, timed_rounds, timing
 from .hessian import Bench, fmt_s
 
 NAME = "representation"
@@ -200,7 +199,7 @@ def section_cdc(b: Bench) -> dict:
                 r = {k: timing(v, per=calls, calls_per_sample=calls) for k, v in timed_rounds(
                     {"CDConv2d": looped["CDConv2d"], "cdc_reference": looped["cdc_reference"]}, cfg.repeat, b.device).items()}
                 row[mode] = {"timings": {**t, "cdc_reference": r["cdc_reference"]},
-                             "ratio_cdc_over_conv": median([a / c for a, c in zip(raw["CDConv2d"], raw["nn.Conv2d"])]),
+                             "ratio_cdc_over_conv": paired_ratio(raw["CDConv2d"], raw["nn.Conv2d"]),
                              "ratio_of_medians_cdc_over_conv": t["CDConv2d"]["median_s"] / t["nn.Conv2d"]["median_s"],
                              "ratio_reference_over_cdc": r["cdc_reference"]["median_s"] / r["CDConv2d"]["median_s"]}
                 b.row(f"{c} ch, {size}², {mode.replace('_', ' + ')}", fmt_s(t["CDConv2d"]["median_s"]),
